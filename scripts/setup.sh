@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything Barrage needs to build, test and benchmark on a fresh
+# Debian 12 (bookworm) machine. Idempotent: running it twice is harmless.
+# The Dockerfile runs this same script, so the image and CI build alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# Build toolchain and libraries (all from Debian).
+BUILD_PKGS=(
+  build-essential cmake pkg-config git ca-certificates
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
+  duktape-dev
+  libboost-dev libboost-context-dev libboost-coroutine-dev
+  libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev
+  nodejs npm
+)
+# Peers for benchmarks and servers for integration tests.
+TEST_PKGS=(
+  nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2
+)
+
+want=()
+for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
+done
+# node and npm may come from outside Debian on some machines; skip them when present.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  want=("${want[@]/nodejs}"); want=("${want[@]/npm}")
+fi
+filtered=()
+for p in "${want[@]}"; do [ -n "$p" ] && filtered+=("$p"); done
+if [ "${#filtered[@]}" -gt 0 ]; then
+  echo "setup: installing ${filtered[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${filtered[@]}"
+fi
+
+# babel-standalone 6, pinned by scripts/js/package-lock.json; embedded into
+# the barrage binary at build time.
+(cd scripts/js && npm ci --no-audit --no-fund --loglevel=error)
+echo "setup: done"
