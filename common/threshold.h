@@ -45,8 +45,10 @@ absl::Status ValidateAggregation(const ThresholdExpr& expr, metrics::MetricType 
 // The aggregation's value over agg. Counter rate = count / test_duration.
 // Trend values are in the metric's unit (ms for time). nullopt when there
 // is no value: a Rate with no samples (its threshold passes), or any empty
-// metric during the run (skipped). At the end (final=true) an empty Trend,
-// Counter or Gauge gives 0.
+// metric during the run (skipped); also when the aggregation does not apply
+// to the type (ValidateAggregation first). At the end (final=true) an empty
+// Trend, Counter or Gauge gives 0. A Counter's rate is 0 when test_duration
+// is not positive.
 std::optional<double> AggregationValue(const ThresholdExpr& expr, const metrics::Aggregate* agg,
                                        metrics::MetricType type, absl::Duration test_duration,
                                        bool final);

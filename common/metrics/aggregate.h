@@ -20,7 +20,9 @@ class Aggregate {
 
   // time_ns: sample time, Unix nanoseconds. It decides a gauge's last value
   // (the latest sample wins; on a tie, the larger value, so merge order
-  // never matters) and first_seen_ns().
+  // never matters) and first_seen_ns(). A NaN sample is dropped whole (not
+  // counted), as the histogram must drop it. min and max are kept for every
+  // type.
   void Add(double value, int64_t time_ns);
   // Same type required (BARRAGE_CHECK).
   void Merge(const Aggregate& other);
