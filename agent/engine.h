@@ -1,0 +1,105 @@
+// Runs a test's share on this process: creates the VUs, runs setup, the
+// scenarios' executors and teardown, and hands out the samples. The embedded
+// mode of `barrage run` drives it directly; the agent daemon will drive it
+// from the control plane (TODO(#5)).
+//
+// Threads: the public methods are called from one controlling thread; VUs
+// run on the WorkerPool. Executors are designed per scenario so the other
+// k6 executors (TODO(#4)) plug in beside the three here.
+#ifndef BARRAGE_AGENT_ENGINE_H_
+#define BARRAGE_AGENT_ENGINE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/js/bundle.h"
+#include "agent/vu.h"
+#include "agent/worker_pool.h"
+#include "common/options.h"
+
+namespace barrage::agent {
+
+struct EngineConfig {
+  std::shared_ptr<const js::Bundle> bundle;
+  std::vector<Scenario> scenarios;
+  std::map<std::string, std::string> env;
+  metrics::TagSet test_tags;
+  bool throw_on_bad_metric_value = false;
+  int threads = 0;  // workers; 0 = number of cores
+};
+
+struct EngineProgress {
+  int64_t vus_active = 0;
+  int64_t vus_max = 0;
+  int64_t iterations_completed = 0;
+  int64_t iterations_interrupted = 0;
+};
+
+class Engine : public VuOwner {
+ public:
+  explicit Engine(EngineConfig config);
+  ~Engine() override;
+
+  // Creates the scenarios' VUs (ids 1..N), each running the init context
+  // from the bundle, spread over the workers. The first failure is returned.
+  absl::Status InitVus();
+  int64_t planned_vus() const;
+
+  // setup() on its own VU (__VU 0, group ::setup). Returns its result as
+  // JSON (nullopt for undefined). kDeadlineExceeded past `timeout`; a script
+  // error keeps its stack trace.
+  absl::StatusOr<std::optional<std::string>> RunSetup(absl::Duration timeout);
+  // teardown(data), likewise.
+  absl::Status RunTeardown(const std::optional<std::string>& data, absl::Duration timeout);
+  bool HasExport(const std::string& name) const;
+
+  // Runs every scenario to its end (gracefulStop included) or until Stop().
+  // Blocks the calling thread.
+  void Run(const std::optional<std::string>& setup_data);
+  // Stops the scenarios at once (abort, abortOnFail): VUs are interrupted.
+  void Stop();
+
+  // Moves the samples gathered so far into `into`, plus the vus and
+  // vus_max gauges sampled now.
+  absl::Status Collect(metrics::MetricStore& into);
+  EngineProgress Progress() const;
+
+  // Set when the script called exec.test.abort().
+  std::optional<std::string> abort_reason() const;
+
+  // VuOwner
+  absl::Status DefineMetric(const metrics::MetricDef& def) override;
+  void AbortTest(const std::string& reason) override;
+
+ private:
+  struct ScenarioRun;
+  absl::StatusOr<std::optional<std::string>> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
+                                                          absl::Duration timeout, bool want_result);
+  void RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario, const std::optional<std::string>& data);
+
+  EngineConfig config_;
+  WorkerPool pool_;
+  std::vector<std::string> exports_;
+  std::vector<std::unique_ptr<Vu>> vus_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, metrics::MetricDef> defs_;
+  std::optional<std::string> abort_reason_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<int64_t> vus_active_{0};
+  std::atomic<int64_t> vus_max_{0};
+  std::atomic<int64_t> iterations_completed_{0};
+  std::atomic<int64_t> iterations_interrupted_{0};
+  std::vector<std::unique_ptr<ScenarioRun>> runs_;
+};
+
+}  // namespace barrage::agent
+
+#endif  // BARRAGE_AGENT_ENGINE_H_

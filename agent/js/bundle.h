@@ -1,0 +1,24 @@
+// What a test's script consists of once the first init pass has run: the
+// transformed modules and every file the script read, as DESIGN.md's archive
+// holds them. VUs execute only from a Bundle: open() and client.load() on a
+// VU read it, never the disk. Immutable once built; shared by every VU.
+#ifndef BARRAGE_AGENT_JS_BUNDLE_H_
+#define BARRAGE_AGENT_JS_BUNDLE_H_
+
+#include <map>
+#include <string>
+
+namespace barrage::agent::js {
+
+struct Bundle {
+  std::string main_path;                      // absolute path of the main script
+  std::map<std::string, std::string> modules;  // absolute path -> transformed (ES5) source
+  std::map<std::string, std::string> files;    // absolute path -> contents (open(), protos)
+  // absolute path -> Duktape bytecode of the module wrapper function, made
+  // once from `modules` (Runtime::CompileBundle) and loaded into each VU.
+  std::map<std::string, std::string> bytecode;
+};
+
+}  // namespace barrage::agent::js
+
+#endif  // BARRAGE_AGENT_JS_BUNDLE_H_

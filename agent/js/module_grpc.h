@@ -1,0 +1,28 @@
+// k6/net/grpc for one VU: its clients' state. The JS surface (argument
+// checks with k6's messages, Response objects) is in module_grpc.cc's
+// embedded script; the natives do descriptors, conversion and the calls
+// through agent/grpc.
+#ifndef BARRAGE_AGENT_JS_MODULE_GRPC_H_
+#define BARRAGE_AGENT_JS_MODULE_GRPC_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/grpc/connection.h"
+#include "agent/grpc/proto_registry.h"
+
+namespace barrage::agent::js {
+
+struct GrpcClientState {
+  // Shared, immutable once loaded: every VU runs the same init code, so the
+  // registries are cached process-wide by the sequence of load calls.
+  std::shared_ptr<const grpc_client::ProtoRegistry> registry;
+  std::string load_key;  // the cumulative load calls, the cache key
+  std::shared_ptr<grpc_client::Connection> connection;
+  std::string address;
+};
+
+}  // namespace barrage::agent::js
+
+#endif  // BARRAGE_AGENT_JS_MODULE_GRPC_H_

@@ -1,0 +1,233 @@
+// Barrage runtime prelude: runs first in every VU heap (Duktape 2.7, ES5.1
+// plus some ES2015). It fills what Babel's output and k6 scripts need and
+// Duktape lacks, and builds the JS halves of the k6 modules on top of the
+// native primitives in the hidden object __b (see runtime.cc). Written in
+// ES5: it is not passed through Babel.
+(function (global) {
+  'use strict';
+  var b = global.__b;
+
+  // ---- polyfills -----------------------------------------------------------
+  function define(obj, name, fn) {
+    if (!obj[name]) Object.defineProperty(obj, name, { value: fn, writable: true, configurable: true });
+  }
+  if (typeof Symbol !== 'undefined') {
+    var arrayIter = function () {
+      var a = this, i = 0;
+      var it = { next: function () { return i < a.length ? { value: a[i++], done: false } : { value: undefined, done: true }; } };
+      it[Symbol.iterator] = function () { return this; };
+      return it;
+    };
+    define(Array.prototype, Symbol.iterator, arrayIter);
+    define(String.prototype, Symbol.iterator, arrayIter);
+    if (typeof Uint8Array !== 'undefined') define(Uint8Array.prototype, Symbol.iterator, arrayIter);
+  }
+  define(Object, 'entries', function (o) { return Object.keys(o).map(function (k) { return [k, o[k]]; }); });
+  define(Object, 'values', function (o) { return Object.keys(o).map(function (k) { return o[k]; }); });
+  define(Array.prototype, 'includes', function (x) {
+    for (var i = 0; i < this.length; i++) if (this[i] === x || (x !== x && this[i] !== this[i])) return true;
+    return false;
+  });
+  define(Array.prototype, 'find', function (f, t) { for (var i = 0; i < this.length; i++) if (f.call(t, this[i], i, this)) return this[i]; });
+  define(Array.prototype, 'findIndex', function (f, t) { for (var i = 0; i < this.length; i++) if (f.call(t, this[i], i, this)) return i; return -1; });
+  define(Array.prototype, 'fill', function (v, s, e) { var n = this.length; s = s || 0; e = e === undefined ? n : e; for (var i = s; i < e; i++) this[i] = v; return this; });
+  define(Array, 'from', function (src, f, t) {
+    var out = [];
+    if (src == null) return out;
+    if (typeof Symbol !== 'undefined' && src[Symbol.iterator] && typeof src.length !== 'number') {
+      var it = src[Symbol.iterator](), r;
+      while (!(r = it.next()).done) out.push(r.value);
+    } else { for (var i = 0; i < src.length; i++) out.push(src[i]); }
+    return f ? out.map(f, t) : out;
+  });
+  define(Array, 'of', function () { return Array.prototype.slice.call(arguments); });
+  define(String.prototype, 'includes', function (s, p) { return this.indexOf(s, p) !== -1; });
+  define(String.prototype, 'startsWith', function (s, p) { p = p || 0; return this.substr(p, s.length) === s; });
+  define(String.prototype, 'endsWith', function (s, l) { var t = l === undefined ? this : this.substr(0, l); return t.substr(t.length - s.length) === s; });
+  define(String.prototype, 'repeat', function (n) { var r = ''; for (var i = 0; i < n; i++) r += this; return r; });
+  define(String.prototype, 'padStart', function (n, c) { var s = String(this); c = c === undefined ? ' ' : String(c); while (s.length < n) s = c + s; return s.length > n && c.length > 1 ? s.substr(s.length - n) : s; });
+  define(String.prototype, 'padEnd', function (n, c) { var s = String(this); c = c === undefined ? ' ' : String(c); while (s.length < n) s = s + c; return s.substr(0, Math.max(n, this.length)); });
+  define(String.prototype, 'trimStart', function () { return this.replace(/^\s+/, ''); });
+  define(String.prototype, 'trimEnd', function () { return this.replace(/\s+$/, ''); });
+  define(Number, 'isInteger', function (v) { return typeof v === 'number' && isFinite(v) && Math.floor(v) === v; });
+  define(Number, 'isFinite', function (v) { return typeof v === 'number' && isFinite(v); });
+  define(Number, 'isNaN', function (v) { return typeof v === 'number' && v !== v; });
+
+  // Map and Set: insertion-ordered, SameValueZero keys. Linear for object
+  // keys; scripts use them for small collections.
+  if (typeof global.Map === 'undefined') {
+    var keyOf = function (k) {
+      var t = typeof k;
+      if (t === 'string') return 's' + k;
+      if (t === 'number') return k !== k ? 'nan' : 'n' + (k === 0 ? 0 : k);
+      if (t === 'boolean' || t === 'undefined' || k === null) return 'p' + String(k);
+      return null;
+    };
+    var MapImpl = function (init) {
+      this._keys = []; this._vals = []; this._idx = {}; this.size = 0;
+      if (init) { var arr = Array.from(init); for (var i = 0; i < arr.length; i++) this.set(arr[i][0], arr[i][1]); }
+    };
+    MapImpl.prototype._find = function (k) {
+      var h = keyOf(k);
+      if (h !== null) { var i = this._idx[h]; return i === undefined ? -1 : i; }
+      for (var j = 0; j < this._keys.length; j++) if (this._keys[j] === k) return j;
+      return -1;
+    };
+    MapImpl.prototype.get = function (k) { var i = this._find(k); return i < 0 ? undefined : this._vals[i]; };
+    MapImpl.prototype.has = function (k) { return this._find(k) >= 0; };
+    MapImpl.prototype.set = function (k, v) {
+      var i = this._find(k);
+      if (i >= 0) { this._vals[i] = v; return this; }
+      var h = keyOf(k); if (h !== null) this._idx[h] = this._keys.length;
+      this._keys.push(k); this._vals.push(v); this.size++; return this;
+    };
+    MapImpl.prototype['delete'] = function (k) {
+      var i = this._find(k); if (i < 0) return false;
+      this._keys.splice(i, 1); this._vals.splice(i, 1); this.size--;
+      this._idx = {}; for (var j = 0; j < this._keys.length; j++) { var h = keyOf(this._keys[j]); if (h !== null) this._idx[h] = j; }
+      return true;
+    };
+    MapImpl.prototype.clear = function () { this._keys = []; this._vals = []; this._idx = {}; this.size = 0; };
+    MapImpl.prototype.forEach = function (f, t) { for (var i = 0; i < this._keys.length; i++) f.call(t, this._vals[i], this._keys[i], this); };
+    MapImpl.prototype.keys = function () { return this._keys.slice()[Symbol.iterator](); };
+    MapImpl.prototype.values = function () { return this._vals.slice()[Symbol.iterator](); };
+    MapImpl.prototype.entries = function () { var r = []; for (var i = 0; i < this._keys.length; i++) r.push([this._keys[i], this._vals[i]]); return r[Symbol.iterator](); };
+    MapImpl.prototype[Symbol.iterator] = MapImpl.prototype.entries;
+    global.Map = MapImpl;
+    var SetImpl = function (init) { this._m = new MapImpl(); this.size = 0; if (init) { var a = Array.from(init); for (var i = 0; i < a.length; i++) this.add(a[i]); } };
+    SetImpl.prototype.add = function (v) { this._m.set(v, v); this.size = this._m.size; return this; };
+    SetImpl.prototype.has = function (v) { return this._m.has(v); };
+    SetImpl.prototype['delete'] = function (v) { var r = this._m['delete'](v); this.size = this._m.size; return r; };
+    SetImpl.prototype.clear = function () { this._m.clear(); this.size = 0; };
+    SetImpl.prototype.forEach = function (f, t) { var s = this; this._m.forEach(function (v) { f.call(t, v, v, s); }); };
+    SetImpl.prototype.values = function () { return this._m.values(); };
+    SetImpl.prototype.keys = SetImpl.prototype.values;
+    SetImpl.prototype.entries = function () { return this._m._keys.map(function (k) { return [k, k]; })[Symbol.iterator](); };
+    SetImpl.prototype[Symbol.iterator] = SetImpl.prototype.values;
+    global.Set = SetImpl;
+  }
+
+  // ---- console -------------------------------------------------------------
+  // k6 prints strings as they are, objects as JSON (cycles as [Circular]),
+  // functions as [object Function], errors as their string.
+  function formatValue(v) {
+    if (typeof v === 'string') return v;
+    if (typeof v === 'function') return '[object Function]';
+    if (v instanceof Error) return String(v);
+    if (v === undefined) return 'undefined';
+    if (typeof v !== 'object' || v === null) return String(v);
+    var seen = [];
+    try {
+      return JSON.stringify(v, function (k, x) {
+        if (typeof x === 'object' && x !== null) {
+          if (seen.indexOf(x) !== -1) return '[Circular]';
+          seen.push(x);
+        }
+        if (typeof x === 'function') return '[object Function]';
+        return x;
+      });
+    } catch (e) { return String(v); }
+  }
+  function logger(level) {
+    return function () {
+      var parts = [];
+      for (var i = 0; i < arguments.length; i++) parts.push(formatValue(arguments[i]));
+      b.log(level, parts.join(' '));
+    };
+  }
+  global.console = { log: logger('info'), info: logger('info'), debug: logger('debug'),
+                     warn: logger('warning'), error: logger('error') };
+
+  // ---- shared helpers for the modules ----------------------------------------
+  // Tag values: strings, numbers and booleans, stringified as JS does.
+  function checkTags(tags, wrap) {
+    if (tags === undefined || tags === null) return null;
+    if (typeof tags !== 'object') throw new Error(wrap + 'tags must be an object');
+    var out = {};
+    Object.keys(tags).forEach(function (k) {
+      var v = tags[k], t = typeof v;
+      if (t !== 'string' && t !== 'number' && t !== 'boolean') {
+        throw new Error(wrap + "invalid value for metric tag '" + k +
+          "': only String, Boolean and Number types are accepted as a metric tag values");
+      }
+      out[k] = String(v);
+    });
+    return out;
+  }
+  b.checkTags = checkTags;
+  function isAsyncFn(f) {
+    // Babel turns async functions into regular ones; the runtime marks none.
+    return typeof f === 'function' && f.constructor && f.constructor.name === 'AsyncFunction';
+  }
+
+  // ---- module k6 -------------------------------------------------------------
+  var k6 = {};
+  k6.check = function (value, sets, tags) {
+    if (b.inInit()) throw new Error('Using check() in the init context is not supported');
+    if (sets === undefined || sets === null || typeof sets !== 'object') throw new Error('no checks provided to `check`');
+    var extra = checkTags(tags, 'metric tags: ');
+    var all = true;
+    var keys = Object.keys(sets);
+    for (var i = 0; i < keys.length; i++) {
+      var name = keys[i];
+      if (name.indexOf('::') !== -1) throw new Error("group and check names may not contain '::'");
+      var c = sets[name], ok;
+      if (typeof c === 'function') {
+        if (isAsyncFn(c)) throw new Error('check() does not support async functions');
+        try { ok = c(value); } catch (e) { b.check(name, false, extra); throw e; }
+      } else {
+        ok = c;
+      }
+      ok = !!ok;
+      b.check(name, ok, extra);
+      if (!ok) all = false;
+    }
+    return all;
+  };
+  k6.group = function (name, fn) {
+    if (b.inInit()) throw new Error('group() is not supported in the init context');
+    if (typeof name !== 'string' || name === '') throw new Error('group name must be a non-empty string');
+    if (name.indexOf('::') !== -1) throw new Error("group and check names may not contain '::'");
+    if (typeof fn !== 'function') throw new Error('group() requires a callback as a second argument');
+    if (isAsyncFn(fn)) throw new Error('group() does not support async functions as arguments');
+    var prev = b.groupEnter(name), start = b.now();
+    try { return fn(); } finally { b.groupExit(prev, b.now() - start); }
+  };
+  k6.sleep = function (secs) { b.sleep(Number(secs)); };
+  k6.fail = function (msg) { throw new Error(msg === undefined ? '' : String(msg)); };
+  k6.randomSeed = function (seed) { b.randomSeed(Number(seed)); };
+  b.modules['k6'] = k6;
+  b.modules['k6/timers'] = {};
+
+  // ---- module k6/metrics -----------------------------------------------------------
+  var metricNameRe = /^[a-zA-Z_][a-zA-Z0-9_]{1,128}$/;
+  function metricCtor(type) {
+    var Ctor = function (name, isTime) {
+      if (!(this instanceof Ctor)) throw new TypeError("Class constructor can't be invoked without 'new'");
+      if (!b.inInit()) throw new Error('metrics must be declared in the init context');
+      name = String(name);
+      if (!metricNameRe.test(name)) {
+        throw new Error("Invalid metric name: '" + name + "'. Metric names must only include up to 128 ASCII " +
+          'letters, numbers, or underscores and start with a letter or an underscore.');
+      }
+      b.defineMetric(name, type, !!isTime);
+      Object.defineProperty(this, 'name', { value: name, enumerable: true });
+    };
+    Ctor.prototype.add = function (value, tags) {
+      if (b.inInit()) throw new Error('Adding to metrics in the init context is not supported');
+      var extra = checkTags(tags, "cannot add tags for the '" + this.name + "' custom metric: ");
+      var v = value === null || value === undefined ? NaN : Number(value);
+      if (v !== v) {
+        var msg = "'" + value + "' is an invalid value for metric '" + this.name + "', a number or a boolean value is expected";
+        if (b.throwOnBadValue()) throw new Error(msg);
+        console.warn(msg);
+        return false;
+      }
+      b.emit(this.name, v, extra);
+      return true;
+    };
+    return Ctor;
+  }
+  b.modules['k6/metrics'] = { Counter: metricCtor('counter'), Gauge: metricCtor('gauge'),
+                              Rate: metricCtor('rate'), Trend: metricCtor('trend') };
+})(this);

@@ -1,0 +1,591 @@
+#include "agent/js/runtime.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "agent/js/embedded_js.h"
+#include "agent/js/module_grpc.h"
+#include "agent/js/safe_call.h"
+#include "agent/js/transform.h"
+#include "agent/js/values.h"
+#include "common/status_macros.h"
+
+namespace barrage::agent::js {
+namespace {
+
+constexpr char kRuntimeKey[] = "\xff" "runtime";
+
+// The module wrapper: kept on the module's first line so that line numbers
+// in stack traces are the user's.
+constexpr char kWrapperHead[] = "function (exports, require, module, __filename, __dirname) {";
+constexpr char kWrapperTail[] = "\n}";
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Resolves "." and ".." in an absolute path.
+std::string NormalizePath(const std::string& path) {
+  std::vector<std::string> parts;
+  for (absl::string_view p : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (p == ".") continue;
+    if (p == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.emplace_back(p);
+  }
+  return "/" + absl::StrJoin(parts, "/");
+}
+
+absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  return ss.str();
+}
+
+// Compiles a module's ES5 source to a wrapper function left on the stack.
+absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source) {
+  std::string wrapped = absl::StrCat(kWrapperHead, source, kWrapperTail);
+  duk_push_lstring(ctx, path.data(), path.size());
+  if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
+    std::string text = duk_safe_to_string(ctx, -1);
+    duk_pop(ctx);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", text));
+  }
+  return absl::OkStatus();
+}
+
+// ---- natives on __b -----------------------------------------------------------
+
+absl::StatusOr<int> LogImpl(duk_context* ctx, Runtime& rt) {
+  std::string level = duk_safe_to_string(ctx, 0);
+  LogLevel l = level == "debug"     ? LogLevel::kDebug
+               : level == "warning" ? LogLevel::kWarning
+               : level == "error"   ? LogLevel::kError
+                                    : LogLevel::kInfo;
+  duk_size_t len = 0;
+  const char* text = duk_safe_to_lstring(ctx, 1, &len);
+  rt.host().Log(l, std::string_view(text, len));
+  return 0;
+}
+
+absl::StatusOr<int> InInitImpl(duk_context* ctx, Runtime& rt) {
+  duk_push_boolean(ctx, rt.in_init());
+  return 1;
+}
+
+absl::StatusOr<int> NowImpl(duk_context* ctx, Runtime&) {
+  duk_push_number(ctx, absl::ToDoubleMilliseconds(absl::Now() - absl::UnixEpoch()));
+  return 1;
+}
+
+absl::StatusOr<int> SleepImpl(duk_context* ctx, Runtime& rt) {
+  if (rt.in_init()) return absl::InvalidArgumentError("sleep() is not supported in the init context");
+  double secs = duk_get_number_default(ctx, 0, 0);
+  if (secs > 0 && secs == secs) rt.host().Sleep(absl::Seconds(secs));
+  return 0;
+}
+
+absl::StatusOr<int> CheckImpl(duk_context* ctx, Runtime& rt) {
+  metrics::TagSet tags = ReadStringMap(ctx, 2);
+  tags["check"] = duk_safe_to_string(ctx, 0);
+  rt.EmitSample("checks", duk_to_boolean(ctx, 1) ? 1.0 : 0.0, &tags);
+  return 0;
+}
+
+absl::StatusOr<int> EmitImpl(duk_context* ctx, Runtime& rt) {
+  std::string name = duk_safe_to_string(ctx, 0);
+  double value = duk_get_number_default(ctx, 1, 0);
+  if (duk_is_object(ctx, 2)) {
+    metrics::TagSet tags = ReadStringMap(ctx, 2);
+    rt.EmitSample(name, value, &tags);
+  } else {
+    rt.EmitSample(name, value, nullptr);
+  }
+  return 0;
+}
+
+absl::StatusOr<int> GroupEnterImpl(duk_context* ctx, Runtime& rt) {
+  std::string prev = rt.group();
+  duk_push_lstring(ctx, prev.data(), prev.size());
+  rt.set_group_path(absl::StrCat(prev, "::", duk_safe_to_string(ctx, 0)));
+  return 1;
+}
+
+absl::StatusOr<int> GroupExitImpl(duk_context* ctx, Runtime& rt) {
+  std::string prev = duk_safe_to_string(ctx, 0);
+  rt.EmitSample("group_duration", duk_get_number_default(ctx, 1, 0), nullptr);
+  rt.set_group_path(prev);
+  return 0;
+}
+
+absl::StatusOr<int> DefineMetricImpl(duk_context* ctx, Runtime& rt) {
+  metrics::MetricDef def;
+  def.name = duk_safe_to_string(ctx, 0);
+  std::string type = duk_safe_to_string(ctx, 1);
+  def.type = type == "counter" ? metrics::MetricType::kCounter
+             : type == "gauge" ? metrics::MetricType::kGauge
+             : type == "rate"  ? metrics::MetricType::kRate
+                               : metrics::MetricType::kTrend;
+  def.contains = duk_to_boolean(ctx, 2) ? metrics::ValueType::kTime : metrics::ValueType::kDefault;
+  absl::Status st = rt.DefineMetric(def);
+  if (!st.ok()) return st;
+  return 0;
+}
+
+absl::StatusOr<int> ThrowOnBadValueImpl(duk_context* ctx, Runtime& rt) {
+  duk_push_boolean(ctx, rt.config().throw_on_bad_metric_value);
+  return 1;
+}
+
+// Math.random replacement after randomSeed(): a per-VU generator.
+struct SeededRandom {
+  std::mt19937_64 engine;
+};
+absl::StatusOr<int> RandomImpl(duk_context* ctx, Runtime&) {
+  duk_push_current_function(ctx);
+  duk_get_prop_string(ctx, -1, "\xff" "rng");
+  auto* rng = static_cast<SeededRandom*>(duk_get_buffer(ctx, -1, nullptr));
+  duk_pop_2(ctx);
+  std::uniform_real_distribution<double> dist(0.0, 1.0);
+  duk_push_number(ctx, dist(rng->engine));
+  return 1;
+}
+absl::StatusOr<int> RandomSeedImpl(duk_context* ctx, Runtime&) {
+  double seed = duk_get_number_default(ctx, 0, 0);
+  duk_get_global_string(ctx, "Math");
+  duk_push_c_function(ctx, Native<RandomImpl>, 0);
+  // The generator lives in a fixed buffer owned by the function object, so
+  // the heap frees it: nothing to track on the C++ side.
+  void* mem = duk_push_fixed_buffer(ctx, sizeof(SeededRandom));
+  new (mem) SeededRandom{std::mt19937_64(static_cast<uint64_t>(static_cast<int64_t>(seed)))};
+  duk_put_prop_string(ctx, -2, "\xff" "rng");
+  duk_put_prop_string(ctx, -2, "random");
+  duk_pop(ctx);
+  return 0;
+}
+
+absl::StatusOr<int> OpenImpl(duk_context* ctx, Runtime& rt) {
+  if (!rt.in_init()) {
+    return absl::InvalidArgumentError(
+        "The \"open()\" function is only available in the init stage (i.e. the global scope)");
+  }
+  std::string path = duk_is_string(ctx, 0) ? duk_get_string(ctx, 0) : "";
+  if (path.empty()) return absl::InvalidArgumentError("open() requires a file name");
+  if (absl::StartsWith(path, "file://")) path = path.substr(7);
+  std::string abs = path[0] == '/' ? NormalizePath(path) : NormalizePath(rt.MainDir() + "/" + path);
+  absl::StatusOr<std::string> data = rt.ReadFile(abs);
+  if (!data.ok()) return data.status();
+  bool binary = duk_is_string(ctx, 1) && std::string(duk_get_string(ctx, 1)) == "b";
+  if (binary) {
+    void* buf = duk_push_fixed_buffer(ctx, data->size());
+    if (!data->empty()) memcpy(buf, data->data(), data->size());
+    duk_push_buffer_object(ctx, -1, 0, data->size(), DUK_BUFOBJ_ARRAYBUFFER);
+    duk_remove(ctx, -2);
+  } else {
+    duk_push_lstring(ctx, data->data(), data->size());
+  }
+  return 1;
+}
+
+}  // namespace
+
+// require(name, dir): built-in modules by name, user modules by path.
+duk_ret_t NativeRequire(duk_context* ctx) {
+  Runtime& rt = Runtime::From(ctx);
+  bool failed = false;
+  {
+    std::string name = duk_safe_to_string(ctx, 0);
+    std::string dir = duk_safe_to_string(ctx, 1);
+    duk_push_global_object(ctx);
+    duk_get_prop_string(ctx, -1, "__b");
+    duk_get_prop_string(ctx, -1, "modules");
+    if (duk_get_prop_string(ctx, -1, name.c_str())) return 1;  // a built-in module
+    duk_pop_n(ctx, 2);  // undefined, modules; __b stays at -1
+    absl::Status st;
+    if (absl::StartsWith(name, "k6") || absl::StartsWith(name, "http://") ||
+        absl::StartsWith(name, "https://") ||
+        !(absl::StartsWith(name, "./") || absl::StartsWith(name, "../") || absl::StartsWith(name, "/") ||
+          absl::StartsWith(name, "file://"))) {
+      st = absl::NotFoundError(absl::StrCat("unknown module: ", name));
+    } else {
+      std::string path = absl::StartsWith(name, "file://") ? name.substr(7) : name;
+      std::string abs = NormalizePath(path[0] == '/' ? path : dir + "/" + path);
+      duk_get_prop_string(ctx, -1, "cache");
+      if (duk_get_prop_string(ctx, -1, abs.c_str())) {
+        duk_get_prop_string(ctx, -1, "exports");
+        return 1;
+      }
+      duk_pop(ctx);  // undefined; cache at -1
+      std::string bytecode, source;
+      st = rt.LoadModuleCode(abs, &bytecode, &source);
+      if (st.ok()) {
+        if (!bytecode.empty()) {
+          void* buf = duk_push_fixed_buffer(ctx, bytecode.size());
+          memcpy(buf, bytecode.data(), bytecode.size());
+          duk_load_function(ctx);
+        } else {
+          st = CompileModule(ctx, abs, source);
+        }
+      }
+      if (st.ok()) {
+        // [... cache fn]  module = {exports:{}}; cache[abs] = module (before
+        // running it, so that circular imports see the partial exports).
+        duk_push_object(ctx);
+        duk_push_object(ctx);
+        duk_put_prop_string(ctx, -2, "exports");
+        duk_dup(ctx, -1);
+        duk_put_prop_string(ctx, -4, abs.c_str());
+        // call fn(exports, require, module, __filename, __dirname)
+        duk_dup(ctx, -2);                              // fn
+        duk_push_object(ctx);                          // this
+        duk_get_prop_string(ctx, -3, "exports");
+        duk_get_global_string(ctx, "__b");
+        duk_get_prop_string(ctx, -1, "makeRequire");
+        duk_remove(ctx, -2);
+        std::string mod_dir = abs.substr(0, abs.rfind('/'));
+        if (mod_dir.empty()) mod_dir = "/";
+        duk_push_lstring(ctx, mod_dir.data(), mod_dir.size());
+        duk_call(ctx, 1);                              // require bound to the module's dir
+        duk_dup(ctx, -5);                              // module
+        duk_push_lstring(ctx, abs.data(), abs.size());
+        duk_push_lstring(ctx, mod_dir.data(), mod_dir.size());
+        if (duk_pcall_method(ctx, 5) != DUK_EXEC_SUCCESS) {
+          // Rethrow the script's own error object: it keeps its stack.
+          failed = true;
+        } else {
+          duk_pop(ctx);
+          duk_get_prop_string(ctx, -1, "exports");
+          return 1;
+        }
+      }
+    }
+    if (!failed) {
+      const std::string message(st.message());
+      duk_push_error_object(ctx, DUK_ERR_ERROR, "%s", message.c_str());
+      failed = true;
+    }
+  }
+  return duk_throw(ctx);
+}
+
+Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {}
+
+Runtime::~Runtime() {
+  // Clients hold gRPC channels whose callbacks must be gone before the heap.
+  grpc_clients_.clear();
+  if (ctx_ != nullptr) duk_destroy_heap(ctx_);
+}
+
+Runtime& Runtime::From(duk_context* ctx) {
+  duk_push_global_stash(ctx);
+  duk_get_prop_string(ctx, -1, kRuntimeKey);
+  auto* rt = static_cast<Runtime*>(duk_get_pointer(ctx, -1));
+  duk_pop_2(ctx);
+  return *rt;
+}
+
+std::string Runtime::MainDir() const {
+  const std::string& main = config_.recording ? config_.recording->main_path : config_.bundle->main_path;
+  return DirName(main);
+}
+
+absl::StatusOr<std::string> Runtime::ReadFile(const std::string& abs_path) {
+  if (config_.recording != nullptr) {
+    auto it = config_.recording->files.find(abs_path);
+    if (it != config_.recording->files.end()) return it->second;
+    absl::StatusOr<std::string> data = ReadDiskFile(abs_path);
+    if (!data.ok()) return data.status();
+    config_.recording->files[abs_path] = *data;
+    return data;
+  }
+  auto it = config_.bundle->files.find(abs_path);
+  if (it == config_.bundle->files.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "open() can't be used with files that weren't previously opened during initialization "
+        "(__VU==0), path: ",
+        abs_path));
+  }
+  return it->second;
+}
+
+absl::Status Runtime::LoadModuleCode(const std::string& abs_path, std::string* bytecode,
+                                     std::string* source) {
+  if (config_.recording != nullptr) {
+    auto it = config_.recording->modules.find(abs_path);
+    if (it != config_.recording->modules.end()) {
+      *source = it->second;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::string> raw = ReadDiskFile(abs_path);
+    if (!raw.ok()) return raw.status();
+    absl::StatusOr<std::string> es5 = config_.transformer->Transform(*raw, abs_path);
+    if (!es5.ok()) return es5.status();
+    config_.recording->modules[abs_path] = *es5;
+    *source = *std::move(es5);
+    return absl::OkStatus();
+  }
+  auto bc = config_.bundle->bytecode.find(abs_path);
+  if (bc != config_.bundle->bytecode.end()) {
+    *bytecode = bc->second;
+    return absl::OkStatus();
+  }
+  auto src = config_.bundle->modules.find(abs_path);
+  if (src == config_.bundle->modules.end()) {
+    return absl::NotFoundError(absl::StrCat(abs_path, ": module is not in the test's archive"));
+  }
+  *source = src->second;
+  return absl::OkStatus();
+}
+
+absl::Status Runtime::CompileBundle(Bundle& bundle) {
+  duk_context* ctx = duk_create_heap_default();
+  if (ctx == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
+  absl::Status result;
+  for (const auto& [path, source] : bundle.modules) {
+    result = CompileModule(ctx, path, source);
+    if (!result.ok()) break;
+    duk_dump_function(ctx);
+    duk_size_t size = 0;
+    void* data = duk_get_buffer(ctx, -1, &size);
+    bundle.bytecode[path].assign(static_cast<const char*>(data), size);
+    duk_pop(ctx);
+  }
+  duk_destroy_heap(ctx);
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeConfig config) {
+  std::unique_ptr<Runtime> rt(new Runtime(std::move(config)));
+  absl::Status st = rt->Init();
+  if (!st.ok()) return st;
+  return rt;
+}
+
+absl::Status Runtime::DefineMetric(const metrics::MetricDef& def) {
+  auto it = metric_defs_.find(def.name);
+  if (it != metric_defs_.end()) {
+    if (it->second == def) return absl::OkStatus();
+    return absl::AlreadyExistsError(absl::StrCat(
+        "metric '", def.name, "' already exists but with type ", metrics::MetricTypeName(it->second.type),
+        it->second.contains == metrics::ValueType::kTime ? ", contains time" : ""));
+  }
+  absl::Status st = host().DefineMetric(def);
+  if (!st.ok()) return st;
+  metric_defs_[def.name] = def;
+  return absl::OkStatus();
+}
+
+absl::Status Runtime::Init() {
+  ctx_ = duk_create_heap_default();
+  if (ctx_ == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
+  duk_push_global_stash(ctx_);
+  duk_push_pointer(ctx_, this);
+  duk_put_prop_string(ctx_, -2, kRuntimeKey);
+  duk_pop(ctx_);
+
+  // Built-in metrics every test has (spec §2.1, §2.2).
+  using metrics::MetricType;
+  using metrics::ValueType;
+  for (const metrics::MetricDef& def : std::initializer_list<metrics::MetricDef>{
+           {"checks", MetricType::kRate, ValueType::kDefault},
+           {"data_received", MetricType::kCounter, ValueType::kData},
+           {"data_sent", MetricType::kCounter, ValueType::kData},
+           {"group_duration", MetricType::kTrend, ValueType::kTime},
+           {"iteration_duration", MetricType::kTrend, ValueType::kTime},
+           {"iterations", MetricType::kCounter, ValueType::kDefault},
+           {"grpc_req_duration", MetricType::kTrend, ValueType::kTime}}) {
+    BARRAGE_RETURN_IF_ERROR(DefineMetric(def));
+  }
+
+
+  // Build the globals under protected calls.
+  auto globals = [this](duk_context* c) -> duk_ret_t {
+    duk_push_global_object(c);
+    duk_push_string(c, "__b");
+    duk_push_object(c);
+    duk_push_object(c);
+    duk_put_prop_string(c, -2, "modules");
+    duk_push_object(c);
+    duk_put_prop_string(c, -2, "cache");
+    PutFunction(c, -1, "log", Native<LogImpl>, 2);
+    PutFunction(c, -1, "inInit", Native<InInitImpl>, 0);
+    PutFunction(c, -1, "now", Native<NowImpl>, 0);
+    PutFunction(c, -1, "sleep", Native<SleepImpl>, 1);
+    PutFunction(c, -1, "check", Native<CheckImpl>, 3);
+    PutFunction(c, -1, "emit", Native<EmitImpl>, 3);
+    PutFunction(c, -1, "groupEnter", Native<GroupEnterImpl>, 1);
+    PutFunction(c, -1, "groupExit", Native<GroupExitImpl>, 2);
+    PutFunction(c, -1, "defineMetric", Native<DefineMetricImpl>, 3);
+    PutFunction(c, -1, "throwOnBadValue", Native<ThrowOnBadValueImpl>, 0);
+    PutFunction(c, -1, "randomSeed", Native<RandomSeedImpl>, 1);
+    PutFunction(c, -1, "require", NativeRequire, 2);
+    duk_eval_string(c, "(function (dir) { return function require(name) { return __b.require(name, dir); }; })");
+    duk_put_prop_string(c, -2, "makeRequire");
+    InstallGrpcModule(c);
+    InstallExecutionModule(c);
+    // __b is hidden from for-in and Object.keys(this).
+    duk_def_prop(c, -3, DUK_DEFPROP_HAVE_VALUE | DUK_DEFPROP_CLEAR_ENUMERABLE | DUK_DEFPROP_SET_WRITABLE |
+                            DUK_DEFPROP_SET_CONFIGURABLE);
+    // __ENV, __VU, __ITER, open
+    duk_push_object(c);
+    for (const auto& [k, v] : config_.env) {
+      duk_push_lstring(c, v.data(), v.size());
+      duk_put_prop_lstring(c, -2, k.data(), k.size());
+    }
+    duk_put_prop_string(c, -2, "__ENV");
+    duk_push_number(c, static_cast<double>(config_.vu_id));
+    duk_put_prop_string(c, -2, "__VU");
+    duk_push_number(c, 0);
+    duk_put_prop_string(c, -2, "__ITER");
+    PutFunction(c, -1, "open", Native<OpenImpl>, 2);
+    duk_pop(c);
+    // The prelude: polyfills and the JS halves of the modules.
+    std::string_view prelude = PreludeSource();
+    duk_push_string(c, "barrage:prelude.js");
+    duk_compile_lstring_filename(c, 0, prelude.data(), prelude.size());
+    duk_call(c, 0);
+    duk_pop(c);
+    return 0;
+  };
+  absl::Status st = SafeCall(ctx_, globals);
+  if (!st.ok()) return absl::InternalError(absl::StrCat("runtime prelude: ", st.message()));
+
+  // Run the main module: __b.exports = require(main).
+  const std::string main = config_.recording ? config_.recording->main_path : config_.bundle->main_path;
+  auto run_main = [&main](duk_context* c) -> duk_ret_t {
+    duk_get_global_string(c, "__b");
+    duk_get_prop_string(c, -1, "require");
+    duk_push_lstring(c, main.data(), main.size());
+    duk_push_string(c, "/");
+    duk_call(c, 2);
+    duk_put_prop_string(c, -2, "exports");
+    duk_pop(c);
+    return 0;
+  };
+  return SafeCall(ctx_, run_main);
+}
+
+absl::StatusOr<std::string> Runtime::OptionsJson() {
+  duk_get_global_string(ctx_, "__b");
+  duk_get_prop_string(ctx_, -1, "exports");
+  duk_get_prop_string(ctx_, -1, "options");
+  absl::StatusOr<std::string> json = SafeJsonEncode(ctx_, -1);
+  duk_pop_3(ctx_);
+  if (!json.ok()) return absl::InvalidArgumentError(absl::StrCat("exported options: ", json.status().message()));
+  if (json->empty()) return std::string("{}");
+  return json;
+}
+
+std::vector<std::string> Runtime::ExportedFunctions() {
+  std::vector<std::string> out;
+  duk_get_global_string(ctx_, "__b");
+  duk_get_prop_string(ctx_, -1, "exports");
+  if (duk_is_object(ctx_, -1)) {
+    duk_enum(ctx_, -1, DUK_ENUM_OWN_PROPERTIES_ONLY);
+    while (duk_next(ctx_, -1, 1)) {
+      if (duk_is_function(ctx_, -1)) out.emplace_back(duk_safe_to_string(ctx_, -2));
+      duk_pop_2(ctx_);
+    }
+    duk_pop(ctx_);
+  }
+  duk_pop_2(ctx_);
+  return out;
+}
+
+absl::StatusOr<std::string> Runtime::Call(const std::string& name,
+                                          const std::optional<std::string>& data_json,
+                                          bool want_result) {
+  in_init_ = false;
+  if (!setup_data_decoded_) {
+    // setup()'s data is decoded once per VU, and the same object is passed
+    // to every call, as k6 does.
+    duk_get_global_string(ctx_, "__b");
+    if (data_json.has_value() && !data_json->empty()) {
+      absl::Status st = PushJson(ctx_, *data_json);
+      if (!st.ok()) {
+        duk_pop_2(ctx_);
+        return st;
+      }
+    } else {
+      duk_push_undefined(ctx_);
+    }
+    duk_put_prop_string(ctx_, -2, "setupData");
+    duk_pop(ctx_);
+    setup_data_decoded_ = true;
+  }
+  std::string result;
+  bool missing = false;
+  auto call = [&](duk_context* c) -> duk_ret_t {
+    duk_get_global_string(c, "__b");
+    duk_get_prop_string(c, -1, "exports");
+    duk_get_prop_lstring(c, -1, name.data(), name.size());
+    if (!duk_is_function(c, -1)) {
+      missing = true;
+      duk_pop_3(c);
+      return 0;
+    }
+    duk_get_prop_string(c, -3, "setupData");
+    duk_call(c, 1);
+    if (want_result && !duk_is_undefined(c, -1)) {
+      duk_json_encode(c, -1);
+      result = duk_get_string(c, -1);
+    }
+    duk_pop_3(c);
+    return 0;
+  };
+  absl::Status st = SafeCall(ctx_, call);
+  if (!st.ok()) return st;
+  if (missing) return absl::NotFoundError(absl::StrCat("exported function '", name, "' not found"));
+  return result;
+}
+
+void Runtime::set_iteration(int64_t iteration) {
+  iteration_ = iteration;
+  duk_push_global_object(ctx_);
+  duk_push_number(ctx_, static_cast<double>(iteration));
+  duk_put_prop_string(ctx_, -2, "__ITER");
+  duk_pop(ctx_);
+}
+
+void Runtime::set_vu_tags(metrics::TagSet tags) {
+  vu_tags_ = std::move(tags);
+  encoded_cache_.clear();
+}
+
+std::pair<int64_t, int64_t> Runtime::TakeDataCounters() {
+  std::pair<int64_t, int64_t> out{data_sent_, data_received_};
+  data_sent_ = data_received_ = 0;
+  return out;
+}
+
+std::string Runtime::EncodeTags(const metrics::TagSet* extra) const {
+  if (extra == nullptr || extra->empty()) {
+    auto it = encoded_cache_.find(group_);
+    if (it != encoded_cache_.end()) return it->second;
+    metrics::TagSet tags = vu_tags_;
+    tags["group"] = group_;
+    return encoded_cache_[group_] = metrics::EncodeTagSet(tags);
+  }
+  metrics::TagSet tags = vu_tags_;
+  tags["group"] = group_;
+  for (const auto& [k, v] : *extra) tags[k] = v;
+  return metrics::EncodeTagSet(tags);
+}
+
+void Runtime::EmitSample(const std::string& metric, double value, const metrics::TagSet* extra) {
+  host().Emit(metric, EncodeTags(extra), value);
+}
+
+}  // namespace barrage::agent::js

@@ -1,0 +1,137 @@
+// One VU's JavaScript world: a Duktape heap with the prelude, the k6
+// modules, the globals (__ENV, __VU, __ITER, open, console) and the user's
+// modules loaded from a Bundle.
+//
+// Two modes. Recording (the first init pass, __VU == 0, on the controller):
+// modules and files come from the disk, each module through the Babel
+// Transformer, and everything read is recorded into the Bundle being built.
+// Bundle (every VU, setup/teardown): modules come as bytecode from a frozen
+// Bundle, files from its map; the disk is never read.
+//
+// Owned and called by one VU coroutine; never shared between threads at the
+// same time (a VU may move between calls only while suspended).
+#ifndef BARRAGE_AGENT_JS_RUNTIME_H_
+#define BARRAGE_AGENT_JS_RUNTIME_H_
+
+#include <duktape.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/js/bundle.h"
+#include "agent/js/vu_host.h"
+#include "common/metrics/metric.h"
+
+namespace barrage::agent::js {
+
+class Transformer;
+struct GrpcClientState;  // module_grpc.cc
+
+struct RuntimeConfig {
+  int64_t vu_id = 0;  // __VU: 0 for the init pass, setup and teardown
+  std::map<std::string, std::string> env;  // __ENV
+  VuHost* host = nullptr;                  // not owned; outlives the runtime
+  // Recording mode: both set. Bundle mode: bundle set.
+  Transformer* transformer = nullptr;
+  Bundle* recording = nullptr;
+  std::shared_ptr<const Bundle> bundle;
+  bool throw_on_bad_metric_value = false;  // the `throw` option
+};
+
+// The tags every sample of this VU carries while it runs one scenario.
+struct VuTags {
+  metrics::TagSet tags;  // test-wide tags, scenario tags, scenario=<name>
+};
+
+class Runtime {
+ public:
+  // Creates the heap and runs the init context (the main module). A script
+  // error is kInvalidArgument with the JS stack (file:line:col).
+  static absl::StatusOr<std::unique_ptr<Runtime>> Create(RuntimeConfig config);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Compiles bundle->modules into bundle->bytecode (once, before VUs start).
+  static absl::Status CompileBundle(Bundle& bundle);
+
+  // JSON.stringify(exports.options), or "{}" when there is none.
+  absl::StatusOr<std::string> OptionsJson();
+  // Names of exported functions (default, setup, teardown, named scenario fns).
+  std::vector<std::string> ExportedFunctions();
+
+  // Calls an exported function. data_json: setup()'s result as JSON, passed
+  // as the first argument (decoded once per runtime and reused), or nullopt
+  // for undefined. Returns the function's result as JSON when want_result
+  // (setup), else "". An exception is kInvalidArgument with its stack trace.
+  absl::StatusOr<std::string> Call(const std::string& name,
+                                   const std::optional<std::string>& data_json,
+                                   bool want_result = false);
+
+  void set_iteration(int64_t iteration);  // __ITER
+  void set_vu_tags(metrics::TagSet tags);  // scenario tags and name
+  void set_group(std::string group) { group_ = std::move(group); }  // "::setup" etc.
+  // Message bytes this VU sent and received since the last call (data_sent,
+  // data_received), reset by the call.
+  std::pair<int64_t, int64_t> TakeDataCounters();
+
+  // -- for the modules (module_*.cc), called from native functions ----------
+  static Runtime& From(duk_context* ctx);
+  duk_context* ctx() const { return ctx_; }
+  VuHost& host() const { return *config_.host; }
+  const RuntimeConfig& config() const { return config_; }
+  bool in_init() const { return in_init_; }
+  int64_t vu_id() const { return config_.vu_id; }
+  int64_t iteration() const { return iteration_; }
+  const std::string& group() const { return group_; }
+  void set_group_path(std::string g) { group_ = std::move(g); }
+  // The sample's tags: the VU's tags + group + extra (extra wins).
+  std::string EncodeTags(const metrics::TagSet* extra) const;
+  void EmitSample(const std::string& metric, double value, const metrics::TagSet* extra);
+  void AddData(int64_t sent, int64_t received) { data_sent_ += sent; data_received_ += received; }
+  // Reads a file for open() or client.load(): the disk (recorded) in
+  // recording mode, the bundle otherwise. abs_path must be absolute.
+  absl::StatusOr<std::string> ReadFile(const std::string& abs_path);
+  // The directory of the main script: the base for client.load().
+  std::string MainDir() const;
+  std::vector<std::unique_ptr<GrpcClientState>>& grpc_clients() { return grpc_clients_; }
+  const std::map<std::string, metrics::MetricDef>& metric_defs() const { return metric_defs_; }
+  absl::Status DefineMetric(const metrics::MetricDef& def);
+
+ private:
+  explicit Runtime(RuntimeConfig config);
+  absl::Status Init();
+  // Pushes module.exports of the module at abs_path (loading it once).
+  friend duk_ret_t NativeRequire(duk_context* ctx);
+  absl::Status LoadModuleCode(const std::string& abs_path, std::string* bytecode_or_empty,
+                              std::string* source);
+
+  RuntimeConfig config_;
+  duk_context* ctx_ = nullptr;
+  bool in_init_ = true;
+  int64_t iteration_ = 0;
+  metrics::TagSet vu_tags_;
+  std::string group_;
+  int64_t data_sent_ = 0;
+  int64_t data_received_ = 0;
+  std::map<std::string, metrics::MetricDef> metric_defs_;
+  std::vector<std::unique_ptr<GrpcClientState>> grpc_clients_;
+  bool setup_data_decoded_ = false;
+  // Cache of encoded tag sets for the no-extra-tags case, keyed by group.
+  mutable std::map<std::string, std::string> encoded_cache_;
+};
+
+// Module installers, each in its own file; they add to the hidden __b object
+// (on top of the stack) and to __b.modules.
+void InstallK6Natives(duk_context* ctx);
+void InstallMetricsNatives(duk_context* ctx);
+void InstallGrpcModule(duk_context* ctx);
+void InstallExecutionModule(duk_context* ctx);
+
+}  // namespace barrage::agent::js
+
+#endif  // BARRAGE_AGENT_JS_RUNTIME_H_

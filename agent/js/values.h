@@ -1,0 +1,67 @@
+// Small bridges between Duktape values and C++ used by every module.
+#ifndef BARRAGE_AGENT_JS_VALUES_H_
+#define BARRAGE_AGENT_JS_VALUES_H_
+
+#include <duktape.h>
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "common/metrics/metric.h"
+
+namespace barrage::agent::js {
+
+class Runtime;
+
+// A native function whose body may fail: Impl returns the number of values
+// it pushed (0 or 1) or an error, which becomes a thrown JS Error (a
+// TypeError when the message starts with "TypeError: "). The throw happens
+// after Impl's C++ locals are destroyed: Duktape unwinds with longjmp.
+using NativeImpl = absl::StatusOr<int> (*)(duk_context* ctx, Runtime& rt);
+duk_ret_t ThrowStatus(duk_context* ctx, const absl::Status& status);
+template <NativeImpl Impl>
+duk_ret_t Native(duk_context* ctx);
+
+// JSON.stringify of the value at idx under a protected call: a cycle or a
+// throwing toJSON becomes an error, never a longjmp through the caller.
+// Undefined gives "".
+absl::StatusOr<std::string> SafeJsonEncode(duk_context* ctx, duk_idx_t idx);
+// Decodes JSON we produced (valid by construction) and pushes the value.
+absl::Status PushJson(duk_context* ctx, std::string_view json);
+// An object of string values (already validated by the prelude) to a TagSet;
+// undefined or null gives an empty set.
+metrics::TagSet ReadStringMap(duk_context* ctx, duk_idx_t idx);
+// Adds name: fn(nargs) to the object at obj_idx.
+void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
+                 duk_idx_t nargs);
+
+// ---- implementation of the template --------------------------------------
+Runtime& RuntimeFrom(duk_context* ctx);
+template <NativeImpl Impl>
+duk_ret_t Native(duk_context* ctx) {
+  bool failed = false;
+  int nret = 0;
+  {
+    absl::StatusOr<int> r = Impl(ctx, RuntimeFrom(ctx));
+    if (r.ok()) {
+      nret = *r;
+    } else {
+      failed = true;
+      const std::string message(r.status().message());
+      if (absl::StartsWith(message, "TypeError: ")) {
+        duk_push_error_object(ctx, DUK_ERR_TYPE_ERROR, "%s", message.c_str() + 11);
+      } else {
+        duk_push_error_object(ctx, DUK_ERR_ERROR, "%s", message.c_str());
+      }
+    }
+  }
+  if (failed) return duk_throw(ctx);
+  return nret;
+}
+
+}  // namespace barrage::agent::js
+
+#endif  // BARRAGE_AGENT_JS_VALUES_H_

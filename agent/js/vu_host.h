@@ -1,0 +1,45 @@
+// What a VU's script runtime needs from the engine that runs it. The agent's
+// scheduler implements it (agent/vu.h); tests can fake it. Every method is
+// called on the VU's own coroutine, on its worker thread.
+#ifndef BARRAGE_AGENT_JS_VU_HOST_H_
+#define BARRAGE_AGENT_JS_VU_HOST_H_
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/metrics/metric.h"
+
+namespace barrage::agent::js {
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+class VuHost {
+ public:
+  using Resume = std::function<void()>;
+  virtual ~VuHost() = default;
+
+  // Suspends the VU's coroutine (never the thread) until the operation that
+  // `start` begins calls the Resume it was given. Resume may be called from
+  // any thread, exactly once; it may be called before start returns.
+  virtual void Block(const std::function<void(Resume)>& start) = 0;
+  // Suspends the VU for d, or less when the VU context ends (interrupt).
+  virtual void Sleep(absl::Duration d) = 0;
+  // True once the VU context ended (gracefulStop ran out, abort): blocking
+  // calls should return at once.
+  virtual bool Interrupted() const = 0;
+
+  virtual absl::Status DefineMetric(const metrics::MetricDef& def) = 0;
+  // One sample of a defined metric, with its encoded tag set (EncodeTagSet).
+  virtual void Emit(const std::string& metric, const std::string& encoded_tags, double value) = 0;
+
+  virtual void Log(LogLevel level, std::string_view message) = 0;
+  // exec.test.abort(): stop the whole test (exit code 108).
+  virtual void AbortTest(const std::string& reason) = 0;
+};
+
+}  // namespace barrage::agent::js
+
+#endif  // BARRAGE_AGENT_JS_VU_HOST_H_

@@ -1,0 +1,78 @@
+#include "agent/vu.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/context/protected_fixedsize_stack.hpp>
+#include <chrono>
+
+#include "common/log.h"
+
+namespace barrage::agent {
+namespace {
+
+// Stack of one VU coroutine. Duktape runs JS-to-JS calls without C
+// recursion, so the C stack holds only our natives and a few Duktape frames;
+// the pages are mmap'ed and only touched ones count towards RSS.
+constexpr size_t kStackSize = 256 * 1024;
+
+int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+}  // namespace
+
+Vu::Vu(int64_t id, Worker& worker, VuOwner& owner) : id_(id), worker_(worker), owner_(owner) {}
+
+Vu::~Vu() = default;
+
+void Vu::Start(std::function<void()> task) {
+  boost::asio::post(worker_.io(), [this, task = std::move(task)]() mutable {
+    fiber_ = boost::context::fiber(
+        std::allocator_arg, boost::context::protected_fixedsize_stack(kStackSize),
+        [this, task = std::move(task)](boost::context::fiber&& caller) mutable {
+          caller_ = std::move(caller);
+          task();
+          task = nullptr;  // its captures die on this stack, before it goes
+          return std::move(caller_);
+        });
+    SwitchIn();
+  });
+}
+
+void Vu::SwitchIn() { fiber_ = std::move(fiber_).resume(); }
+void Vu::SwitchOut() { caller_ = std::move(caller_).resume(); }
+
+void Vu::Interrupt() {
+  interrupted_ = true;
+  boost::asio::post(worker_.io(), [this] {
+    if (sleep_timer_ != nullptr) sleep_timer_->cancel();
+  });
+}
+
+void Vu::Block(const std::function<void(Resume)>& start) {
+  // The resume is posted to this VU's worker, which is busy running this
+  // very fiber until SwitchOut below, so it can never run too early.
+  start([this] { boost::asio::post(worker_.io(), [this] { SwitchIn(); }); });
+  SwitchOut();
+}
+
+void Vu::Sleep(absl::Duration d) {
+  if (Interrupted() || d <= absl::ZeroDuration()) return;
+  boost::asio::steady_timer timer(worker_.io(), absl::ToChronoNanoseconds(d));
+  sleep_timer_ = &timer;
+  timer.async_wait([this](const boost::system::error_code&) { SwitchIn(); });
+  SwitchOut();
+  sleep_timer_ = nullptr;
+}
+
+absl::Status Vu::DefineMetric(const metrics::MetricDef& def) { return owner_.DefineMetric(def); }
+
+void Vu::Emit(const std::string& metric, const std::string& encoded_tags, double value) {
+  worker_.Emit(metric, encoded_tags, value, NowNs());
+}
+
+void Vu::Log(js::LogLevel level, std::string_view message) {
+  static constexpr Severity kMap[] = {Severity::kDebug, Severity::kInfo, Severity::kWarning, Severity::kError};
+  barrage::Log(kMap[static_cast<int>(level)], message, {{"source", "console"}});
+}
+
+void Vu::AbortTest(const std::string& reason) { owner_.AbortTest(reason); }
+
+}  // namespace barrage::agent

@@ -1,0 +1,76 @@
+// A virtual user: one Duktape runtime driven by stackful coroutines
+// (Boost.Context fibers) on its worker's thread. A blocking JS call suspends
+// the fiber and gives the thread back to the worker's io_context; the
+// operation's completion posts the resume to the same worker. So thousands
+// of VUs need no thousands of threads, and a VU never runs on two threads at
+// once.
+#ifndef BARRAGE_AGENT_VU_H_
+#define BARRAGE_AGENT_VU_H_
+
+#include <atomic>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/context/fiber.hpp>
+#include <functional>
+#include <memory>
+
+#include "agent/js/runtime.h"
+#include "agent/js/vu_host.h"
+#include "agent/worker_pool.h"
+
+namespace barrage::agent {
+
+// What a VU reports to the engine that owns it (Engine implements it).
+class VuOwner {
+ public:
+  virtual ~VuOwner() = default;
+  virtual absl::Status DefineMetric(const metrics::MetricDef& def) = 0;
+  virtual void AbortTest(const std::string& reason) = 0;
+};
+
+class Vu : public js::VuHost {
+ public:
+  Vu(int64_t id, Worker& worker, VuOwner& owner);
+  ~Vu() override;
+
+  int64_t id() const { return id_; }
+  Worker& worker() { return worker_; }
+  js::Runtime* runtime() { return runtime_.get(); }
+  void set_runtime(std::unique_ptr<js::Runtime> rt) { runtime_ = std::move(rt); }
+
+  // Runs task on a fresh coroutine of this VU, on its worker. The VU runs one
+  // task at a time: the caller starts the next only after the previous one
+  // returned. done (optional) runs on the worker after task returns.
+  void Start(std::function<void()> task);
+
+  // Ends the VU context (gracefulStop ran out, abort): sleeps return at once
+  // and blocking calls are cut short. Thread-safe.
+  void Interrupt();
+  // Makes the VU runnable again for the next scenario.
+  void ClearInterrupt() { interrupted_ = false; }
+
+  // js::VuHost
+  void Block(const std::function<void(Resume)>& start) override;
+  void Sleep(absl::Duration d) override;
+  bool Interrupted() const override { return interrupted_.load(std::memory_order_relaxed); }
+  absl::Status DefineMetric(const metrics::MetricDef& def) override;
+  void Emit(const std::string& metric, const std::string& encoded_tags, double value) override;
+  void Log(js::LogLevel level, std::string_view message) override;
+  void AbortTest(const std::string& reason) override;
+
+ private:
+  void SwitchIn();   // worker -> VU
+  void SwitchOut();  // VU -> worker
+
+  const int64_t id_;
+  Worker& worker_;
+  VuOwner& owner_;
+  std::unique_ptr<js::Runtime> runtime_;
+  boost::context::fiber fiber_;
+  boost::context::fiber caller_;
+  std::atomic<bool> interrupted_{false};
+  boost::asio::steady_timer* sleep_timer_ = nullptr;  // while sleeping
+};
+
+}  // namespace barrage::agent
+
+#endif  // BARRAGE_AGENT_VU_H_

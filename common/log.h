@@ -1,0 +1,30 @@
+// The run's log, in k6's two layouts on stderr: on a terminal
+// `INFO[0003] message  source=console`, otherwise logfmt
+// `time="2026-11-24T07:00:00Z" level=info msg="message" source=console`.
+// Thread-safe: lines from many workers never interleave.
+#ifndef BARRAGE_COMMON_LOG_H_
+#define BARRAGE_COMMON_LOG_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace barrage {
+
+enum class Severity { kDebug, kInfo, kWarning, kError };
+
+struct LogOptions {
+  bool verbose = false;  // debug lines shown
+  bool tty = false;      // terminal layout
+  bool color = false;
+};
+void ConfigureLog(const LogOptions& options);
+
+// fields are appended as key=value, e.g. {"source", "console"}.
+void Log(Severity severity, std::string_view message,
+         const std::vector<std::pair<std::string, std::string>>& fields = {});
+
+}  // namespace barrage
+
+#endif  // BARRAGE_COMMON_LOG_H_

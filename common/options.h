@@ -1,0 +1,102 @@
+// The test's options (spec §3.7): parsed from the script's exported
+// `options`, a JSON config file, K6_* environment variables and CLI flags,
+// merged by precedence, validated, and turned into scenarios.
+//
+// Every problem found is collected, so a user sees them all at once; the
+// CLI prints them under "There were problems with the specified script
+// configuration:" and exits 104.
+#ifndef BARRAGE_COMMON_OPTIONS_H_
+#define BARRAGE_COMMON_OPTIONS_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/metrics/metric.h"
+
+namespace barrage {
+
+struct Stage {
+  absl::Duration duration;
+  int64_t target = 0;
+};
+
+struct ThresholdSpec {
+  std::string expression;  // "p(95)<200"
+  bool abort_on_fail = false;
+  absl::Duration delay_abort_eval = absl::ZeroDuration();
+};
+
+// One scenario, after shortcuts are resolved. Only the fields of its
+// executor are meaningful.
+struct Scenario {
+  std::string name;
+  std::string executor;  // "shared-iterations", "per-vu-iterations", "constant-vus", ...
+  int64_t vus = 1;
+  int64_t iterations = 1;
+  absl::Duration duration = absl::ZeroDuration();
+  absl::Duration max_duration = absl::Minutes(10);
+  absl::Duration start_time = absl::ZeroDuration();
+  absl::Duration graceful_stop = absl::Seconds(30);
+  std::string exec = "default";
+  std::map<std::string, std::string> env;
+  metrics::TagSet tags;
+  // The most time the scenario can take, gracefulStop included.
+  absl::Duration MaxTotalDuration() const;
+  // k6's banner line: "10 looping VUs for 10s (gracefulStop: 30s)".
+  std::string Describe() const;
+};
+
+// Each field is unset until a source sets it; Merge fills from higher sources.
+struct Options {
+  std::optional<int64_t> vus;
+  std::optional<absl::Duration> duration;
+  std::optional<int64_t> iterations;
+  std::optional<std::vector<Stage>> stages;
+  std::optional<std::vector<Scenario>> scenarios;
+  std::optional<std::map<std::string, std::vector<ThresholdSpec>>> thresholds;
+  std::optional<std::vector<std::string>> summary_trend_stats;
+  std::optional<std::string> summary_time_unit;
+  std::optional<absl::Duration> setup_timeout;
+  std::optional<absl::Duration> teardown_timeout;
+  std::optional<bool> no_setup;
+  std::optional<bool> no_teardown;
+  std::optional<bool> throw_errors;  // `throw`
+  std::optional<metrics::TagSet> tags;
+  std::optional<std::vector<std::string>> system_tags;
+  std::optional<std::string> user_agent;
+  std::optional<absl::Duration> min_iteration_duration;
+  std::optional<bool> insecure_skip_tls_verify;
+
+  // Values after defaults.
+  std::vector<std::string> TrendStats() const;
+  absl::Duration SetupTimeout() const { return setup_timeout.value_or(absl::Seconds(60)); }
+  absl::Duration TeardownTimeout() const { return teardown_timeout.value_or(absl::Seconds(60)); }
+};
+
+// Parses a JSON object of options (the script's exports.options, a config
+// file). `where` prefixes messages ("options", "config.json"). Unknown keys
+// are reported in *warnings; bad values are errors (all of them, one per
+// line, in the status message).
+absl::StatusOr<Options> ParseOptionsJson(const std::string& json, const std::string& where,
+                                         std::vector<std::string>* warnings);
+
+// higher over lower, key by key; a higher source that sets any of
+// duration, iterations, stages or scenarios wipes all four from lower.
+Options MergeOptions(const Options& lower, const Options& higher);
+
+// Shortcuts to scenarios (spec §3.7.2), then validation of every scenario.
+// kInvalidArgument naming the scenario and field.
+absl::StatusOr<std::vector<Scenario>> ResolveScenarios(const Options& options,
+                                                       std::vector<std::string>* warnings);
+
+// Validates summaryTrendStats entries (avg, min, med, max, count, p(N)).
+absl::Status ValidateTrendStats(const std::vector<std::string>& stats);
+
+}  // namespace barrage
+
+#endif  // BARRAGE_COMMON_OPTIONS_H_

@@ -1,0 +1,513 @@
+#include "controller/cli/cli.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "agent/engine.h"
+#include "agent/js/runtime.h"
+#include "agent/js/transform.h"
+#include "common/duration.h"
+#include "common/log.h"
+#include "common/options.h"
+#include "controller/cli/exit_codes.h"
+#include "controller/summary.h"
+#include "controller/thresholds.h"
+
+extern char** environ;
+
+namespace barrage::cli {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+std::atomic<int> g_signals{0};
+void OnSignal(int) {
+  if (g_signals.fetch_add(1) >= 1) _exit(kExitExternalAbort);  // a second Ctrl-C: at once
+}
+
+// What the flags of `barrage run` say, before they are merged as options.
+struct RunFlags {
+  std::string script;
+  std::optional<int64_t> vus;
+  std::optional<std::string> duration;
+  std::optional<int64_t> iterations;
+  std::vector<std::string> env;
+  std::vector<std::string> tags;
+  std::optional<std::string> config;
+  std::optional<std::string> summary_export;
+  std::optional<std::string> summary_trend_stats;
+  std::optional<std::string> summary_time_unit;
+  bool quiet = false;
+  bool no_summary = false;
+  bool no_thresholds = false;
+  bool no_setup = false;
+  bool no_teardown = false;
+  bool no_color = false;
+  bool verbose = false;
+  bool throw_errors = false;
+  bool include_system_env = true;
+  int threads = 0;
+};
+
+// The init pass's host: nothing may block in the init context (connect,
+// invoke and sleep throw there before they get here).
+class InitHost : public agent::js::VuHost {
+ public:
+  void Block(const std::function<void(Resume)>& start) override { start([] {}); }
+  void Sleep(absl::Duration) override {}
+  bool Interrupted() const override { return false; }
+  absl::Status DefineMetric(const metrics::MetricDef& def) override {
+    defs[def.name] = def;
+    return absl::OkStatus();
+  }
+  void Emit(const std::string&, const std::string&, double) override {}
+  void Log(agent::js::LogLevel level, std::string_view message) override {
+    static constexpr Severity kMap[] = {Severity::kDebug, Severity::kInfo, Severity::kWarning, Severity::kError};
+    barrage::Log(kMap[static_cast<int>(level)], message, {{"source", "console"}});
+  }
+  void AbortTest(const std::string& reason) override { abort_reason = reason; }
+
+  std::map<std::string, metrics::MetricDef> defs;
+  std::optional<std::string> abort_reason;
+};
+
+int ConfigError(const std::string& message) {
+  barrage::Log(Severity::kError, absl::StrCat("There were problems with the specified script configuration:\n\t- ",
+                                              absl::StrReplaceAll(message, {{"\n", "\n\t- "}})));
+  return kExitInvalidConfig;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Options from K6_* environment variables (spec §4.1).
+absl::StatusOr<Options> OptionsFromEnv() {
+  Options o;
+  auto get = [](const char* name) -> std::optional<std::string> {
+    const char* v = getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  if (auto v = get("K6_VUS")) {
+    int64_t n;
+    if (!absl::SimpleAtoi(*v, &n)) return absl::InvalidArgumentError(absl::StrCat("K6_VUS: not an integer: ", *v));
+    o.vus = n;
+  }
+  if (auto v = get("K6_ITERATIONS")) {
+    int64_t n;
+    if (!absl::SimpleAtoi(*v, &n)) return absl::InvalidArgumentError(absl::StrCat("K6_ITERATIONS: not an integer: ", *v));
+    o.iterations = n;
+  }
+  if (auto v = get("K6_DURATION")) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*v);
+    if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("K6_DURATION: ", d.status().message()));
+    o.duration = *d;
+  }
+  if (auto v = get("K6_SUMMARY_TREND_STATS")) o.summary_trend_stats = absl::StrSplit(*v, ',');
+  if (auto v = get("K6_SUMMARY_TIME_UNIT")) o.summary_time_unit = *v;
+  if (auto v = get("K6_TAGS")) {
+    metrics::TagSet tags;
+    for (absl::string_view kv : absl::StrSplit(*v, ',', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits(':', 1));
+      tags[p.first] = p.second;
+    }
+    o.tags = tags;
+  }
+  if (get("K6_NO_SETUP")) o.no_setup = *get("K6_NO_SETUP") == "true";
+  if (get("K6_NO_TEARDOWN")) o.no_teardown = *get("K6_NO_TEARDOWN") == "true";
+  return o;
+}
+
+absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
+  Options o;
+  if (f.vus) o.vus = *f.vus;
+  if (f.duration) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*f.duration);
+    if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--duration: ", d.status().message()));
+    o.duration = *d;
+  }
+  if (f.iterations) o.iterations = *f.iterations;
+  if (f.summary_trend_stats) {
+    o.summary_trend_stats = absl::StrSplit(*f.summary_trend_stats, ',');
+    absl::Status st = ValidateTrendStats(*o.summary_trend_stats);
+    if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--summary-trend-stats: ", st.message()));
+  }
+  if (f.summary_time_unit) {
+    if (*f.summary_time_unit != "s" && *f.summary_time_unit != "ms" && *f.summary_time_unit != "us") {
+      return absl::InvalidArgumentError(absl::StrCat("--summary-time-unit: must be s, ms or us, got '", *f.summary_time_unit, "'"));
+    }
+    o.summary_time_unit = *f.summary_time_unit;
+  }
+  if (!f.tags.empty()) {
+    metrics::TagSet tags;
+    for (const std::string& t : f.tags) {
+      size_t eq = t.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--tag: expected NAME=VALUE, got '", t, "'"));
+      }
+      tags[t.substr(0, eq)] = t.substr(eq + 1);
+    }
+    o.tags = tags;
+  }
+  if (f.no_setup) o.no_setup = true;
+  if (f.no_teardown) o.no_teardown = true;
+  if (f.throw_errors) o.throw_errors = true;
+  return o;
+}
+
+void PrintBanner(const std::string& script, const std::vector<Scenario>& scenarios) {
+  absl::Duration max_duration;
+  int64_t max_vus = 0;
+  for (const Scenario& s : scenarios) {
+    max_duration = std::max(max_duration, s.MaxTotalDuration());
+    max_vus += s.vus;
+  }
+  std::string out = absl::StrCat(
+      "\n"
+      "  ____                                  \n"
+      " | __ )  __ _ _ __ _ __ __ _  __ _  ___ \n"
+      " |  _ \\ / _` | '__| '__/ _` |/ _` |/ _ \\\n"
+      " | |_) | (_| | |  | | | (_| | (_| |  __/\n"
+      " |____/ \\__,_|_|  |_|  \\__,_|\\__, |\\___|\n"
+      "                             |___/  gRPC load testing\n\n",
+      "     execution: local\n",
+      "        script: ", script, "\n",
+      "        output: -\n\n",
+      "     scenarios: (100.00%) ", scenarios.size(), scenarios.size() == 1 ? " scenario" : " scenarios", ", ",
+      max_vus, " max VUs, ", FormatGoDuration(max_duration), " max duration (incl. graceful stop):\n");
+  for (const Scenario& s : scenarios) absl::StrAppend(&out, "              * ", s.name, ": ", s.Describe(), "\n");
+  out += "\n";
+  fputs(out.c_str(), stdout);
+  fflush(stdout);
+}
+
+std::string ProgressLine(absl::Duration elapsed, const agent::EngineProgress& p) {
+  int64_t tenths = absl::ToInt64Milliseconds(elapsed) / 100;
+  return absl::StrFormat("running (%dm%04.1fs), %d/%d VUs, %d complete and %d interrupted iterations",
+                         tenths / 600, static_cast<double>(tenths % 600) / 10.0, p.vus_active, p.vus_max,
+                         p.iterations_completed, p.iterations_interrupted);
+}
+
+int RunCommand(const RunFlags& flags) {
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  ConfigureLog({flags.verbose, tty, tty && !flags.no_color});
+
+  // 1. The script and the first init pass (__VU 0), which records the bundle.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(flags.script, ec)) {
+    barrage::Log(Severity::kError, absl::StrCat("The moduleSpecifier \"", flags.script,
+                                                "\" couldn't be found on local disk. Make sure that you've "
+                                                "specified the right path to the file."));
+    return kExitScriptException;
+  }
+  const std::string main_path = std::filesystem::absolute(flags.script).lexically_normal().string();
+  absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer = agent::js::Transformer::Create();
+  if (!transformer.ok()) {
+    barrage::Log(Severity::kError, transformer.status().message());
+    return kExitInternal;
+  }
+  std::map<std::string, std::string> env;
+  if (flags.include_system_env) {
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string kv = *e;
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  for (const std::string& kv : flags.env) {
+    size_t eq = kv.find('=');
+    static const std::regex kEnvName("^[a-zA-Z_][a-zA-Z0-9_]*$");
+    if (eq == std::string::npos || !std::regex_match(kv.substr(0, eq), kEnvName)) {
+      return ConfigError(absl::StrCat("--env: expected KEY=VALUE with KEY matching [a-zA-Z_][a-zA-Z0-9_]*, got '", kv, "'"));
+    }
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto bundle = std::make_shared<agent::js::Bundle>();
+  bundle->main_path = main_path;
+  InitHost init_host;
+  std::string options_json;
+  std::vector<std::string> exported;
+  {
+    agent::js::RuntimeConfig rc;
+    rc.vu_id = 0;
+    rc.env = env;
+    rc.host = &init_host;
+    rc.transformer = transformer->get();
+    rc.recording = bundle.get();
+    absl::StatusOr<std::unique_ptr<agent::js::Runtime>> init = agent::js::Runtime::Create(std::move(rc));
+    if (init_host.abort_reason) {
+      barrage::Log(Severity::kError, *init_host.abort_reason);
+      return kExitScriptAborted;
+    }
+    if (!init.ok()) {
+      barrage::Log(Severity::kError, init.status().message());
+      return kExitScriptException;
+    }
+    absl::StatusOr<std::string> opts = (*init)->OptionsJson();
+    if (!opts.ok()) return ConfigError(std::string(opts.status().message()));
+    options_json = *opts;
+    exported = (*init)->ExportedFunctions();
+  }
+  transformer->reset();  // Babel's heap is large; VUs need none of it.
+  if (exported.empty()) {
+    barrage::Log(Severity::kError, "no exported functions in script");
+    return kExitInvalidConfig;
+  }
+
+  // 2. Options: config file < script < K6_* env < flags.
+  std::vector<std::string> warnings;
+  Options options;
+  if (flags.config) {
+    absl::StatusOr<std::string> text = ReadFile(*flags.config);
+    if (!text.ok()) return ConfigError(absl::StrCat("--config: cannot read ", *flags.config));
+    absl::StatusOr<Options> o = ParseOptionsJson(*text, *flags.config, &warnings);
+    if (!o.ok()) return ConfigError(std::string(o.status().message()));
+    options = *o;
+  }
+  {
+    absl::StatusOr<Options> o = ParseOptionsJson(options_json, "options", &warnings);
+    if (!o.ok()) return ConfigError(std::string(o.status().message()));
+    options = MergeOptions(options, *o);
+  }
+  {
+    absl::StatusOr<Options> o = OptionsFromEnv();
+    if (!o.ok()) return ConfigError(std::string(o.status().message()));
+    options = MergeOptions(options, *o);
+  }
+  {
+    absl::StatusOr<Options> o = OptionsFromFlags(flags);
+    if (!o.ok()) return ConfigError(std::string(o.status().message()));
+    options = MergeOptions(options, *o);
+  }
+  for (const std::string& w : warnings) barrage::Log(Severity::kWarning, w);
+  absl::StatusOr<std::vector<Scenario>> scenarios = ResolveScenarios(options, &warnings);
+  if (!scenarios.ok()) return ConfigError(std::string(scenarios.status().message()));
+  for (const Scenario& s : *scenarios) {
+    if (std::find(exported.begin(), exported.end(), s.exec) == exported.end()) {
+      return ConfigError(absl::StrCat("scenario '", s.name, "': exec: function '", s.exec,
+                                      "' not found in the script's exports"));
+    }
+  }
+  std::map<std::string, metrics::MetricDef> defs = init_host.defs;
+  for (const char* g : {"vus", "vus_max"}) defs[g] = {g, metrics::MetricType::kGauge, metrics::ValueType::kDefault};
+  defs["dropped_iterations"] = {"dropped_iterations", metrics::MetricType::kCounter, metrics::ValueType::kDefault};
+  absl::StatusOr<controller::ThresholdEvaluator> thresholds =
+      controller::ThresholdEvaluator::Create(flags.no_thresholds || !options.thresholds
+                                                 ? std::map<std::string, std::vector<ThresholdSpec>>{}
+                                                 : *options.thresholds,
+                                             defs);
+  if (!thresholds.ok()) return ConfigError(std::string(thresholds.status().message()));
+
+  // 3. Compile once; every VU loads the bytecode.
+  absl::Status compiled = agent::js::Runtime::CompileBundle(*bundle);
+  if (!compiled.ok()) {
+    barrage::Log(Severity::kError, compiled.message());
+    return kExitScriptException;
+  }
+  if (!flags.quiet) PrintBanner(flags.script, *scenarios);
+
+  agent::EngineConfig ec_config;
+  ec_config.bundle = bundle;
+  ec_config.scenarios = *scenarios;
+  ec_config.env = env;
+  ec_config.test_tags = options.tags.value_or(metrics::TagSet{});
+  ec_config.throw_on_bad_metric_value = options.throw_errors.value_or(false);
+  ec_config.threads = flags.threads;
+  agent::Engine engine(ec_config);
+
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+
+  absl::Status init = engine.InitVus();
+  if (!init.ok()) {
+    barrage::Log(Severity::kError, init.message());
+    return kExitScriptException;
+  }
+  if (auto reason = engine.abort_reason()) {
+    barrage::Log(Severity::kError, *reason);
+    return kExitScriptAborted;
+  }
+
+  // 4. setup, the scenarios, teardown; metrics collected every second.
+  metrics::MetricStore total;
+  const absl::Time test_start = absl::Now();
+  int exit_code = kExitOk;
+  std::optional<std::string> setup_data;
+  auto exported_fn = [&](const std::string& n) {
+    return std::find(exported.begin(), exported.end(), n) != exported.end();
+  };
+  bool setup_failed = false;
+  if (exported_fn("setup") && !options.no_setup.value_or(false)) {
+    absl::StatusOr<std::optional<std::string>> r = engine.RunSetup(options.SetupTimeout());
+    if (!r.ok()) {
+      barrage::Log(Severity::kError, r.status().message(), {{"hint", "script exception"}});
+      exit_code = r.status().code() == absl::StatusCode::kDeadlineExceeded ? kExitSetupTimeout : kExitScriptException;
+      if (auto reason = engine.abort_reason()) exit_code = kExitScriptAborted;
+      setup_failed = true;
+    } else {
+      setup_data = *r;
+    }
+  }
+  bool threshold_abort = false;
+  if (!setup_failed) {
+    std::thread runner([&] { engine.Run(setup_data); });
+    std::atomic<bool> finished{false};
+    std::thread watcher([&] {
+      runner.join();
+      finished = true;
+    });
+    absl::Time last_progress = absl::Now(), last_eval = absl::Now();
+    int handled_signals = 0;
+    while (!finished) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (g_signals > handled_signals) {
+        handled_signals = g_signals;
+        barrage::Log(Severity::kWarning, "Stopping the test run gracefully (press Ctrl+C again to abort at once)");
+        engine.Stop();
+        exit_code = kExitExternalAbort;
+      }
+      const absl::Time now = absl::Now();
+      if (now - last_eval >= absl::Seconds(2) && !thresholds->empty()) {
+        last_eval = now;
+        (void)engine.Collect(total);
+        controller::ThresholdEvaluator::Result r = thresholds->Evaluate(total, now - test_start, false);
+        if (r.abort && !threshold_abort) {
+          threshold_abort = true;
+          barrage::Log(Severity::kError, absl::StrCat("thresholds on metrics '", absl::StrJoin(r.failed_metrics, ", "),
+                                                      "' were crossed; at least one has abortOnFail enabled, stopping test prematurely"));
+          engine.Stop();
+        }
+      }
+      if (!flags.quiet && now - last_progress >= (tty ? absl::Seconds(1) : absl::Seconds(5))) {
+        last_progress = now;
+        std::string line = ProgressLine(now - test_start, engine.Progress());
+        if (tty) fprintf(stdout, "\r\x1b[K%s", line.c_str());
+        else fprintf(stdout, "%s\n", line.c_str());
+        fflush(stdout);
+      }
+    }
+    watcher.join();
+    if (!flags.quiet && tty) fputs("\r\x1b[K", stdout);
+    if (exported_fn("teardown") && !options.no_teardown.value_or(false)) {
+      absl::Status st = engine.RunTeardown(setup_data, options.TeardownTimeout());
+      if (!st.ok()) {
+        barrage::Log(Severity::kError, st.message(), {{"hint", "script exception"}});
+        if (exit_code == kExitOk) {
+          exit_code = st.code() == absl::StatusCode::kDeadlineExceeded ? kExitTeardownTimeout : kExitScriptException;
+        }
+      }
+    }
+  }
+  const absl::Duration test_duration = absl::Now() - test_start;
+  absl::Status collected = engine.Collect(total);
+  if (!collected.ok()) barrage::Log(Severity::kError, collected.message());
+  if (!flags.quiet) {
+    fputs(absl::StrCat(ProgressLine(test_duration, engine.Progress()), "\n").c_str(), stdout);
+  }
+
+  // 5. Thresholds, summary, export, exit code.
+  controller::ThresholdEvaluator::Result final_eval = thresholds->Evaluate(total, test_duration, true);
+  if (auto reason = engine.abort_reason()) {
+    barrage::Log(Severity::kError, *reason);
+    if (exit_code == kExitOk) exit_code = kExitScriptAborted;
+  }
+  if (!final_eval.failed_metrics.empty()) {
+    barrage::Log(Severity::kError, absl::StrCat("thresholds on metrics '", absl::StrJoin(final_eval.failed_metrics, ", "),
+                                                "' have been crossed"));
+    if (exit_code == kExitOk) exit_code = kExitThresholdsFailed;
+  }
+  if (!flags.no_summary) {
+    controller::SummaryInput in;
+    in.store = &total;
+    in.thresholds = final_eval.sets;
+    in.trend_stats = options.TrendStats();
+    in.time_unit = options.summary_time_unit.value_or("");
+    in.test_run_duration = test_duration;
+    in.setup_data_json = setup_data;
+    in.color = isatty(STDOUT_FILENO) && !flags.no_color;
+    std::string text = controller::RenderSummaryText(in);
+    fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
+    fflush(stdout);
+    if (flags.summary_export) {
+      std::ofstream out(*flags.summary_export, std::ios::binary | std::ios::trunc);
+      out << controller::RenderSummaryExport(in);
+      if (!out) {
+        barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", *flags.summary_export));
+      }
+    }
+  }
+  return exit_code;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"barrage: a distributed load tester for gRPC services, running k6 scripts", "barrage"};
+  app.require_subcommand(1);
+  RunFlags f;
+  CLI::App* run = app.add_subcommand("run", "run a test script (like k6 run)");
+  run->add_option("script", f.script, "the test script (.js)")->required();
+  run->add_option("-u,--vus", f.vus, "number of virtual users");
+  run->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
+  run->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
+  run->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
+  run->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)");
+  run->add_option("-c,--config", f.config, "a JSON file of options");
+  run->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
+  run->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
+  run->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
+  run->add_flag("-q,--quiet", f.quiet, "no banner and no progress");
+  run->add_flag("--no-summary", f.no_summary, "no end-of-test summary and no --summary-export");
+  run->add_flag("--no-thresholds", f.no_thresholds, "do not evaluate thresholds");
+  run->add_flag("--no-setup", f.no_setup, "do not run setup()");
+  run->add_flag("--no-teardown", f.no_teardown, "do not run teardown()");
+  run->add_flag("--no-color", f.no_color, "no colours");
+  run->add_flag("-v,--verbose", f.verbose, "debug output");
+  run->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
+  run->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  run->add_option("--threads", f.threads, "worker threads for VUs (default: number of cores)");
+  app.add_subcommand("version", "print the version");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 reports by throwing; it stops here.
+    std::cerr << "error: " << e.what() << "\n\n" << (run->parsed() ? run->help() : app.help());
+    return kExitInvalidConfig;
+  }
+  if (app.got_subcommand("version")) {
+    std::cout << "barrage v" << kVersion << "\n";
+    return kExitOk;
+  }
+  if (f.no_summary) {
+    barrage::Log(Severity::kWarning, "--no-summary is deprecated; it also disables --summary-export");
+  }
+  return RunCommand(f);
+}
+
+}  // namespace barrage::cli

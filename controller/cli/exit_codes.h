@@ -1,0 +1,22 @@
+// k6's exit codes (spec §4.2); only controller/cli/ maps outcomes to them.
+#ifndef BARRAGE_CONTROLLER_CLI_EXIT_CODES_H_
+#define BARRAGE_CONTROLLER_CLI_EXIT_CODES_H_
+
+namespace barrage::cli {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitThresholdsFailed = 99,
+  kExitSetupTimeout = 100,
+  kExitTeardownTimeout = 101,
+  kExitInvalidConfig = 104,
+  kExitExternalAbort = 105,
+  kExitScriptException = 107,
+  kExitScriptAborted = 108,
+  kExitInternal = 109,
+  kExitTestFailed = 110,
+};
+
+}  // namespace barrage::cli
+
+#endif  // BARRAGE_CONTROLLER_CLI_EXIT_CODES_H_
