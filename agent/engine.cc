@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/duration.h"
 #include "common/log.h"
 
 namespace barrage::agent {
@@ -52,7 +53,7 @@ absl::Status Engine::DefineMetric(const metrics::MetricDef& def) {
   if (it != defs_.end()) {
     if (it->second == def) return absl::OkStatus();
     return absl::AlreadyExistsError(absl::StrCat("metric '", def.name, "' already exists but with type ",
-                                                 metrics::MetricTypeName(it->second.type)));
+                                                 std::string(metrics::MetricTypeName(it->second.type))));
   }
   absl::Status st = pool_.Define(def);
   if (st.ok()) defs_[def.name] = def;

@@ -70,7 +70,7 @@ void Vu::Emit(const std::string& metric, const std::string& encoded_tags, double
 
 void Vu::Log(js::LogLevel level, std::string_view message) {
   static constexpr Severity kMap[] = {Severity::kDebug, Severity::kInfo, Severity::kWarning, Severity::kError};
-  barrage::Log(kMap[static_cast<int>(level)], message, {{"source", "console"}});
+  barrage::Log(kMap[static_cast<int>(level)], absl::string_view(message.data(), message.size()), {{"source", "console"}});
 }
 
 void Vu::AbortTest(const std::string& reason) { owner_.AbortTest(reason); }

@@ -25,7 +25,7 @@ const absl::Time& StartTime() {
   return start;
 }
 
-std::string Quote(std::string_view s) {
+std::string Quote(absl::string_view s) {
   return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}, {"\t", "\\t"}}), "\"");
 }
 
@@ -37,7 +37,7 @@ void ConfigureLog(const LogOptions& options) {
   (void)StartTime();
 }
 
-void Log(Severity severity, std::string_view message,
+void Log(Severity severity, absl::string_view message,
          const std::vector<std::pair<std::string, std::string>>& fields) {
   LogOptions options;
   {

@@ -6,7 +6,7 @@
 #define BARRAGE_COMMON_LOG_H_
 
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -22,7 +22,7 @@ struct LogOptions {
 void ConfigureLog(const LogOptions& options);
 
 // fields are appended as key=value, e.g. {"source", "console"}.
-void Log(Severity severity, std::string_view message,
+void Log(Severity severity, absl::string_view message,
          const std::vector<std::pair<std::string, std::string>>& fields = {});
 
 }  // namespace barrage

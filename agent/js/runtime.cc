@@ -378,7 +378,7 @@ absl::Status Runtime::DefineMetric(const metrics::MetricDef& def) {
   if (it != metric_defs_.end()) {
     if (it->second == def) return absl::OkStatus();
     return absl::AlreadyExistsError(absl::StrCat(
-        "metric '", def.name, "' already exists but with type ", metrics::MetricTypeName(it->second.type),
+        "metric '", def.name, "' already exists but with type ", std::string(metrics::MetricTypeName(it->second.type)),
         it->second.contains == metrics::ValueType::kTime ? ", contains time" : ""));
   }
   absl::Status st = host().DefineMetric(def);

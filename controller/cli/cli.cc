@@ -80,7 +80,7 @@ class InitHost : public agent::js::VuHost {
   void Emit(const std::string&, const std::string&, double) override {}
   void Log(agent::js::LogLevel level, std::string_view message) override {
     static constexpr Severity kMap[] = {Severity::kDebug, Severity::kInfo, Severity::kWarning, Severity::kError};
-    barrage::Log(kMap[static_cast<int>(level)], message, {{"source", "console"}});
+    barrage::Log(kMap[static_cast<int>(level)], absl::string_view(message.data(), message.size()), {{"source", "console"}});
   }
   void AbortTest(const std::string& reason) override { abort_reason = reason; }
 

@@ -1,0 +1,164 @@
+// The scheduler end to end on real worker threads and fibers, without a
+// network: scripts that check, sleep and count.
+#include "agent/engine.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/js/runtime.h"
+#include "agent/js/transform.h"
+
+namespace barrage::agent {
+namespace {
+
+class NullHost : public js::VuHost {
+ public:
+  void Block(const std::function<void(Resume)>& start) override { start([] {}); }
+  void Sleep(absl::Duration) override {}
+  bool Interrupted() const override { return false; }
+  absl::Status DefineMetric(const metrics::MetricDef&) override { return absl::OkStatus(); }
+  void Emit(const std::string&, const std::string&, double) override {}
+  void Log(js::LogLevel, std::string_view) override {}
+  void AbortTest(const std::string&) override {}
+};
+
+std::shared_ptr<js::Bundle> Record(const std::string& source) {
+  static js::Transformer* babel = js::Transformer::Create()->release();
+  static int n = 0;
+  auto path = std::filesystem::temp_directory_path() /
+              ("barrage_engine_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".js");
+  std::ofstream(path) << source;
+  auto bundle = std::make_shared<js::Bundle>();
+  bundle->main_path = path.string();
+  NullHost host;
+  js::RuntimeConfig rc;
+  rc.host = &host;
+  rc.transformer = babel;
+  rc.recording = bundle.get();
+  auto rt = js::Runtime::Create(std::move(rc));
+  EXPECT_TRUE(rt.ok()) << rt.status();
+  EXPECT_TRUE(js::Runtime::CompileBundle(*bundle).ok());
+  std::filesystem::remove(path);
+  return bundle;
+}
+
+Scenario Shared(int64_t vus, int64_t iterations) {
+  Scenario s;
+  s.name = "default";
+  s.executor = "shared-iterations";
+  s.vus = vus;
+  s.iterations = iterations;
+  return s;
+}
+
+double Count(const metrics::MetricStore& store, const std::string& metric, const metrics::TagSet& filter = {}) {
+  auto agg = store.Query(metric, filter);
+  return agg ? (agg->type() == metrics::MetricType::kCounter ? agg->sum() : agg->count()) : 0;
+}
+
+TEST(EngineTest, SharedIterationsRunExactlyTheTotal) {
+  EngineConfig config;
+  config.bundle = Record(
+      "import { check, sleep } from 'k6';\n"
+      "export default () => { sleep(0.001); check(__VU, { 'has vu': (v) => v > 0 }); };\n");
+  config.scenarios = {Shared(8, 1000)};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.Run(std::nullopt);
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  EXPECT_EQ(Count(store, "iterations"), 1000);
+  EXPECT_EQ(Count(store, "iteration_duration"), 1000);
+  EXPECT_EQ(Count(store, "checks", {{"check", "has vu"}, {"scenario", "default"}}), 1000);
+  EXPECT_EQ(store.Query("checks")->passes(), 1000u);
+  EXPECT_EQ(store.Query("vus_max")->last(), 8);
+  EXPECT_EQ(engine.Progress().iterations_completed, 1000);
+}
+
+TEST(EngineTest, PerVuIterationsAndSetupDataReachEveryVu) {
+  EngineConfig config;
+  config.bundle = Record(
+      "import { Counter } from 'k6/metrics';\n"
+      "const seen = new Counter('seen');\n"
+      "export function setup() { return { k: 3 }; }\n"
+      "export default (d) => { seen.add(d.k, { vu: String(__VU) }); };\n");
+  Scenario s = Shared(3, 5);
+  s.executor = "per-vu-iterations";
+  config.scenarios = {s};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  absl::StatusOr<std::optional<std::string>> data = engine.RunSetup(absl::Seconds(10));
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_TRUE(data->has_value());
+  engine.Run(*data);
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  EXPECT_EQ(Count(store, "iterations"), 15);
+  for (const char* vu : {"1", "2", "3"}) EXPECT_EQ(Count(store, "seen", {{"vu", vu}}), 15) << vu;
+}
+
+TEST(EngineTest, ExceptionsEndOnlyTheIteration) {
+  EngineConfig config;
+  config.bundle = Record("export default () => { if (__ITER % 2 === 0) throw new Error('odd one'); };\n");
+  config.scenarios = {Shared(2, 10)};
+  config.threads = 1;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.Run(std::nullopt);
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  EXPECT_EQ(Count(store, "iterations"), 10);  // failed iterations still count, as in k6
+}
+
+TEST(EngineTest, TestAbortStopsEveryVu) {
+  EngineConfig config;
+  config.bundle = Record(
+      "import exec from 'k6/execution';\nimport { sleep } from 'k6';\n"
+      "export default () => { if (__VU === 1 && __ITER === 3) exec.test.abort('stop now'); sleep(0.01); };\n");
+  config.scenarios = {Shared(4, 1000000)};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.Run(std::nullopt);
+  EXPECT_EQ(engine.abort_reason(), "test aborted: stop now");
+  EXPECT_LT(engine.Progress().iterations_completed, 1000);
+}
+
+TEST(EngineTest, GracefulStopInterruptsSleepingIterations) {
+  EngineConfig config;
+  config.bundle = Record("import { sleep } from 'k6';\nexport default () => { sleep(30); };\n");
+  Scenario s;
+  s.name = "default";
+  s.executor = "constant-vus";
+  s.vus = 3;
+  s.duration = absl::Milliseconds(200);
+  s.graceful_stop = absl::Milliseconds(100);
+  config.scenarios = {s};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  const absl::Time start = absl::Now();
+  engine.Run(std::nullopt);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // not the 30 s sleep
+  EXPECT_EQ(engine.Progress().iterations_completed, 0);
+  EXPECT_EQ(engine.Progress().iterations_interrupted, 3);
+}
+
+TEST(EngineTest, SetupTimeoutIsReported) {
+  EngineConfig config;
+  config.bundle = Record("import { sleep } from 'k6';\nexport function setup() { sleep(60); }\nexport default () => {};\n");
+  config.scenarios = {Shared(1, 1)};
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  auto r = engine.RunSetup(absl::Milliseconds(200));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+}  // namespace
+}  // namespace barrage::agent

@@ -1,0 +1,295 @@
+#include "agent/js/runtime.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/js/transform.h"
+#include "common/metrics/metric.h"
+
+namespace barrage::agent::js {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Records what the runtime reports; nothing blocks.
+class FakeHost : public VuHost {
+ public:
+  struct Sample {
+    std::string metric;
+    metrics::TagSet tags;
+    double value;
+  };
+  void Block(const std::function<void(Resume)>& start) override { start([] {}); }
+  void Sleep(absl::Duration d) override { slept += d; }
+  bool Interrupted() const override { return false; }
+  absl::Status DefineMetric(const metrics::MetricDef& def) override {
+    defs[def.name] = def;
+    return absl::OkStatus();
+  }
+  void Emit(const std::string& metric, const std::string& tags, double value) override {
+    samples.push_back({metric, metrics::DecodeTagSet(tags), value});
+  }
+  void Log(LogLevel, std::string_view message) override { logs.emplace_back(message); }
+  void AbortTest(const std::string& reason) override { aborted = reason; }
+
+  std::vector<Sample> SamplesOf(const std::string& metric) const {
+    std::vector<Sample> out;
+    for (const Sample& s : samples) if (s.metric == metric) out.push_back(s);
+    return out;
+  }
+
+  std::map<std::string, metrics::MetricDef> defs;
+  std::vector<Sample> samples;
+  std::vector<std::string> logs;
+  absl::Duration slept;
+  std::string aborted;
+};
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  static Transformer& Babel() {
+    static Transformer* t = Transformer::Create()->release();  // ~250 ms, once per binary
+    return *t;
+  }
+  // Writes files into a fresh directory and runs the main one's init
+  // context in recording mode.
+  absl::StatusOr<std::unique_ptr<Runtime>> Init(const std::string& main_source,
+                                                std::map<std::string, std::string> extra = {}) {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("barrage_rt_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+    std::filesystem::create_directories(dir_);
+    extra["script.js"] = main_source;
+    for (const auto& [name, text] : extra) {
+      std::filesystem::create_directories((dir_ / name).parent_path());
+      std::ofstream(dir_ / name) << text;
+    }
+    bundle_ = std::make_shared<Bundle>();
+    bundle_->main_path = (dir_ / "script.js").string();
+    RuntimeConfig rc;
+    rc.host = &host_;
+    rc.env = {{"TARGET", "x:1"}};
+    rc.transformer = &Babel();
+    rc.recording = bundle_.get();
+    return Runtime::Create(std::move(rc));
+  }
+  // A VU made from the recorded bundle only (the disk is gone).
+  absl::StatusOr<std::unique_ptr<Runtime>> VuFromBundle(int64_t id) {
+    absl::Status st = Runtime::CompileBundle(*bundle_);
+    if (!st.ok()) return st;
+    std::filesystem::remove_all(dir_);
+    RuntimeConfig rc;
+    rc.vu_id = id;
+    rc.host = &host_;
+    rc.bundle = bundle_;
+    return Runtime::Create(std::move(rc));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  FakeHost host_;
+  std::shared_ptr<Bundle> bundle_;
+  std::filesystem::path dir_;
+  static inline int counter_ = 0;
+};
+
+TEST_F(RuntimeTest, RunsEs2015ScriptAndExportsOptions) {
+  auto rt = Init(R"(
+import { check } from 'k6';
+const { a, ...rest } = { a: 1, b: 2, c: 3 };
+class Box { constructor(v) { this.v = v; } get twice() { return this.v * 2; } }
+export const options = { vus: 2, iterations: Object.keys(rest).length * new Box(5).twice };
+export default () => {
+  const items = [...[1, 2], 3];
+  let sum = 0;
+  for (const x of items) sum += x;
+  check(sum, { 'sum is 6': (s) => s === 6, [`template ${a}`]: true });
+};
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_EQ(*(*rt)->OptionsJson(), R"({"vus":2,"iterations":20})");
+  EXPECT_THAT((*rt)->ExportedFunctions(), ElementsAre("default"));
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  auto checks = host_.SamplesOf("checks");
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_EQ(checks[0].tags.at("check"), "sum is 6");
+  EXPECT_EQ(checks[0].value, 1);
+  EXPECT_EQ(checks[1].tags.at("check"), "template 1");
+  EXPECT_EQ(checks[1].tags.at("group"), "");
+}
+
+TEST_F(RuntimeTest, SyntaxErrorNamesFileLineAndColumn) {
+  auto rt = Init("import { check } from 'k6';\nexport default () => {\n  let x = ;\n};\n");
+  ASSERT_FALSE(rt.ok());
+  EXPECT_THAT(std::string(rt.status().message()), HasSubstr("script.js:3:11: SyntaxError: Unexpected token"));
+}
+
+TEST_F(RuntimeTest, RuntimeErrorKeepsUserLine) {
+  auto rt = Init("export default function () {\n\n  const o = null;\n  return o.field;\n}\n");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  absl::StatusOr<std::string> r = (*rt)->Call("default", std::nullopt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("TypeError"));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("script.js:4"));
+}
+
+TEST_F(RuntimeTest, UnknownModuleIsAClearError) {
+  auto rt = Init("import ws from 'k6/ws-nope';\nexport default () => {};\n");
+  ASSERT_FALSE(rt.ok());
+  EXPECT_THAT(std::string(rt.status().message()), HasSubstr("unknown module: k6/ws-nope"));
+}
+
+TEST_F(RuntimeTest, LocalModulesAndOpenComeFromTheBundleOnVus) {
+  auto rt = Init(R"(
+import Counter, { greet } from './lib/lib.js';
+const text = open('./data.txt');
+const bytes = open('data.txt', 'b');
+export default () => {
+  const c = new Counter();
+  c.inc();
+  console.log(greet('x'), c.inc(), text.trim(), bytes.byteLength, __ENV.TARGET, __VU);
+};
+)",
+                 {{"lib/lib.js", "export const greet = (n) => `hi ${n}`;\nexport default class C { constructor() { this.n = 0; } inc() { return ++this.n; } }\n"},
+                  {"data.txt", "line one\n"}});
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_EQ(bundle_->modules.size(), 2u);
+  EXPECT_EQ(bundle_->files.size(), 1u);
+  auto vu = VuFromBundle(7);
+  ASSERT_TRUE(vu.ok()) << vu.status();
+  ASSERT_TRUE((*vu)->Call("default", std::nullopt).ok());
+  EXPECT_THAT(host_.logs, ElementsAre("hi x 2 line one 9 undefined 7"));
+}
+
+TEST_F(RuntimeTest, OpenOfAFileTheInitPassDidNotReadFailsOnVus) {
+  auto rt = Init("const f = __VU > 0 ? open('late.txt') : '';\nexport default () => {};\n", {{"late.txt", "x"}});
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  auto vu = VuFromBundle(1);
+  ASSERT_FALSE(vu.ok());
+  EXPECT_THAT(std::string(vu.status().message()),
+              HasSubstr("open() can't be used with files that weren't previously opened during initialization"));
+}
+
+TEST_F(RuntimeTest, GroupsSetTheGroupTagAndEmitGroupDuration) {
+  auto rt = Init(R"(
+import { group, check } from 'k6';
+export default () => {
+  group('outer', () => {
+    group('inner', () => { check(1, { ok: true }); });
+  });
+  check(1, { root: true });
+};
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  auto checks = host_.SamplesOf("checks");
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_EQ(checks[0].tags.at("group"), "::outer::inner");
+  EXPECT_EQ(checks[1].tags.at("group"), "");
+  auto groups = host_.SamplesOf("group_duration");
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].tags.at("group"), "::outer::inner");
+  EXPECT_EQ(groups[1].tags.at("group"), "::outer");
+}
+
+TEST_F(RuntimeTest, CustomMetricsFollowK6Rules) {
+  auto rt = Init(R"(
+import { Counter, Trend, Rate } from 'k6/metrics';
+const c = new Counter('my_counter');
+const t = new Trend('my_time', true);
+const r = new Rate('my_rate');
+export function bad_name() { return new Counter('x'); }
+export default () => {
+  c.add(2, { kind: 'a', n: 1 });
+  t.add(12.5);
+  r.add(true);
+  r.add(0);
+  return c.add(undefined);
+};
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_EQ(host_.defs.at("my_time").contains, metrics::ValueType::kTime);
+  EXPECT_EQ(host_.defs.at("my_rate").type, metrics::MetricType::kRate);
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  auto counter = host_.SamplesOf("my_counter");
+  ASSERT_EQ(counter.size(), 1u);
+  EXPECT_EQ(counter[0].value, 2);
+  EXPECT_EQ(counter[0].tags.at("kind"), "a");
+  EXPECT_EQ(counter[0].tags.at("n"), "1");
+  EXPECT_THAT(host_.logs, ElementsAre(HasSubstr("'undefined' is an invalid value for metric 'my_counter'")));
+  auto rate = host_.SamplesOf("my_rate");
+  ASSERT_EQ(rate.size(), 2u);
+  EXPECT_EQ(rate[0].value, 1);
+  EXPECT_EQ(rate[1].value, 0);
+  absl::StatusOr<std::string> r = (*rt)->Call("bad_name", std::nullopt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("metrics must be declared in the init context"));
+}
+
+TEST_F(RuntimeTest, InitOnlyAndVuOnlyCallsThrowK6Messages) {
+  auto check_in_init = Init("import { check } from 'k6';\ncheck(1, { a: true });\nexport default () => {};\n");
+  ASSERT_FALSE(check_in_init.ok());
+  EXPECT_THAT(std::string(check_in_init.status().message()),
+              HasSubstr("Using check() in the init context is not supported"));
+  auto bad_metric = Init("import { Trend } from 'k6/metrics';\nnew Trend('x');\nexport default () => {};\n");
+  ASSERT_FALSE(bad_metric.ok());
+  EXPECT_THAT(std::string(bad_metric.status().message()), HasSubstr("Invalid metric name: 'x'"));
+}
+
+TEST_F(RuntimeTest, SetupDataIsPassedToEveryCall) {
+  auto rt = Init(R"(
+export function setup() { return { n: 41, list: [1, 2] }; }
+export default (data) => { data.n++; console.log(data.n, data.list.length); };
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  absl::StatusOr<std::string> data = (*rt)->Call("setup", std::nullopt, /*want_result=*/true);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(*data, R"({"n":41,"list":[1,2]})");
+  auto vu = VuFromBundle(1);
+  ASSERT_TRUE(vu.ok()) << vu.status();
+  ASSERT_TRUE((*vu)->Call("default", *data).ok());
+  ASSERT_TRUE((*vu)->Call("default", *data).ok());
+  // One decoded copy per VU, reused across iterations, as in k6.
+  EXPECT_THAT(host_.logs, ElementsAre("42 2", "43 2"));
+}
+
+TEST_F(RuntimeTest, SleepAndRandomSeed) {
+  auto rt = Init(R"(
+import { sleep, randomSeed } from 'k6';
+export default () => {
+  sleep(1.5);
+  sleep(-1);
+  randomSeed(7); const a = Math.random();
+  randomSeed(7); const b = Math.random();
+  console.log(a === b, a >= 0 && a < 1);
+};
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  EXPECT_EQ(host_.slept, absl::Milliseconds(1500));
+  EXPECT_THAT(host_.logs, ElementsAre("true true"));
+}
+
+TEST_F(RuntimeTest, ConsoleFormatsLikeK6) {
+  auto rt = Init(R"(
+export default () => {
+  const o = { a: 1 }; o.self = o;
+  console.log('s', 1, { x: [1, 'y'] }, o, () => 1, new Error('boom'), null, undefined);
+};
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  EXPECT_THAT(host_.logs, ElementsAre(R"(s 1 {"x":[1,"y"]} {"a":1,"self":"[Circular]"} [object Function] Error: boom null undefined)"));
+}
+
+TEST_F(RuntimeTest, TestAbortStopsWithReason) {
+  auto rt = Init("import exec from 'k6/execution';\nexport default () => { exec.test.abort('enough'); };\n");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_FALSE((*rt)->Call("default", std::nullopt).ok());
+  EXPECT_EQ(host_.aborted, "test aborted: enough");
+}
+
+}  // namespace
+}  // namespace barrage::agent::js
