@@ -340,7 +340,13 @@ int RunCommand(const RunFlags& flags) {
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
 
+  const absl::Time init_start = absl::Now();
   absl::Status init = engine.InitVus();
+  {
+    const double secs = absl::ToDoubleSeconds(absl::Now() - init_start);
+    barrage::Log(Severity::kDebug, absl::StrFormat("initialized %d VUs in %.3f s (%.0f VUs/s)", engine.planned_vus(),
+                                                   secs, secs > 0 ? engine.planned_vus() / secs : 0.0));
+  }
   if (!init.ok()) {
     barrage::Log(Severity::kError, init.message());
     return kExitScriptException;
