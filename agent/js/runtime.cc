@@ -431,7 +431,10 @@ absl::Status Runtime::Init() {
     PutFunction(c, -1, "throwOnBadValue", Native<ThrowOnBadValueImpl>, 0);
     PutFunction(c, -1, "randomSeed", Native<RandomSeedImpl>, 1);
     PutFunction(c, -1, "require", NativeRequire, 2);
-    duk_eval_string(c, "(function (dir) { return function require(name) { return __b.require(name, dir); }; })");
+    // A program whose completion value is the function.
+    PushEmbeddedScript(c, "barrage:require.js",
+                       "(function (dir) { return function require(name) { return __b.require(name, dir); }; })", 0);
+    duk_call(c, 0);
     duk_put_prop_string(c, -2, "makeRequire");
     InstallGrpcModule(c);
     InstallExecutionModule(c);
@@ -452,9 +455,7 @@ absl::Status Runtime::Init() {
     PutFunction(c, -1, "open", Native<OpenImpl>, 2);
     duk_pop(c);
     // The prelude: polyfills and the JS halves of the modules.
-    std::string_view prelude = PreludeSource();
-    duk_push_string(c, "barrage:prelude.js");
-    duk_compile_lstring_filename(c, 0, prelude.data(), prelude.size());
+    PushEmbeddedScript(c, "barrage:prelude.js", PreludeSource(), 0);
     duk_call(c, 0);
     duk_pop(c);
     return 0;

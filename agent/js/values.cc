@@ -1,5 +1,8 @@
 #include "agent/js/values.h"
 
+#include <cstdio>
+#include <cstring>
+
 #include "agent/js/runtime.h"
 #include "agent/js/safe_call.h"
 
@@ -75,6 +78,41 @@ duk_ret_t ThrowStatus(duk_context* ctx, const absl::Status& status) {
     duk_push_error_object(ctx, DUK_ERR_ERROR, "%s", message.c_str());
   }
   return duk_throw(ctx);
+}
+
+}  // namespace barrage::agent::js
+
+#include <mutex>
+#include <unordered_map>
+
+namespace barrage::agent::js {
+
+void PushEmbeddedScript(duk_context* ctx, const char* name, std::string_view source, duk_uint_t flags) {
+  static std::mutex mu;
+  static auto* cache = new std::unordered_map<const char*, std::string>();
+  std::string bytecode;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache->find(name);
+    if (it == cache->end()) {
+      duk_context* scratch = duk_create_heap_default();
+      duk_push_string(scratch, name);
+      if (duk_pcompile_lstring_filename(scratch, flags, source.data(), source.size()) != 0) {
+        // Our own code: a failure here is a build defect, caught by every test.
+        fprintf(stderr, "barrage: internal script %s does not compile: %s\n", name, duk_safe_to_string(scratch, -1));
+        abort();
+      }
+      duk_dump_function(scratch);
+      duk_size_t size = 0;
+      const char* data = static_cast<const char*>(duk_get_buffer(scratch, -1, &size));
+      it = cache->emplace(name, std::string(data, size)).first;
+      duk_destroy_heap(scratch);
+    }
+    bytecode = it->second;
+  }
+  void* buf = duk_push_fixed_buffer(ctx, bytecode.size());
+  memcpy(buf, bytecode.data(), bytecode.size());
+  duk_load_function(ctx);
 }
 
 }  // namespace barrage::agent::js

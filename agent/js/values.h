@@ -65,3 +65,12 @@ duk_ret_t Native(duk_context* ctx) {
 }  // namespace barrage::agent::js
 
 #endif  // BARRAGE_AGENT_JS_VALUES_H_
+
+namespace barrage::agent::js {
+// Pushes our own embedded script (the prelude, a module's JS half) as a
+// compiled function. Each source is compiled once per process, in a scratch
+// heap, and every VU loads the bytecode: compiling the prelude in each of
+// 10,000 heaps would dominate VU start-up. The source must be a program
+// (flags 0) or, with DUK_COMPILE_FUNCTION, a function expression.
+void PushEmbeddedScript(duk_context* ctx, const char* name, std::string_view source, duk_uint_t flags);
+}  // namespace barrage::agent::js
