@@ -1,0 +1,351 @@
+#include "tests/target/target_server.h"
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <grpc/grpc.h>
+#include <grpc/support/time.h>
+#include <grpcpp/alarm.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "hello/hello.grpc.pb.h"
+
+namespace barrage::target {
+namespace {
+
+using hello::HelloRequest;
+using hello::HelloResponse;
+
+// SayHello on async queues, the streaming methods on the callback API; see the header.
+using HybridService = hello::HelloService::WithAsyncMethod_SayHello<
+    hello::HelloService::WithCallbackMethod_LotsOfReplies<
+        hello::HelloService::WithCallbackMethod_LotsOfGreetings<
+            hello::HelloService::WithCallbackMethod_BidiHello<hello::HelloService::Service>>>>;
+
+// Requests posted per queue ahead of time, so a burst of new calls never
+// waits for a handler to re-post (gRPC's QPS server does the same).
+constexpr int kPostedPerQueue = 64;
+
+// grpcbin's answer, padded for --reply-size.
+std::string MakeReply(std::string_view body, int reply_size) {
+  std::string reply = "hello ";
+  reply.append(body);
+  if (reply.size() < static_cast<size_t>(reply_size)) {
+    reply.append(static_cast<size_t>(reply_size) - reply.size(), 'x');
+  }
+  return reply;
+}
+
+gpr_timespec DeadlineAfter(absl::Duration d) {
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                      gpr_time_from_nanos(absl::ToInt64Nanoseconds(d), GPR_TIMESPAN));
+}
+
+// LotsOfReplies: stream_count replies, stream_interval apart (the first at once).
+class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
+ public:
+  RepliesReactor(const TargetOptions& options, const HelloRequest& request)
+      : remaining_(options.stream_count), interval_(options.stream_interval) {
+    reply_.set_reply(MakeReply(request.greeting(), options.reply_size));
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      return;
+    }
+    if (interval_ <= absl::ZeroDuration() || remaining_ == 0) {
+      WriteNext();
+      return;
+    }
+    // A fresh alarm per pause: replacing the one whose callback may still be
+    // returning is safe, as gRPC keeps its state alive until it has run.
+    alarm_ = std::make_unique<grpc::Alarm>();
+    alarm_->Set(DeadlineAfter(interval_), [this](bool) { WriteNext(); });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    if (remaining_ == 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    --remaining_;
+    StartWrite(&reply_);
+  }
+
+  int remaining_;
+  const absl::Duration interval_;
+  HelloResponse reply_;
+  std::unique_ptr<grpc::Alarm> alarm_;
+};
+
+// LotsOfGreetings: "hello g1, g2, ..." once the client half-closes.
+class GreetingsReactor : public grpc::ServerReadReactor<HelloRequest> {
+ public:
+  GreetingsReactor(const TargetOptions& options, HelloResponse* response)
+      : reply_size_(options.reply_size), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      if (count_++ > 0) greetings_.append(", ");
+      greetings_.append(request_.greeting());
+      StartRead(&request_);
+      return;
+    }
+    response_->set_reply(MakeReply(greetings_, reply_size_));
+    Finish(grpc::Status::OK);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const int reply_size_;
+  HelloResponse* const response_;
+  HelloRequest request_;
+  std::string greetings_;
+  int count_ = 0;
+};
+
+// BidiHello: one reply per message; ends when the client half-closes.
+class BidiReactor : public grpc::ServerBidiReactor<HelloRequest, HelloResponse> {
+ public:
+  explicit BidiReactor(const TargetOptions& options) : reply_size_(options.reply_size) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    reply_.set_reply(MakeReply(request_.greeting(), reply_size_));
+    StartWrite(&reply_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const int reply_size_;
+  HelloRequest request_;
+  HelloResponse reply_;
+};
+
+class HelloServiceImpl : public HybridService {
+ public:
+  explicit HelloServiceImpl(const TargetOptions& options) : options_(options) {}
+
+  grpc::ServerWriteReactor<HelloResponse>* LotsOfReplies(grpc::CallbackServerContext*,
+                                                         const HelloRequest* request) override {
+    return new RepliesReactor(options_, *request);
+  }
+  grpc::ServerReadReactor<HelloRequest>* LotsOfGreetings(grpc::CallbackServerContext*,
+                                                         HelloResponse* response) override {
+    return new GreetingsReactor(options_, response);
+  }
+  grpc::ServerBidiReactor<HelloRequest, HelloResponse>* BidiHello(
+      grpc::CallbackServerContext*) override {
+    return new BidiReactor(options_);
+  }
+
+ private:
+  const TargetOptions& options_;
+};
+
+// One completion queue and the thread that polls it. The random engine is
+// used only by that thread, so draws need no lock and, per queue, follow the seed.
+struct Queue {
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
+  std::mt19937_64 rng;
+  std::thread thread;
+};
+
+}  // namespace
+
+struct TargetServer::Impl {
+  explicit Impl(const TargetOptions& o) : options(o), service(options) {}
+
+  const TargetOptions options;
+  HelloServiceImpl service;
+  std::vector<std::unique_ptr<Queue>> queues;
+  // Declared after the queues: destroyed before them.
+  std::unique_ptr<grpc::Server> server;
+  // Starting an operation on a queue after its Shutdown() aborts the process.
+  // Handlers start operations under a shared lock and only while open; the
+  // shutdown closes under the exclusive lock before shutting the queues.
+  std::shared_mutex ops_mu;
+  bool queues_open = true;
+  bool shut_down = false;
+  std::string address;
+  int port = 0;
+};
+
+namespace {
+
+// One SayHello call, from posted request to finished reply. Owns itself;
+// every step runs on its queue's thread.
+class UnaryCall {
+ public:
+  UnaryCall(TargetServer::Impl* server, Queue* queue)
+      : server_(server), queue_(queue), responder_(&ctx_) {
+    server_->service.RequestSayHello(&ctx_, &request_, &responder_, queue_->cq.get(),
+                                     queue_->cq.get(), this);
+  }
+
+  void Proceed(bool ok) {
+    if (state_ == State::kFinishing || !ok) {
+      // Done, or a posted request drained at shutdown.
+      delete this;
+      return;
+    }
+    std::shared_lock lock(server_->ops_mu);
+    if (!server_->queues_open) {
+      lock.unlock();
+      delete this;
+      return;
+    }
+    if (state_ == State::kDelaying) {
+      Finish();
+      return;
+    }
+    new UnaryCall(server_, queue_);  // keep the posted count up
+    const TargetOptions& options = server_->options;
+    fail_ = options.error_rate > 0 &&
+            std::uniform_real_distribution<double>(0, 1)(queue_->rng) < options.error_rate;
+    absl::Duration delay = options.latency;
+    if (options.latency_spread > absl::ZeroDuration()) {
+      delay += absl::Nanoseconds(std::uniform_int_distribution<int64_t>(
+          0, absl::ToInt64Nanoseconds(options.latency_spread))(queue_->rng));
+    }
+    if (delay > absl::ZeroDuration()) {
+      state_ = State::kDelaying;
+      alarm_.Set(queue_->cq.get(), DeadlineAfter(delay), this);
+      return;
+    }
+    Finish();
+  }
+
+ private:
+  enum class State { kPosted, kDelaying, kFinishing };
+
+  void Finish() {
+    state_ = State::kFinishing;
+    if (fail_) {
+      responder_.FinishWithError(
+          grpc::Status(static_cast<grpc::StatusCode>(server_->options.error_status),
+                       "injected error"),
+          this);
+      return;
+    }
+    reply_.set_reply(MakeReply(request_.greeting(), server_->options.reply_size));
+    responder_.Finish(reply_, grpc::Status::OK, this);
+  }
+
+  TargetServer::Impl* const server_;
+  Queue* const queue_;
+  grpc::ServerContext ctx_;
+  HelloRequest request_;
+  HelloResponse reply_;
+  grpc::ServerAsyncResponseWriter<HelloResponse> responder_;
+  grpc::Alarm alarm_;
+  State state_ = State::kPosted;
+  bool fail_ = false;
+};
+
+void Poll(grpc::ServerCompletionQueue* cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) static_cast<UnaryCall*>(tag)->Proceed(ok);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetOptions& options) {
+  const size_t colon = options.listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen: expected HOST:PORT, got \"", options.listen, "\""));
+  }
+  auto impl = std::make_unique<Impl>(options);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  // gRPC sets SO_REUSEPORT by default; two targets on one fixed port would
+  // then share it silently instead of the second one failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(&impl->service);
+  for (int i = 0; i < options.threads; ++i) {
+    auto queue = std::make_unique<Queue>();
+    queue->cq = builder.AddCompletionQueue();
+    queue->rng.seed(options.seed + static_cast<uint64_t>(i));
+    impl->queues.push_back(std::move(queue));
+  }
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || impl->port == 0) {
+    if (impl->server != nullptr) impl->server->Shutdown();
+    impl->queues_open = false;
+    for (auto& queue : impl->queues) {
+      queue->cq->Shutdown();
+      Poll(queue->cq.get());
+    }
+    return absl::UnavailableError(absl::StrCat(options.listen, ": cannot listen"));
+  }
+  impl->server->GetHealthCheckService()->SetServingStatus("hello.HelloService", true);
+  impl->address = absl::StrCat(options.listen.substr(0, colon), ":", impl->port);
+
+  for (auto& queue : impl->queues) {
+    for (int i = 0; i < kPostedPerQueue; ++i) new UnaryCall(impl.get(), queue.get());
+    queue->thread = std::thread(Poll, queue->cq.get());
+  }
+  return std::unique_ptr<TargetServer>(new TargetServer(std::move(impl)));
+}
+
+TargetServer::TargetServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TargetServer::~TargetServer() { Shutdown(); }
+
+void TargetServer::Shutdown(absl::Duration grace) {
+  if (impl_->shut_down) return;
+  impl_->shut_down = true;
+  // Calls in flight get the grace period, then are cancelled; the queues keep
+  // being polled meanwhile, so delayed calls can still finish.
+  impl_->server->Shutdown(DeadlineAfter(grace));
+  {
+    std::unique_lock lock(impl_->ops_mu);
+    impl_->queues_open = false;
+  }
+  // Pending alarms and finishes still arrive while the queues drain.
+  for (auto& queue : impl_->queues) queue->cq->Shutdown();
+  for (auto& queue : impl_->queues) queue->thread.join();
+}
+
+const std::string& TargetServer::address() const { return impl_->address; }
+int TargetServer::port() const { return impl_->port; }
+
+}  // namespace barrage::target
