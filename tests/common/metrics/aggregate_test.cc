@@ -78,7 +78,7 @@ TEST_P(AggregateMergeTest, EmptyIsTheIdentity) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, AggregateMergeTest,
                          ::testing::Values(MetricType::kCounter, MetricType::kGauge,
                                            MetricType::kRate, MetricType::kTrend),
-                         [](const auto& info) { return std::string(MetricTypeName(info.param)); });
+                         [](const auto& test) { return std::string(MetricTypeName(test.param)); });
 
 TEST(AggregateTest, CounterSums) {
   const Aggregate agg = Of(MetricType::kCounter, {{1, 5}, {2, 3}, {0.5, 9}});

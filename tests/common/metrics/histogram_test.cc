@@ -146,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
             10000},
         Distribution{"integers_with_zeros", [](auto& r) { return static_cast<double>(r() % 5); },
                      5000}),
-    [](const auto& info) { return info.param.name; });
+    [](const auto& test) { return test.param.name; });
 
 TEST(HistogramTest, MixedSignsStayWithinErrorOfTheInterpolatedMagnitudes) {
   std::mt19937_64 rng(5);
