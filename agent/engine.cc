@@ -303,7 +303,7 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
   }
 }
 
-absl::Status Engine::Collect(metrics::MetricStore& into) {
+absl::Status Engine::Collect(metrics::MetricStore& into, bool sample_vus) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, def] : defs_) {
@@ -311,10 +311,13 @@ absl::Status Engine::Collect(metrics::MetricStore& into) {
       if (!st.ok()) return st;
     }
   }
-  const std::string tags = metrics::EncodeTagSet(config_.test_tags);
-  const int64_t now = absl::ToUnixNanos(absl::Now());
-  pool_.worker(0).Emit("vus", tags, static_cast<double>(vus_active_.load()), now);
-  pool_.worker(0).Emit("vus_max", tags, static_cast<double>(vus_max_.load()), now);
+  if (sample_vus || !vus_sampled_) {
+    vus_sampled_ = true;
+    const std::string tags = metrics::EncodeTagSet(config_.test_tags);
+    const int64_t now = absl::ToUnixNanos(absl::Now());
+    pool_.worker(0).Emit("vus", tags, static_cast<double>(vus_active_.load()), now);
+    pool_.worker(0).Emit("vus_max", tags, static_cast<double>(vus_max_.load()), now);
+  }
   return pool_.DrainInto(into);
 }
 

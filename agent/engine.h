@@ -66,9 +66,12 @@ class Engine : public VuOwner {
   // Stops the scenarios at once (abort, abortOnFail): VUs are interrupted.
   void Stop();
 
-  // Moves the samples gathered so far into `into`, plus the vus and
-  // vus_max gauges sampled now.
-  absl::Status Collect(metrics::MetricStore& into);
+  // Moves the samples gathered so far into `into`. With sample_vus, the
+  // vus and vus_max gauges are sampled now too (the caller does so once a
+  // second while the test runs, as k6 does); the final collection passes
+  // false, so VUs stopping at the end do not become the gauges' last value,
+  // unless no sample was taken at all.
+  absl::Status Collect(metrics::MetricStore& into, bool sample_vus = true);
   EngineProgress Progress() const;
 
   // Set when the script called exec.test.abort().
@@ -97,6 +100,7 @@ class Engine : public VuOwner {
   std::atomic<int64_t> vus_max_{0};
   std::atomic<int64_t> iterations_completed_{0};
   std::atomic<int64_t> iterations_interrupted_{0};
+  bool vus_sampled_ = false;  // controlling thread only
   std::vector<std::unique_ptr<ScenarioRun>> runs_;
 };
 

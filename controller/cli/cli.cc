@@ -384,7 +384,7 @@ int RunCommand(const RunFlags& flags) {
       runner.join();
       finished = true;
     });
-    absl::Time last_progress = absl::Now(), last_eval = absl::Now();
+    absl::Time last_progress = absl::Now(), last_eval = absl::Now(), last_collect = absl::Now();
     int handled_signals = 0;
     while (!finished) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -395,9 +395,13 @@ int RunCommand(const RunFlags& flags) {
         exit_code = kExitExternalAbort;
       }
       const absl::Time now = absl::Now();
+      if (now - last_collect >= absl::Seconds(1)) {
+        last_collect = now;
+        absl::Status st = engine.Collect(total);
+        if (!st.ok()) barrage::Log(Severity::kError, st.message());
+      }
       if (now - last_eval >= absl::Seconds(2) && !thresholds->empty()) {
         last_eval = now;
-        (void)engine.Collect(total);
         controller::ThresholdEvaluator::Result r = thresholds->Evaluate(total, now - test_start, false);
         if (r.abort && !threshold_abort) {
           threshold_abort = true;
@@ -427,7 +431,7 @@ int RunCommand(const RunFlags& flags) {
     }
   }
   const absl::Duration test_duration = absl::Now() - test_start;
-  absl::Status collected = engine.Collect(total);
+  absl::Status collected = engine.Collect(total, /*sample_vus=*/false);
   if (!collected.ok()) barrage::Log(Severity::kError, collected.message());
   if (!flags.quiet) {
     fputs(absl::StrCat(ProgressLine(test_duration, engine.Progress()), "\n").c_str(), stdout);

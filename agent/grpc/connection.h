@@ -1,0 +1,114 @@
+// One client.connect(): a gRPC channel to the target and the calls made on it
+// (spec §1.5, §1.6). Like k6, every connect gets its own channel with its own
+// subchannel, hence its own TCP connection, even to the same address.
+//
+// Nothing here blocks a caller's thread: Connect waits for READY on a
+// background thread this library owns, and calls use gRPC's callback API.
+// Completion callbacks run on a gRPC or library thread (or, for immediate
+// failures, on the caller's thread before the call returns); the caller hops
+// them onto its own worker. Callbacks must not throw.
+#ifndef BARRAGE_AGENT_GRPC_CONNECTION_H_
+#define BARRAGE_AGENT_GRPC_CONNECTION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/grpc/proto_registry.h"
+
+namespace grpc {
+class Channel;
+template <class R, class W>
+class TemplatedGenericStub;
+class ByteBuffer;
+}  // namespace grpc
+
+namespace barrage::agent::grpc_client {
+
+struct ConnectParams {
+  std::string address;  // host:port, IPv6 in brackets; no scheme
+  bool plaintext = false;
+  absl::Duration timeout = absl::Seconds(60);
+  int64_t max_receive_size = 0;  // 0: gRPC's default, 4 MiB
+  int64_t max_send_size = 0;     // 0: no limit
+  std::string authority;         // empty: the host part of the address
+  std::string user_agent;        // prefix of the user-agent header
+  // TLS (plaintext == false) verifies the server against the system roots.
+  // TODO(#tls): client certificates and extra CA roots from params.tls.
+};
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+struct CallOptions {
+  // Lower-case keys; values of "-bin" keys are raw bytes (gRPC base64s them).
+  Metadata metadata;
+  absl::Duration timeout = absl::Minutes(2);
+};
+
+// What a finished call gives back. A failed call is data, not an error:
+// every outcome (deadline, size limit, refused, server status) is a code.
+struct CallResult {
+  int code = 0;          // gRPC status code, 0 for OK
+  std::string message;   // the status message
+  std::string response_bytes;
+  Metadata headers;      // response header metadata, keys lower-case
+  Metadata trailers;     // trailer metadata without grpc-status/-message/-status-details-bin
+  std::string status_details_bin;  // the grpc-status-details-bin trailer (google.rpc.Status)
+  // Message bytes plus the 5-byte gRPC frame header of each message; HTTP/2
+  // framing, headers and TLS records are not counted.
+  int64_t bytes_sent = 0;
+  int64_t bytes_received = 0;
+  absl::Duration elapsed;  // from the start of the call to its final status
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using ConnectDone = std::function<void(absl::StatusOr<std::shared_ptr<Connection>>)>;
+
+  // Dials params.address and calls `done` once: with the connection when the
+  // channel is READY; kInvalidArgument for a malformed address; kUnavailable
+  // at once when the dial fails (connection refused, TLS failure), naming the
+  // address (`failed to connect to 127.0.0.1:1: connection refused`);
+  // kDeadlineExceeded when params.timeout passes first.
+  static void Connect(const ConnectParams& params, ConnectDone done);
+
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts a unary call of `method` with the serialized request and calls
+  // `done` once with the outcome. `method` (and so its registry) must stay
+  // alive until `done` runs: the method path is not copied. After Close(),
+  // done gets kUnavailable at once. Not to be called concurrently with
+  // Close(); concurrent calls are fine.
+  void UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
+                 std::function<void(CallResult)> done);
+
+  // Drops the channel. Calls in flight finish normally (they hold the
+  // channel); new calls fail. Idempotent.
+  void Close();
+
+  const std::string& address() const { return address_; }
+
+ private:
+  friend class ConnectOp;
+  Connection(std::string address, std::shared_ptr<grpc::Channel> channel);
+
+  const std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> stub_;
+};
+
+// Checks "host:port" as Go's net.SplitHostPort and k6's dialer do. Returns
+// kInvalidArgument naming the address, e.g. `address 127.0.0.1: missing port
+// in address`. Exposed for tests.
+[[nodiscard]] absl::Status ValidateAddress(const std::string& address);
+
+}  // namespace barrage::agent::grpc_client
+
+#endif  // BARRAGE_AGENT_GRPC_CONNECTION_H_
