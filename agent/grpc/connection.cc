@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 
@@ -44,6 +45,22 @@ class ConnectPoller {
   }
   grpc::CompletionQueue cq_;
 };
+
+// Drops a channel reference on the poller thread. A channel must not be
+// destroyed inside one of its own callbacks, and a call's callback may hold
+// the last reference (after Close(), or when the caller drops the
+// Connection from its completion callback).
+void ReleaseChannel(std::shared_ptr<grpc::Channel> channel) {
+  struct Release : ConnectPoller::Tag {
+    void Proceed(bool) override { delete this; }
+    grpc::Alarm alarm;
+    std::shared_ptr<grpc::Channel> channel;
+  };
+  if (channel == nullptr) return;
+  auto* release = new Release;
+  release->channel = std::move(channel);
+  release->alarm.Set(ConnectPoller::Get().cq(), std::chrono::system_clock::now(), release);
+}
 
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d) {
   return std::chrono::system_clock::now() +
@@ -109,28 +126,39 @@ class ConnectOp : public ConnectPoller::Tag {
   }
 
  private:
-  struct ProbeCall {
+  // The probe runs on the poller's queue, not the callback API: its end
+  // then comes on the poller thread, where dropping the channel is safe (a
+  // channel must not be destroyed inside one of its own callbacks).
+  struct ProbeCall : ConnectPoller::Tag {
+    explicit ProbeCall(ConnectOp* op) : op(op) {}
+    void Proceed(bool) override { op->ProbeDone(); }
+    ConnectOp* op;
     grpc::ClientContext context;
     grpc::ByteBuffer request, response;
-    std::unique_ptr<GenericStub> stub;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> reader;
   };
 
   void Probe() {
-    auto* probe = new ProbeCall;
-    probe->stub = std::make_unique<GenericStub>(channel_);
-    probe->context.set_deadline(DeadlineAfter(absl::Seconds(5)));
-    static const std::string kMethod = "/barrage.ConnectProbe/Probe";
-    probe->stub->UnaryCall(&probe->context, kMethod, grpc::StubOptions(), &probe->request, &probe->response,
-                           [this, probe](grpc::Status status) {
-                             std::string reason = status.error_message();
-                             if (absl::StrContains(absl::AsciiStrToLower(reason), "connection refused")) {
-                               reason = "connection refused";
-                             } else if (reason.empty()) {
-                               reason = "transient failure";
-                             }
-                             delete probe;
-                             Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": ", reason)));
-                           });
+    probe_ = std::make_unique<ProbeCall>(this);
+    grpc::Slice empty;  // a default ByteBuffer is no message at all: gRPC aborts on it
+    probe_->request = grpc::ByteBuffer(&empty, 1);
+    probe_->context.set_deadline(DeadlineAfter(absl::Seconds(5)));
+    GenericStub stub(channel_);
+    probe_->reader = stub.PrepareUnaryCall(&probe_->context, "/barrage.ConnectProbe/Probe", probe_->request,
+                                           ConnectPoller::Get().cq());
+    probe_->reader->StartCall();
+    probe_->reader->Finish(&probe_->response, &probe_->status, probe_.get());
+  }
+
+  void ProbeDone() {
+    std::string reason = probe_->status.error_message();
+    if (absl::StrContains(absl::AsciiStrToLower(reason), "connection refused")) {
+      reason = "connection refused";
+    } else if (reason.empty()) {
+      reason = "transient failure";
+    }
+    Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": ", reason)));
   }
 
   void Succeed() {
@@ -148,6 +176,7 @@ class ConnectOp : public ConnectPoller::Tag {
   const absl::Duration timeout_;
   const std::chrono::system_clock::time_point deadline_;
   Connection::ConnectDone done_;
+  std::unique_ptr<ProbeCall> probe_;
 };
 
 absl::Status ValidateAddress(const std::string& address) {
@@ -201,11 +230,12 @@ void Connection::Connect(const ConnectParams& params, ConnectDone done) {
 Connection::Connection(std::string address, std::shared_ptr<grpc::Channel> channel)
     : address_(std::move(address)), channel_(std::move(channel)), stub_(std::make_unique<GenericStub>(channel_)) {}
 
-Connection::~Connection() = default;
+Connection::~Connection() { Close(); }
 
 void Connection::Close() {
   stub_.reset();
-  channel_.reset();
+  ReleaseChannel(std::move(channel_));
+  channel_ = nullptr;
 }
 
 namespace {
@@ -273,10 +303,17 @@ void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, 
                        result.bytes_received = static_cast<int64_t>(result.response_bytes.size()) + 5;
                      }
                      CopyMetadata(call->context.GetServerInitialMetadata(), &result.headers, false);
+                     // gRPC C++ consumes content-type; grpc-go (so k6) shows it. Any
+                     // header block that arrived had it, and gRPC checked its value.
+                     if (status.ok() || !result.headers.empty()) {
+                       result.headers.emplace(result.headers.begin(), "content-type", "application/grpc");
+                     }
                      CopyMetadata(call->context.GetServerTrailingMetadata(), &result.trailers, true);
                      std::function<void(CallResult)> done = std::move(call->done);
+                     std::shared_ptr<grpc::Channel> channel = std::move(call->channel);
                      delete call;
                      done(std::move(result));
+                     ReleaseChannel(std::move(channel));
                    });
 }
 

@@ -158,6 +158,9 @@ absl::StatusOr<std::vector<MethodInfo>> ProtoRegistry::Load(const std::vector<st
   pb::compiler::SourceTreeDescriptorDatabase database(&tree, &well_known);
   ErrorCollector errors;
   database.RecordErrorsTo(&errors);
+  // Asked for before any parse, so the parser records source positions and
+  // validation errors get their line:column.
+  pb::DescriptorPool::ErrorCollector* validation_errors = database.GetValidationErrorCollector();
 
   const size_t built_before = built_.size();
   // Files are built depth first, each after its imports.
@@ -181,7 +184,7 @@ absl::StatusOr<std::vector<MethodInfo>> ProtoRegistry::Load(const std::vector<st
       if (build_file(dep, name) == nullptr) return nullptr;
     }
     in_progress.erase(name);
-    return Build(proto, database.GetValidationErrorCollector());
+    return Build(proto, validation_errors);
   };
 
   std::vector<const pb::FileDescriptor*> roots;
