@@ -139,6 +139,7 @@ ProtoRegistry::ProtoRegistry(const ProtoRegistry& other) : ProtoRegistry() {
     methods_.push_back(std::move(copy));
   }
   files_read_ = other.files_read_;
+  CachePrototypes();
 }
 
 const pb::FileDescriptor* ProtoRegistry::Build(const pb::FileDescriptorProto& file,
@@ -270,6 +271,16 @@ void ProtoRegistry::Rollback(size_t keep) {
     name[name.rfind('/')] = '.';
     m.descriptor = pool_->FindMethodByName(name);
   }
+  CachePrototypes();
+}
+
+void ProtoRegistry::CachePrototypes() {
+  prototypes_.clear();
+  for (const MethodInfo& m : methods_) {
+    for (const pb::Descriptor* type : {m.descriptor->input_type(), m.descriptor->output_type()}) {
+      prototypes_.emplace(type, factory_->GetPrototype(type));
+    }
+  }
 }
 
 std::vector<MethodInfo> ProtoRegistry::AddMethods(const std::vector<const pb::FileDescriptor*>& roots) {
@@ -287,6 +298,7 @@ std::vector<MethodInfo> ProtoRegistry::AddMethods(const std::vector<const pb::Fi
       }
     }
   }
+  CachePrototypes();
   return result;
 }
 
@@ -316,6 +328,7 @@ const pb::Descriptor* ProtoRegistry::FindMessageType(std::string_view full_name)
 }
 
 const pb::Message* ProtoRegistry::Prototype(const pb::Descriptor* type) const {
+  if (auto it = prototypes_.find(type); it != prototypes_.end()) return it->second;
   return factory_->GetPrototype(type);
 }
 

@@ -104,17 +104,22 @@ class ProtoRegistry {
   // Appends the methods of `files` and their imports, skipping known ones.
   std::vector<MethodInfo> AddMethods(const std::vector<const google::protobuf::FileDescriptor*>& files);
   void IndexMethod(const google::protobuf::MethodDescriptor* m);
+  // Fills prototypes_ for every method's request and response type.
+  void CachePrototypes();
   // Undoes a failed load: a pool keeps what it built before a later file
   // failed, so the pool is rebuilt from the first `keep` files.
   void Rollback(size_t keep);
 
   std::unique_ptr<google::protobuf::DescriptorPool> pool_;
-  // Built lazily is not possible with a const accessor shared by threads, so
-  // it is built with the pool; GetPrototype is thread-safe.
+  // Makes dynamic messages of pool_'s types; declared after pool_ so it is
+  // destroyed first (its prototypes point into the pool).
   std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
   std::vector<google::protobuf::FileDescriptorProto> built_;  // build order, for copies
   std::deque<MethodInfo> methods_;
   std::unordered_map<std::string, size_t> method_index_;  // full_method -> methods_
+  // The factory takes a lock on every lookup; the types every call uses are
+  // looked up here instead, without one (read-only once loading is done).
+  std::unordered_map<const google::protobuf::Descriptor*, const google::protobuf::Message*> prototypes_;
   std::vector<std::string> files_read_;
 };
 
