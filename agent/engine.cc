@@ -37,6 +37,18 @@ Engine::Engine(EngineConfig config) : config_(std::move(config)), pool_(config_.
 
 Engine::~Engine() {
   Stop();
+  // Interrupted VUs finish their task soon: sleeps return at once and calls
+  // end by their deadline. Wait for them, bounded; a VU still busy after
+  // that (a script stuck in a busy loop, a call that ignores its deadline)
+  // is leaked on purpose rather than destroyed under its own stack.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  for (auto& vu : vus_) {
+    while (vu->busy() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    if (vu->busy()) {
+      barrage::Log(Severity::kWarning, absl::StrCat("VU ", vu->id(), " did not stop in time; leaving it behind"));
+      (void)vu.release();
+    }
+  }
   // VUs go before the pool's threads stop: their runtimes free gRPC state.
   vus_.clear();
 }

@@ -23,6 +23,7 @@ Vu::Vu(int64_t id, Worker& worker, VuOwner& owner) : id_(id), worker_(worker), o
 Vu::~Vu() = default;
 
 void Vu::Start(std::function<void()> task) {
+  tasks_.fetch_add(1, std::memory_order_acq_rel);
   boost::asio::post(worker_.io(), [this, task = std::move(task)]() mutable {
     fiber_ = boost::context::fiber(
         std::allocator_arg, boost::context::protected_fixedsize_stack(kStackSize),
@@ -36,7 +37,13 @@ void Vu::Start(std::function<void()> task) {
   });
 }
 
-void Vu::SwitchIn() { fiber_ = std::move(fiber_).resume(); }
+void Vu::SwitchIn() {
+  fiber_ = std::move(fiber_).resume();
+  // An empty fiber: the task returned. Nothing touches this Vu after the
+  // count drops, so the owner may destroy it from then on. (A count, not a
+  // flag: the next task may already be queued when this one ends.)
+  if (!fiber_) tasks_.fetch_sub(1, std::memory_order_acq_rel);
+}
 void Vu::SwitchOut() { caller_ = std::move(caller_).resume(); }
 
 void Vu::Interrupt() {

@@ -47,6 +47,11 @@ class Vu : public js::VuHost {
   void Interrupt();
   // Makes the VU runnable again for the next scenario.
   void ClearInterrupt() { interrupted_ = false; }
+  // True from Start until its task has returned and its coroutine is gone.
+  // A Vu must not be destroyed while busy: destroying a suspended fiber
+  // unwinds its stack with an exception, which cannot cross Duktape's C
+  // frames.
+  bool busy() const { return tasks_.load(std::memory_order_acquire) > 0; }
 
   // js::VuHost
   void Block(const std::function<void(Resume)>& start) override;
@@ -68,6 +73,7 @@ class Vu : public js::VuHost {
   boost::context::fiber fiber_;
   boost::context::fiber caller_;
   std::atomic<bool> interrupted_{false};
+  std::atomic<int> tasks_{0};  // started and not yet finished
   boost::asio::steady_timer* sleep_timer_ = nullptr;  // while sleeping
 };
 
