@@ -64,12 +64,13 @@ else
   target_threads=$(nproc)
 fi
 
+: >"$work/target.out"  # exists before the background shell opens it
 "${server_pin[@]}" "$bin_dir/barrage-target" --listen 127.0.0.1:0 --threads "$target_threads" \
   >"$work/target.out" 2>"$work/target.err" &
 target_pid=$!
 address=""
 for _ in $(seq 100); do
-  address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/target.out")
+  address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/target.out" || true)
   [[ -n "$address" ]] && break
   kill -0 "$target_pid" 2>/dev/null || break
   sleep 0.1
