@@ -4,6 +4,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/js/runtime.h"
@@ -213,50 +215,142 @@ void PushMetadata(duk_context* ctx, const std::vector<std::pair<std::string, std
   }
 }
 
-// invoke(id, url, requestJson, metadata [[k, v]...], tags, timeoutMs, discard)
+bool IsUint8Array(duk_context* ctx, duk_idx_t idx) {
+  idx = duk_normalize_index(ctx, idx);
+  if (!duk_is_object(ctx, idx)) return false;
+  duk_get_global_string(ctx, "Uint8Array");
+  const bool result = duk_instanceof(ctx, idx, -1);
+  duk_pop(ctx);
+  return result;
+}
+
+// Params of invoke (and later Stream), spec §1.8, read natively: this runs
+// once per call.
+struct CallParams {
+  gc::CallOptions options;
+  metrics::TagSet tags;
+  bool discard = false;
+};
+absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap, absl::Duration default_timeout,
+                        CallParams& out) {
+  out.options.timeout = default_timeout;
+  if (duk_is_undefined(ctx, idx) || duk_is_null(ctx, idx)) return absl::OkStatus();
+  if (!duk_is_object(ctx, idx)) return absl::InvalidArgumentError(wrap + "params must be an object");
+  absl::Status st;
+  duk_enum(ctx, idx, DUK_ENUM_OWN_PROPERTIES_ONLY);
+  while (st.ok() && duk_next(ctx, -1, 1)) {
+    const std::string key = duk_safe_to_string(ctx, -2);
+    if (key == "metadata") {
+      if (!duk_is_object(ctx, -1) || duk_is_null(ctx, -1)) {
+        st = absl::InvalidArgumentError(wrap + "invalid metadata param: metadata must be an object with key-value pairs");
+      } else {
+        duk_enum(ctx, -1, DUK_ENUM_OWN_PROPERTIES_ONLY);
+        while (st.ok() && duk_next(ctx, -1, 1)) {
+          const std::string raw = duk_safe_to_string(ctx, -2);
+          std::string mkey = absl::AsciiStrToLower(raw);
+          if (absl::EndsWith(mkey, "-bin")) {
+            // k6 takes a Uint8Array (not an ArrayBuffer) for binary values.
+            if (!IsUint8Array(ctx, -1)) {
+              st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be binary"));
+            }
+            if (st.ok()) {
+              duk_size_t n = 0;
+              const char* data = static_cast<const char*>(duk_get_buffer_data(ctx, -1, &n));
+              out.options.metadata.emplace_back(std::move(mkey), std::string(data, n));
+            }
+          } else if (!duk_is_string(ctx, -1)) {
+            st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be a string"));
+          } else {
+            out.options.metadata.emplace_back(std::move(mkey), duk_get_string(ctx, -1));
+          }
+          duk_pop_2(ctx);
+        }
+        duk_pop(ctx);
+      }
+    } else if (key == "tags") {
+      st = ReadMetricTags(ctx, -1, wrap + "metric tags: ", out.tags);
+    } else if (key == "timeout") {
+      if (duk_is_number(ctx, -1)) {
+        double ms = duk_get_number(ctx, -1);
+        if (ms != 0) out.options.timeout = DurationFromMillis(ms);
+      } else if (duk_is_string(ctx, -1)) {
+        absl::StatusOr<absl::Duration> d = ParseDuration(duk_get_string(ctx, -1));
+        if (!d.ok()) {
+          st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid timeout value: ", d.status().message()));
+        } else if (*d != absl::ZeroDuration()) {
+          out.options.timeout = *d;
+        }
+      } else {
+        const char* type = duk_is_boolean(ctx, -1) ? "bool" : duk_is_object(ctx, -1) ? "object" : "undefined";
+        st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid timeout value: unable to use type ", type, " as a duration value"));
+      }
+    } else if (key == "discardResponseMessage") {
+      out.discard = duk_to_boolean(ctx, -1);
+    } else {
+      st = absl::InvalidArgumentError(absl::StrCat(wrap, "unknown param: \"", key, "\""));
+    }
+    duk_pop_2(ctx);
+  }
+  duk_pop(ctx);
+  return st;
+}
+
+// The request as JSON (spec §1.6 step 7). Duktape's JSON encoder runs in C;
+// it writes NaN and Infinity as null, which k6 (v1.2+) sends as the strings
+// "NaN"/"Infinity". So when the text has a null, the JS normaliser (deep
+// copy with those strings) runs first; requests rarely hold nulls.
+absl::StatusOr<std::string> EncodeRequest(duk_context* ctx, duk_idx_t idx) {
+  BARRAGE_ASSIGN_OR_RETURN(std::string json, SafeJsonEncode(ctx, idx));
+  if (json.find("null") == std::string::npos) return json;
+  duk_get_global_string(ctx, "__b");
+  duk_get_prop_string(ctx, -1, "grpc");
+  duk_get_prop_string(ctx, -1, "normalise");
+  duk_dup(ctx, idx);
+  if (duk_pcall(ctx, 1) != DUK_EXEC_SUCCESS) {
+    std::string message = duk_safe_to_string(ctx, -1);
+    duk_pop_3(ctx);
+    if (absl::StartsWith(message, "Error: ")) message = message.substr(7);
+    return absl::InvalidArgumentError(message);
+  }
+  absl::StatusOr<std::string> normalised = SafeJsonEncode(ctx, -1);
+  duk_pop_3(ctx);
+  return normalised;
+}
+
+// invoke(id, url, request, params): the checks in k6's order (spec §1.6).
 absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
+  if (rt.in_init()) return absl::InvalidArgumentError("invoking RPC methods in the init context is not supported");
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
-  const gc::MethodInfo* method = client->registry->FindMethod(duk_safe_to_string(ctx, 1));
-  duk_size_t json_len = 0;
-  const char* json = duk_safe_to_lstring(ctx, 2, &json_len);
-  absl::StatusOr<std::string> request = gc::JsonToBinary(*client->registry, method->descriptor->input_type(),
-                                                         std::string_view(json, json_len));
+  if (client->connection == nullptr) return absl::InvalidArgumentError("no gRPC connection, you must call connect first");
+  if (duk_is_undefined(ctx, 1) || duk_is_null(ctx, 1) || (duk_is_string(ctx, 1) && duk_get_length(ctx, 1) == 0)) {
+    return absl::InvalidArgumentError("method to invoke cannot be empty");
+  }
+  std::string url = duk_safe_to_string(ctx, 1);
+  if (url[0] != '/') url.insert(0, "/");
+  const gc::MethodInfo* method = client->registry ? client->registry->FindMethod(url) : nullptr;
+  if (method == nullptr) return absl::NotFoundError(absl::StrCat("method \"", url, "\" not found in file descriptors"));
+  CallParams params;
+  BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 3, "invalid GRPC's client.invoke() parameters: ", absl::Minutes(2), params));
+  if (duk_is_undefined(ctx, 2)) return absl::InvalidArgumentError("request cannot be nil");
+  if (duk_is_null(ctx, 2)) return absl::InvalidArgumentError("TypeError: request cannot be null");
+  BARRAGE_ASSIGN_OR_RETURN(std::string json, EncodeRequest(ctx, 2));
+  absl::StatusOr<std::string> request = gc::JsonToBinary(*client->registry, method->descriptor->input_type(), json);
   if (!request.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("unable to serialise request object to protocol buffer: ", request.status().message()));
   }
-  gc::CallOptions options;
-  duk_size_t md_count = duk_get_length(ctx, 3);
-  for (duk_size_t i = 0; i < md_count; ++i) {
-    duk_get_prop_index(ctx, 3, static_cast<duk_uarridx_t>(i));
-    duk_get_prop_index(ctx, -1, 0);
-    std::string key = duk_safe_to_string(ctx, -1);
-    duk_get_prop_index(ctx, -2, 1);
-    std::string value;
-    if (duk_is_buffer_data(ctx, -1)) {
-      duk_size_t size = 0;
-      const char* data = static_cast<const char*>(duk_get_buffer_data(ctx, -1, &size));
-      value.assign(data, size);
-    } else {
-      value = duk_safe_to_string(ctx, -1);
-    }
-    duk_pop_3(ctx);
-    options.metadata.emplace_back(std::move(key), std::move(value));
-  }
-  metrics::TagSet tags = ReadStringMap(ctx, 4);
-  options.timeout = DurationFromMillis(duk_get_number_default(ctx, 5, 120000));
-  const bool discard = duk_to_boolean(ctx, 6);
 
   gc::CallResult result;
   std::shared_ptr<gc::Connection> connection = client->connection;
   rt.host().Block([&](VuHost::Resume resume) {
-    connection->UnaryCall(*method, *std::move(request), std::move(options), [&result, resume](gc::CallResult r) {
+    connection->UnaryCall(*method, *std::move(request), std::move(params.options), [&result, resume](gc::CallResult r) {
       result = std::move(r);
       resume();
     });
   });
 
-  // The sample (spec §2.1): user tags, then the system tags.
+  // The sample (spec §2.1): the call's tags, then the system tags.
+  metrics::TagSet& tags = params.tags;
   if (!tags.count("name")) tags["name"] = method->full_method;
   tags["method"] = method->method;
   // "/hello.HelloService/SayHello" -> "hello.HelloService"
@@ -271,7 +365,7 @@ absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
   duk_push_int(ctx, result.code);
   duk_put_prop_string(ctx, -2, "status");
   const google::protobuf::Descriptor* output = method->descriptor->output_type();
-  if (discard) {
+  if (params.discard) {
     duk_push_null(ctx);
   } else {
     absl::StatusOr<std::string> message = result.code == 0
@@ -308,7 +402,7 @@ void InstallGrpcModule(duk_context* ctx) {
   PutFunction(ctx, -1, "parseDuration", Native<ParseDurationImpl>, 1);
   PutFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
   PutFunction(ctx, -1, "close", Native<CloseImpl>, 1);
-  PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 7);
+  PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
   duk_put_prop_string(ctx, -2, "grpc");
   PushEmbeddedScript(ctx, "barrage:k6/net/grpc.js", kGrpcJs, 0);
   duk_call(ctx, 0);  // the program evaluates to the installer function

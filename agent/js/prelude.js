@@ -162,28 +162,8 @@
 
   // ---- module k6 -------------------------------------------------------------
   var k6 = {};
-  k6.check = function (value, sets, tags) {
-    if (b.inInit()) throw new Error('Using check() in the init context is not supported');
-    if (sets === undefined || sets === null || typeof sets !== 'object') throw new Error('no checks provided to `check`');
-    var extra = checkTags(tags, 'metric tags: ');
-    var all = true;
-    var keys = Object.keys(sets);
-    for (var i = 0; i < keys.length; i++) {
-      var name = keys[i];
-      if (name.indexOf('::') !== -1) throw new Error("group and check names may not contain '::'");
-      var c = sets[name], ok;
-      if (typeof c === 'function') {
-        if (isAsyncFn(c)) throw new Error('check() does not support async functions');
-        try { ok = c(value); } catch (e) { b.check(name, false, extra); throw e; }
-      } else {
-        ok = c;
-      }
-      ok = !!ok;
-      b.check(name, ok, extra);
-      if (!ok) all = false;
-    }
-    return all;
-  };
+  // check() is native (module_k6.cc): it runs in every iteration.
+  k6.check = b.checkNative;
   k6.group = function (name, fn) {
     if (b.inInit()) throw new Error('group() is not supported in the init context');
     if (typeof name !== 'string' || name === '') throw new Error('group name must be a non-empty string');

@@ -424,6 +424,7 @@ absl::Status Runtime::Init() {
     PutFunction(c, -1, "now", Native<NowImpl>, 0);
     PutFunction(c, -1, "sleep", Native<SleepImpl>, 1);
     PutFunction(c, -1, "check", Native<CheckImpl>, 3);
+    PutFunction(c, -1, "checkNative", NativeCheck, 3);
     PutFunction(c, -1, "emit", Native<EmitImpl>, 3);
     PutFunction(c, -1, "groupEnter", Native<GroupEnterImpl>, 1);
     PutFunction(c, -1, "groupExit", Native<GroupExitImpl>, 2);

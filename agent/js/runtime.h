@@ -131,6 +131,10 @@ void InstallK6Natives(duk_context* ctx);
 void InstallMetricsNatives(duk_context* ctx);
 void InstallGrpcModule(duk_context* ctx);
 void InstallExecutionModule(duk_context* ctx);
+duk_ret_t NativeCheck(duk_context* ctx);  // module_k6.cc
+// Validates a tags object (strings, numbers, booleans) into out; errors
+// start with `wrap`.
+absl::Status ReadMetricTags(duk_context* ctx, duk_idx_t idx, const std::string& wrap, metrics::TagSet& out);
 
 }  // namespace barrage::agent::js
 
