@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # Build toolchain and libraries (all from Debian).
 BUILD_PKGS=(
   build-essential cmake pkg-config git ca-certificates
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
+  libgrpc++-dev libprotobuf-dev libprotoc-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   duktape-dev
   libboost-dev libboost-context-dev libboost-coroutine-dev
   libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
