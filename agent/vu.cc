@@ -1,6 +1,5 @@
 #include "agent/vu.h"
 
-#include <boost/asio/post.hpp>
 #include <boost/context/protected_fixedsize_stack.hpp>
 #include <chrono>
 
@@ -16,6 +15,9 @@ constexpr size_t kStackSize = 256 * 1024;
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 
+// The VU whose coroutine this thread is running, if any.
+thread_local Vu* t_running = nullptr;
+
 }  // namespace
 
 Vu::Vu(int64_t id, Worker& worker, VuOwner& owner) : id_(id), worker_(worker), owner_(owner) {}
@@ -24,7 +26,7 @@ Vu::~Vu() = default;
 
 void Vu::Start(std::function<void()> task) {
   tasks_.fetch_add(1, std::memory_order_acq_rel);
-  boost::asio::post(worker_.io(), [this, task = std::move(task)]() mutable {
+  worker_.Post([this, task = std::move(task)]() mutable {
     fiber_ = boost::context::fiber(
         std::allocator_arg, boost::context::protected_fixedsize_stack(kStackSize),
         [this, task = std::move(task)](boost::context::fiber&& caller) mutable {
@@ -38,7 +40,10 @@ void Vu::Start(std::function<void()> task) {
 }
 
 void Vu::SwitchIn() {
+  Vu* outer = t_running;
+  t_running = this;
   fiber_ = std::move(fiber_).resume();
+  t_running = outer;
   // An empty fiber: the task returned. Nothing touches this Vu after the
   // count drops, so the owner may destroy it from then on. (A count, not a
   // flag: the next task may already be queued when this one ends.)
@@ -48,23 +53,32 @@ void Vu::SwitchOut() { caller_ = std::move(caller_).resume(); }
 
 void Vu::Interrupt() {
   interrupted_ = true;
-  boost::asio::post(worker_.io(), [this] {
-    if (sleep_timer_ != nullptr) sleep_timer_->cancel();
+  tasks_.fetch_add(1, std::memory_order_acq_rel);  // the post below uses this Vu
+  worker_.Post([this] {
+    if (sleep_timer_ != nullptr) sleep_timer_->Cancel();
+    tasks_.fetch_sub(1, std::memory_order_acq_rel);
   });
 }
 
 void Vu::Block(const std::function<void(Resume)>& start) {
-  // The resume is posted to this VU's worker, which is busy running this
-  // very fiber until SwitchOut below, so it can never run too early.
-  start([this] { boost::asio::post(worker_.io(), [this] { SwitchIn(); }); });
+  start([this] {
+    if (worker_.OnThisThread() && t_running == nullptr) {
+      // Completed on our worker's queue loop (a call on its own queue): resume
+      // at once, no hop.
+      SwitchIn();
+    } else {
+      // From another thread, or synchronously from inside start: posted to
+      // the worker, which runs it only after this fiber has switched out.
+      worker_.Post([this] { SwitchIn(); });
+    }
+  });
   SwitchOut();
 }
 
 void Vu::Sleep(absl::Duration d) {
   if (Interrupted() || d <= absl::ZeroDuration()) return;
-  boost::asio::steady_timer timer(worker_.io(), absl::ToChronoNanoseconds(d));
+  Worker::Timer timer(worker_, absl::Now() + d, [this](bool) { SwitchIn(); });
   sleep_timer_ = &timer;
-  timer.async_wait([this](const boost::system::error_code&) { SwitchIn(); });
   SwitchOut();
   sleep_timer_ = nullptr;
 }

@@ -8,7 +8,6 @@
 #define BARRAGE_AGENT_VU_H_
 
 #include <atomic>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/context/fiber.hpp>
 #include <functional>
 #include <memory>
@@ -57,6 +56,7 @@ class Vu : public js::VuHost {
   void Block(const std::function<void(Resume)>& start) override;
   void Sleep(absl::Duration d) override;
   bool Interrupted() const override { return interrupted_.load(std::memory_order_relaxed); }
+  grpc::CompletionQueue* completion_queue() override { return worker_.cq(); }
   absl::Status DefineMetric(const metrics::MetricDef& def) override;
   void Emit(const std::string& metric, const std::string& encoded_tags, double value) override;
   void Log(js::LogLevel level, std::string_view message) override;
@@ -73,8 +73,8 @@ class Vu : public js::VuHost {
   boost::context::fiber fiber_;
   boost::context::fiber caller_;
   std::atomic<bool> interrupted_{false};
-  std::atomic<int> tasks_{0};  // started and not yet finished
-  boost::asio::steady_timer* sleep_timer_ = nullptr;  // while sleeping
+  std::atomic<int> tasks_{0};  // tasks and posts started and not yet finished
+  Worker::Timer* sleep_timer_ = nullptr;  // while sleeping; worker thread only
 };
 
 }  // namespace barrage::agent

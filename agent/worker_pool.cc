@@ -1,6 +1,50 @@
 #include "agent/worker_pool.h"
 
+#include <grpc/support/time.h>
+
+#include <future>
+
 namespace barrage::agent {
+namespace {
+
+// A posted function: an Alarm set in the past fires at once on the queue.
+class PostTag : public grpc_client::QueueTag {
+ public:
+  explicit PostTag(std::function<void()> fn) : fn_(std::move(fn)) {}
+  void Arm(grpc::CompletionQueue* cq) { alarm_.Set(cq, gpr_time_0(GPR_CLOCK_MONOTONIC), this); }
+  void Complete(bool) override {
+    std::function<void()> fn = std::move(fn_);
+    delete this;
+    fn();
+  }
+
+ private:
+  grpc::Alarm alarm_;
+  std::function<void()> fn_;
+};
+
+gpr_timespec ToGpr(absl::Time t) {
+  gpr_timespec ts;
+  const absl::Duration since = t - absl::UnixEpoch();
+  ts.tv_sec = absl::ToInt64Seconds(since);
+  ts.tv_nsec = static_cast<int32_t>(absl::ToInt64Nanoseconds(since - absl::Seconds(ts.tv_sec)));
+  ts.clock_type = GPR_CLOCK_REALTIME;
+  return ts;
+}
+
+}  // namespace
+
+void Worker::Post(std::function<void()> fn) { (new PostTag(std::move(fn)))->Arm(&cq_); }
+
+Worker::Timer::Timer(Worker& worker, absl::Time deadline, std::function<void(bool)> fn) : fn_(std::move(fn)) {
+  alarm_.Set(worker.cq(), ToGpr(deadline), static_cast<grpc_client::QueueTag*>(this));
+}
+
+void Worker::Run() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_.Next(&tag, &ok)) static_cast<grpc_client::QueueTag*>(tag)->Complete(ok);
+}
 
 void Worker::Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -21,19 +65,22 @@ absl::Status Worker::DrainInto(metrics::MetricStore& into) {
 
 WorkerPool::WorkerPool(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>());
-    guards_.push_back(boost::asio::make_work_guard(workers_.back()->io_));
-  }
+  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    worker->thread_ = std::thread([worker] { worker->io_.run(); });
+    std::promise<void> started;
+    std::future<void> ready = started.get_future();
+    worker->thread_ = std::thread([worker, &started] {
+      worker->thread_id_ = std::this_thread::get_id();
+      started.set_value();
+      worker->Run();
+    });
+    ready.wait();
   }
 }
 
 WorkerPool::~WorkerPool() {
-  for (auto& g : guards_) g.reset();
-  for (auto& w : workers_) w->io_.stop();
+  for (auto& w : workers_) w->cq_.Shutdown();
   for (auto& w : workers_) {
     if (w->thread_.joinable()) w->thread_.join();
   }

@@ -1,27 +1,62 @@
 // The VU scheduler's threads (DESIGN.md "VUs, M:N"): N workers, each a
-// thread running its own Boost.Asio io_context. A VU is pinned to one
-// worker; everything that touches its heap runs there, so no VU needs a lock.
+// thread polling its own gRPC CompletionQueue. A VU is pinned to one worker;
+// everything that touches its heap runs there, so no VU needs a lock.
+//
+// Why a CompletionQueue and not a Boost.Asio io_context, as DESIGN.md first
+// planned: with an io_context, every RPC completion came in on a gRPC thread
+// and hopped to the worker (a futex wake-up and two context switches per
+// call). Polling the queue that the worker's calls complete on lets gRPC do
+// its I/O on the worker itself and resume the VU with no hop, as a bare
+// async gRPC client does; tests/bench/README.md has the figures. Timers and
+// posts from other threads are grpc::Alarms on the same queue.
+//
 // Each worker also owns the metric store its VUs write into.
 #ifndef BARRAGE_AGENT_WORKER_POOL_H_
 #define BARRAGE_AGENT_WORKER_POOL_H_
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
+#include <grpcpp/alarm.h>
+#include <grpcpp/completion_queue.h>
+
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/time/time.h"
+#include "agent/grpc/connection.h"
 #include "common/metrics/metric_store.h"
 
 namespace barrage::agent {
 
 class Worker {
  public:
-  boost::asio::io_context& io() { return io_; }
-  // Samples of the VUs on this worker. The mutex is uncontended but for the
-  // once-per-interval collection.
+  // Runs fn on this worker's thread, soon. Thread-safe.
+  void Post(std::function<void()> fn);
+  // A one-shot timer on this worker: fn(fired) runs on the worker at
+  // `deadline`, or with fired=false once Cancel() is called. Owned by the
+  // caller, who keeps it alive until fn has run. Thread-affine: created,
+  // cancelled and destroyed on the worker.
+  class Timer : public grpc_client::QueueTag {
+   public:
+    Timer(Worker& worker, absl::Time deadline, std::function<void(bool fired)> fn);
+    void Cancel() { alarm_.Cancel(); }
+    // fn may resume the coroutine that owns this timer, which then destroys
+    // it: so fn runs from a copy, and nothing touches `this` afterwards.
+    void Complete(bool ok) override {
+      std::function<void(bool)> fn = fn_;
+      fn(ok);
+    }
+
+   private:
+    grpc::Alarm alarm_;
+    std::function<void(bool)> fn_;
+  };
+
+  grpc::CompletionQueue* cq() { return &cq_; }
+  bool OnThisThread() const { return std::this_thread::get_id() == thread_id_; }
+
   void Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns);
   absl::Status Define(const metrics::MetricDef& def);
   // Moves this worker's samples into `into` and clears them.
@@ -29,16 +64,19 @@ class Worker {
 
  private:
   friend class WorkerPool;
-  boost::asio::io_context io_{1};
-  std::mutex mu_;
-  metrics::MetricStore store_;
+  void Run();
+
+  grpc::CompletionQueue cq_;
   std::thread thread_;
+  std::thread::id thread_id_;
+  std::mutex mu_;  // guards store_; uncontended but for the once-a-second drain
+  metrics::MetricStore store_;
 };
 
 class WorkerPool {
  public:
   explicit WorkerPool(int threads);  // threads <= 0: the number of cores
-  ~WorkerPool();                     // stops and joins
+  ~WorkerPool();                     // shuts the queues down and joins
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
@@ -49,7 +87,6 @@ class WorkerPool {
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
 };
 
 }  // namespace barrage::agent

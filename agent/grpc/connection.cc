@@ -256,6 +256,58 @@ struct UnaryCallState {
 // which is one allocation where handing over the string costs two.
 constexpr size_t kZeroCopyThreshold = 4096;
 
+void PrepareUnaryCallState(UnaryCallState* call, std::shared_ptr<grpc::Channel> channel, std::string request_bytes,
+                           const CallOptions& options, std::function<void(CallResult)> done) {
+  call->channel = std::move(channel);
+  call->done = std::move(done);
+  call->request_size = static_cast<int64_t>(request_bytes.size());
+  if (request_bytes.size() >= kZeroCopyThreshold) {
+    auto* owned = new std::string(std::move(request_bytes));
+    grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+    call->request = grpc::ByteBuffer(&slice, 1);
+  } else {
+    grpc::Slice slice(request_bytes.data(), request_bytes.size());
+    call->request = grpc::ByteBuffer(&slice, 1);
+  }
+  for (const auto& [key, value] : options.metadata) call->context.AddMetadata(key, value);
+  call->context.set_deadline(DeadlineAfter(options.timeout));
+  call->start = std::chrono::steady_clock::now();
+}
+
+// Builds the CallResult, frees the call, then calls its done.
+void FinishUnaryCall(UnaryCallState* call, const grpc::Status& status) {
+  CallResult result;
+  result.elapsed = absl::FromChrono(std::chrono::steady_clock::now() - call->start);
+  result.code = static_cast<int>(status.error_code());
+  result.message = status.error_message();
+  result.status_details_bin = status.error_details();
+  result.bytes_sent = call->request_size + 5;
+  if (status.ok()) {
+    std::vector<grpc::Slice> slices;
+    if (call->response.Dump(&slices).ok()) {
+      size_t total = 0;
+      for (const auto& s : slices) total += s.size();
+      result.response_bytes.reserve(total);
+      for (const auto& s : slices) {
+        result.response_bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    result.bytes_received = static_cast<int64_t>(result.response_bytes.size()) + 5;
+  }
+  CopyMetadata(call->context.GetServerInitialMetadata(), &result.headers, false);
+  // gRPC C++ consumes content-type; grpc-go (so k6) shows it. Any
+  // header block that arrived had it, and gRPC checked its value.
+  if (status.ok() || !result.headers.empty()) {
+    result.headers.emplace(result.headers.begin(), "content-type", "application/grpc");
+  }
+  CopyMetadata(call->context.GetServerTrailingMetadata(), &result.trailers, true);
+  std::function<void(CallResult)> done = std::move(call->done);
+  std::shared_ptr<grpc::Channel> channel = std::move(call->channel);
+  delete call;
+  done(std::move(result));
+  ReleaseChannel(std::move(channel));
+}
+
 }  // namespace
 
 void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
@@ -268,53 +320,44 @@ void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, 
     return;
   }
   auto* call = new UnaryCallState;
-  call->channel = channel_;
-  call->done = std::move(done);
-  call->request_size = static_cast<int64_t>(request_bytes.size());
-  if (request_bytes.size() >= kZeroCopyThreshold) {
-    auto* owned = new std::string(std::move(request_bytes));
-    grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-    call->request = grpc::ByteBuffer(&slice, 1);
-  } else {
-    grpc::Slice slice(request_bytes.data(), request_bytes.size());
-    call->request = grpc::ByteBuffer(&slice, 1);
-  }
-  for (auto& [key, value] : options.metadata) call->context.AddMetadata(key, value);
-  call->context.set_deadline(DeadlineAfter(options.timeout));
-  call->start = std::chrono::steady_clock::now();
+  PrepareUnaryCallState(call, channel_, std::move(request_bytes), options, std::move(done));
   stub_->UnaryCall(&call->context, method.full_method, grpc::StubOptions(), &call->request, &call->response,
-                   [call](grpc::Status status) {
-                     CallResult result;
-                     result.elapsed = absl::FromChrono(std::chrono::steady_clock::now() - call->start);
-                     result.code = static_cast<int>(status.error_code());
-                     result.message = status.error_message();
-                     result.status_details_bin = status.error_details();
-                     result.bytes_sent = call->request_size + 5;
-                     if (status.ok()) {
-                       std::vector<grpc::Slice> slices;
-                       if (call->response.Dump(&slices).ok()) {
-                         size_t total = 0;
-                         for (const auto& s : slices) total += s.size();
-                         result.response_bytes.reserve(total);
-                         for (const auto& s : slices) {
-                           result.response_bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-                         }
-                       }
-                       result.bytes_received = static_cast<int64_t>(result.response_bytes.size()) + 5;
-                     }
-                     CopyMetadata(call->context.GetServerInitialMetadata(), &result.headers, false);
-                     // gRPC C++ consumes content-type; grpc-go (so k6) shows it. Any
-                     // header block that arrived had it, and gRPC checked its value.
-                     if (status.ok() || !result.headers.empty()) {
-                       result.headers.emplace(result.headers.begin(), "content-type", "application/grpc");
-                     }
-                     CopyMetadata(call->context.GetServerTrailingMetadata(), &result.trailers, true);
-                     std::function<void(CallResult)> done = std::move(call->done);
-                     std::shared_ptr<grpc::Channel> channel = std::move(call->channel);
-                     delete call;
-                     done(std::move(result));
-                     ReleaseChannel(std::move(channel));
-                   });
+                   [call](grpc::Status status) { FinishUnaryCall(call, status); });
+}
+
+namespace {
+
+// The queue flavour's state: the call and its tag in one allocation.
+struct QueuedUnaryCall : QueueTag {
+  UnaryCallState* call = new UnaryCallState;  // freed by FinishUnaryCall
+  grpc::Status status;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+  void Complete(bool) override {
+    reader.reset();  // it points into call's context
+    UnaryCallState* c = call;
+    const grpc::Status s = std::move(status);
+    delete this;
+    FinishUnaryCall(c, s);
+  }
+};
+
+}  // namespace
+
+void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
+                           grpc::CompletionQueue* cq, std::function<void(CallResult)> done) {
+  if (stub_ == nullptr) {
+    CallResult result;
+    result.code = static_cast<int>(grpc::StatusCode::UNAVAILABLE);
+    result.message = "connection closed";
+    done(std::move(result));
+    return;
+  }
+  auto* op = new QueuedUnaryCall;
+  UnaryCallState* call = op->call;
+  PrepareUnaryCallState(call, channel_, std::move(request_bytes), options, std::move(done));
+  op->reader = stub_->PrepareUnaryCall(&call->context, method.full_method, call->request, cq);
+  op->reader->StartCall();
+  op->reader->Finish(&call->response, &op->status, static_cast<QueueTag*>(op));
 }
 
 }  // namespace barrage::agent::grpc_client

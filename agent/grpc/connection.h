@@ -23,6 +23,7 @@
 
 namespace grpc {
 class Channel;
+class CompletionQueue;
 template <class R, class W>
 class TemplatedGenericStub;
 class ByteBuffer;
@@ -43,6 +44,14 @@ struct ConnectParams {
 };
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// A tag on a grpc::CompletionQueue that the queue's poller completes: the
+// agent's workers poll their own queue and call Complete(ok) for each tag.
+class QueueTag {
+ public:
+  virtual ~QueueTag() = default;
+  virtual void Complete(bool ok) = 0;
+};
 
 struct CallOptions {
   // Lower-case keys; values of "-bin" keys are raw bytes (gRPC base64s them).
@@ -91,6 +100,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Drops the channel. Calls in flight finish normally (they hold the
   // channel); new calls fail. Idempotent.
+  // The same call on a completion queue that the caller polls: done runs on
+  // the polling thread, with no thread hop. This is the hot path of the
+  // agent's workers, which poll their own queue (agent/worker_pool.h).
+  void UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
+                 grpc::CompletionQueue* cq, std::function<void(CallResult)> done);
   void Close();
 
   const std::string& address() const { return address_; }

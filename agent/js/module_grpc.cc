@@ -342,11 +342,17 @@ absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
 
   gc::CallResult result;
   std::shared_ptr<gc::Connection> connection = client->connection;
+  grpc::CompletionQueue* cq = rt.host().completion_queue();
   rt.host().Block([&](VuHost::Resume resume) {
-    connection->UnaryCall(*method, *std::move(request), std::move(params.options), [&result, resume](gc::CallResult r) {
+    auto done = [&result, resume](gc::CallResult r) {
       result = std::move(r);
       resume();
-    });
+    };
+    if (cq != nullptr) {
+      connection->UnaryCall(*method, *std::move(request), std::move(params.options), cq, std::move(done));
+    } else {
+      connection->UnaryCall(*method, *std::move(request), std::move(params.options), std::move(done));
+    }
   });
 
   // The sample (spec §2.1): the call's tags, then the system tags.

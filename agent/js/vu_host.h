@@ -12,6 +12,10 @@
 #include "absl/time/time.h"
 #include "common/metrics/metric.h"
 
+namespace grpc {
+class CompletionQueue;
+}  // namespace grpc
+
 namespace barrage::agent::js {
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
@@ -30,6 +34,11 @@ class VuHost {
   // True once the VU context ended (gracefulStop ran out, abort): blocking
   // calls should return at once.
   virtual bool Interrupted() const = 0;
+
+  // The completion queue the VU's thread polls, for calls that complete
+  // there without a thread hop; nullptr when the host has none (then the
+  // calls complete on gRPC's threads and Block's resume hops).
+  virtual grpc::CompletionQueue* completion_queue() { return nullptr; }
 
   virtual absl::Status DefineMetric(const metrics::MetricDef& def) = 0;
   // One sample of a defined metric, with its encoded tag set (EncodeTagSet).
