@@ -41,8 +41,9 @@ struct Call {
 
 class Driver {
  public:
-  Driver(hello::HelloService::Stub& stub, int64_t max_requests, Clock::time_point end)
-      : stub_(stub), max_requests_(max_requests), end_(end) {
+  Driver(std::vector<std::unique_ptr<hello::HelloService::Stub>>& stubs, int64_t max_requests,
+         Clock::time_point end)
+      : stubs_(stubs), max_requests_(max_requests), end_(end) {
     request_.set_greeting("Bert");
   }
 
@@ -52,7 +53,8 @@ class Driver {
     ++started_;
     auto* call = new Call();
     call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    call->reader = stub_.PrepareAsyncSayHello(&call->context, request_, &cq_);
+    auto& stub = *stubs_[static_cast<size_t>(started_) % stubs_.size()];
+    call->reader = stub.PrepareAsyncSayHello(&call->context, request_, &cq_);
     call->reader->StartCall();
     call->reader->Finish(&call->response, &call->status, call);
     ++in_flight_;
@@ -82,7 +84,7 @@ class Driver {
   int64_t errors() const { return errors_; }
 
  private:
-  hello::HelloService::Stub& stub_;
+  std::vector<std::unique_ptr<hello::HelloService::Stub>>& stubs_;
   const int64_t max_requests_;
   const Clock::time_point end_;
   hello::HelloRequest request_;
@@ -111,6 +113,12 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", concurrency, "calls in flight")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  int channels = 1;
+  app.add_option("--channels", channels,
+                 "channels (each its own TCP connection), used round-robin; --channels equal to "
+                 "--concurrency is k6's model, one connection per VU")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_option("--requests", requests, "stop after N requests")->check(CLI::PositiveNumber);
   app.add_option("--duration", duration_text, "stop after D (Go duration, e.g. 10s)");
   CLI11_PARSE(app, argc, argv);
@@ -131,19 +139,24 @@ int main(int argc, char** argv) {
   if (requests == 0 && duration == absl::InfiniteDuration()) duration = absl::Seconds(5);
   if (requests == 0) requests = INT64_MAX;
 
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-    std::cerr << "bare_grpc_client: cannot connect to " << target << "\n";
-    return 1;
+  std::vector<std::unique_ptr<hello::HelloService::Stub>> stubs;
+  for (int i = 0; i < channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a TCP connection of its own
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::cerr << "bare_grpc_client: cannot connect to " << target << "\n";
+      return 1;
+    }
+    stubs.push_back(hello::HelloService::NewStub(channel));
   }
-  auto stub = hello::HelloService::NewStub(channel);
 
   const Clock::time_point start = Clock::now();
   const Clock::time_point end = duration == absl::InfiniteDuration()
                                     ? Clock::time_point::max()
                                     : start + absl::ToChronoNanoseconds(duration);
   const double cpu_start = CpuSeconds();
-  Driver driver(*stub, requests, end);
+  Driver driver(stubs, requests, end);
   driver.Run(concurrency);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const double cpu = CpuSeconds() - cpu_start;

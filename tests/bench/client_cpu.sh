@@ -124,6 +124,12 @@ if [[ -n "$requests" ]]; then bare_args+=(--requests "$requests"); else bare_arg
 measure bare_grpc "$bin_dir/bare_grpc_client" "${bare_args[@]}" || true
 record bare_grpc "$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$work/bare_grpc.out")"
 
+# 1b. The same with one connection per in-flight call: k6's model, where
+# every VU's client.connect() opens its own connection. barrage must follow
+# it, so this is the floor for a k6-style client.
+measure bare_grpc_per_vu "$bin_dir/bare_grpc_client" "${bare_args[@]}" --channels "$concurrency" || true
+record bare_grpc_per_vu "$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$work/bare_grpc_per_vu.out")"
+
 # 2. h2load.
 h2_args=(--address "$address" --concurrency "$concurrency")
 if [[ -n "$requests" ]]; then h2_args+=(--requests "$requests"); else h2_args+=(--duration "$duration"); fi
@@ -140,7 +146,10 @@ record locust "$(sed -n 's/^locust requests=\([0-9]*\).*/\1/p' "$work/locust.out
 # 4. barrage, once it exists.
 if [[ -x "$bin_dir/barrage" ]]; then
   rc=0
-  measure barrage "$bin_dir/barrage" run -q -u "$concurrency" -d "$duration" -e "TARGET=$address" \
+  # Pinned to one CPU, one worker thread, as the bare client has.
+  barrage_threads=()
+  [[ $pin == 1 ]] && barrage_threads=(--threads 1)
+  measure barrage "$bin_dir/barrage" run -q "${barrage_threads[@]}" -u "$concurrency" -d "$duration" -e "TARGET=$address" \
     --summary-export "$work/barrage.json" "$here/unary_nolog.js" || rc=$?
   n=""
   if [[ -s "$work/barrage.json" ]]; then
