@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -102,9 +103,15 @@ TEST(ChildProcessTest, DestructorStopsTheWholeProcessGroup) {
   pid_t grandchild = 0;
   ASSERT_TRUE(in >> grandchild);
   // Reaped by init or a zombie at most: either way, not running sleep.
-  std::ifstream stat("/proc/" + std::to_string(grandchild) + "/stat");
+  // SIGKILL delivery is asynchronous, so allow it a bounded moment; and a
+  // reused pid (other tests run in parallel) is some other program.
   std::string pid_text, comm, state;
-  if (stat >> pid_text >> comm >> state) EXPECT_EQ(state, "Z") << comm;
+  for (int i = 0; i < 200; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(grandchild) + "/stat");
+    if (!(stat >> pid_text >> comm >> state) || comm != "(sleep)" || state == "Z") break;
+    std::this_thread::sleep_for(10ms);
+  }
+  if (comm == "(sleep)") EXPECT_EQ(state, "Z") << comm;
 }
 
 TEST(PathsTest, TempDirIsFreshAndEmpty) {
