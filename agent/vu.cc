@@ -15,6 +15,20 @@ constexpr size_t kStackSize = 256 * 1024;
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 
+// A Boost.Context StackAllocator handing out the VU's own stack.
+class VuStack {
+ public:
+  explicit VuStack(boost::context::stack_context* slot) : slot_(slot) {}
+  boost::context::stack_context allocate() {
+    if (slot_->sp == nullptr) *slot_ = boost::context::protected_fixedsize_stack(kStackSize).allocate();
+    return *slot_;
+  }
+  void deallocate(boost::context::stack_context&) noexcept {}  // kept for the next task
+
+ private:
+  boost::context::stack_context* slot_;
+};
+
 // The VU whose coroutine this thread is running, if any.
 thread_local Vu* t_running = nullptr;
 
@@ -22,13 +36,15 @@ thread_local Vu* t_running = nullptr;
 
 Vu::Vu(int64_t id, Worker& worker, VuOwner& owner) : id_(id), worker_(worker), owner_(owner) {}
 
-Vu::~Vu() = default;
+Vu::~Vu() {
+  if (stack_.sp != nullptr) boost::context::protected_fixedsize_stack(kStackSize).deallocate(stack_);
+}
 
 void Vu::Start(std::function<void()> task) {
   tasks_.fetch_add(1, std::memory_order_acq_rel);
   worker_.Post([this, task = std::move(task)]() mutable {
     fiber_ = boost::context::fiber(
-        std::allocator_arg, boost::context::protected_fixedsize_stack(kStackSize),
+        std::allocator_arg, VuStack(&stack_),
         [this, task = std::move(task)](boost::context::fiber&& caller) mutable {
           caller_ = std::move(caller);
           task();

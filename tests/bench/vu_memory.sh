@@ -3,19 +3,20 @@
 # connection to barrage-target, connected and idle-looping with sleep(1).
 # Prints resident memory per VU (peak RSS of barrage / N) and the VU
 # initialisation rate after the one-time compile (from barrage's -v log).
-# Usage: tests/bench/vu_memory.sh [--vus N] [--duration D]
+# Usage: tests/bench/vu_memory.sh [--vus N] [--duration D] [--bin-dir build/bin]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VUS=10000
 DURATION=20s
+BIN=${BUILD_DIR:-build}/bin
 while [ $# -gt 0 ]; do
   case $1 in
     --vus) VUS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: $0 [--vus N] [--duration D]" >&2; exit 2 ;;
+    --bin-dir) BIN=$2; shift 2 ;;
+    *) echo "usage: $0 [--vus N] [--duration D] [--bin-dir DIR]" >&2; exit 2 ;;
   esac
 done
-BIN=${BUILD_DIR:-build}/bin
 [ -x "$BIN/barrage" ] || { echo "vu_memory: $BIN/barrage is missing; build first" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
