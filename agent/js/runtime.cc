@@ -577,17 +577,30 @@ std::pair<int64_t, int64_t> Runtime::TakeDataCounters() {
 }
 
 std::string Runtime::EncodeTags(const metrics::TagSet* extra) const {
-  if (extra == nullptr || extra->empty()) {
-    auto it = encoded_cache_.find(group_);
-    if (it != encoded_cache_.end()) return it->second;
-    metrics::TagSet tags = vu_tags_;
-    tags["group"] = group_;
-    return encoded_cache_[group_] = metrics::EncodeTagSet(tags);
+  // Samples repeat the same few tag sets (per group, check, method and
+  // status), so encoded sets are cached by a cheap flat key instead of
+  // building and escaping a map per sample. The cache is bounded: scripts
+  // with high-cardinality tags just miss it.
+  std::string key = group_;
+  if (extra != nullptr) {
+    for (const auto& [k, v] : *extra) {
+      key.push_back('\0');
+      key += k;
+      key.push_back('\0');
+      key += v;
+    }
   }
+  auto it = encoded_cache_.find(key);
+  if (it != encoded_cache_.end()) return it->second;
   metrics::TagSet tags = vu_tags_;
   tags["group"] = group_;
-  for (const auto& [k, v] : *extra) tags[k] = v;
-  return metrics::EncodeTagSet(tags);
+  if (extra != nullptr) {
+    for (const auto& [k, v] : *extra) tags[k] = v;
+  }
+  std::string encoded = metrics::EncodeTagSet(tags);
+  if (encoded_cache_.size() >= 4096) encoded_cache_.clear();
+  encoded_cache_.emplace(std::move(key), encoded);
+  return encoded;
 }
 
 void Runtime::EmitSample(const std::string& metric, double value, const metrics::TagSet* extra) {

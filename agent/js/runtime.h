@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -121,8 +122,9 @@ class Runtime {
   std::map<std::string, metrics::MetricDef> metric_defs_;
   std::vector<std::unique_ptr<GrpcClientState>> grpc_clients_;
   bool setup_data_decoded_ = false;
-  // Cache of encoded tag sets for the no-extra-tags case, keyed by group.
-  mutable std::map<std::string, std::string> encoded_cache_;
+  // Encoded tag sets by group and extra tags (EncodeTags); cleared when
+  // the VU's tags change.
+  mutable std::unordered_map<std::string, std::string> encoded_cache_;
 };
 
 // Module installers, each in its own file; they add to the hidden __b object
