@@ -108,6 +108,93 @@ export default () => { client.connect('127.0.0.1:1', { plaintext: true, timeout:
   EXPECT_THAT(run.stderr_text, HasSubstr("127.0.0.1:1"));
 }
 
+TEST_F(RunTest, AbortOnFailStopsTheTestEarlyWithExit99) {
+  std::string script = Write("abort.js", R"(
+import grpc from 'k6/net/grpc';
+import { check, sleep } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = {
+  vus: 2, duration: '60s',
+  thresholds: { checks: [{ threshold: 'rate==1', abortOnFail: true, delayAbortEval: '1s' }] },
+};
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  const r = client.invoke('hello.HelloService/SayHello', { greeting: 'x' });
+  check(r, { 'never true': (x) => x.message.reply === 'nope' });
+  sleep(0.05);
+};
+export function teardown() { console.log('teardown ran'); }
+)");
+  const auto start = std::chrono::steady_clock::now();
+  testutil::RunResult run = Barrage({"-q", "-e", "TARGET=" + address_, script}, 50s);
+  EXPECT_EQ(run.exit_code, 99) << run.stderr_text;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);  // not the 60 s duration
+  EXPECT_THAT(run.stderr_text, HasSubstr("abortOnFail"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("teardown ran"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("✗ 'rate==1'"));
+}
+
+TEST_F(RunTest, SetupTimeoutExits100AndTeardownTimeoutExits101) {
+  std::string setup = Write("setup_slow.js",
+                            "import { sleep } from 'k6';\nexport const options = { setupTimeout: '1s' };\n"
+                            "export function setup() { sleep(10); }\nexport default () => {};\n");
+  testutil::RunResult run = Barrage({"-q", setup}, 30s);
+  EXPECT_EQ(run.exit_code, 100) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("setup() execution timed out after 1s"));
+  std::string teardown = Write("teardown_slow.js",
+                               "import { sleep } from 'k6';\nexport const options = { teardownTimeout: '1s' };\n"
+                               "export function teardown() { sleep(10); }\nexport default () => {};\n");
+  run = Barrage({"-q", teardown}, 30s);
+  EXPECT_EQ(run.exit_code, 101) << run.stderr_text;
+}
+
+TEST_F(RunTest, ExceptionInSetupExits107AndSkipsTeardown) {
+  std::string script = Write("setup_throws.js",
+                             "export function setup() { throw new Error('no fixtures'); }\n"
+                             "export function teardown() { console.log('teardown ran'); }\n"
+                             "export default () => {};\n");
+  testutil::RunResult run = Barrage({"-q", script}, 30s);
+  EXPECT_EQ(run.exit_code, 107) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("no fixtures"));
+  EXPECT_THAT(run.stderr_text, Not(HasSubstr("teardown ran")));
+}
+
+TEST_F(RunTest, TestAbortExits108) {
+  std::string script = Write("abort_script.js",
+                             "import exec from 'k6/execution';\nexport const options = { iterations: 100 };\n"
+                             "export default () => { if (__ITER === 2) exec.test.abort('enough'); };\n");
+  testutil::RunResult run = Barrage({"-q", script}, 30s);
+  EXPECT_EQ(run.exit_code, 108) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("test aborted: enough"));
+}
+
+TEST_F(RunTest, SummaryFlagsTagsAndEnv) {
+  std::string export_path = dir_ + "/summary.json";
+  std::string script = Write("flags.js", R"(
+import { check } from 'k6';
+import { Counter } from 'k6/metrics';
+const hits = new Counter('hits');
+export const options = { thresholds: { 'hits{env:ci}': ['count==5'] } };
+export default () => { hits.add(1); check(__ENV.WHO, { 'env reached the VU': (w) => w === 'me' }); };
+)");
+  testutil::RunResult run = Barrage({"-q", "-i", "5", "-e", "WHO=me", "--tag", "env=ci", "--summary-trend-stats",
+                                     "avg,p(99),count", "--summary-export", export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("✓ env reached the VU"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("p(99)="));
+  EXPECT_THAT(run.stdout_text, HasSubstr("count="));
+  EXPECT_THAT(run.stdout_text, Not(HasSubstr("med=")));
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
+  EXPECT_EQ(summary["metrics"]["hits{env:ci}"]["count"].get<int>(), 5);
+  EXPECT_TRUE(summary["metrics"]["iteration_duration"].contains("p(99)"));
+
+  testutil::RunResult quiet = Barrage({"-q", "--no-summary", "-i", "5", "--summary-export", export_path + ".2", script});
+  EXPECT_EQ(quiet.exit_code, 0);
+  EXPECT_THAT(quiet.stdout_text, Not(HasSubstr("TOTAL RESULTS")));
+  EXPECT_FALSE(std::filesystem::exists(export_path + ".2"));  // --no-summary disables the export too
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
