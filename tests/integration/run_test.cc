@@ -189,7 +189,7 @@ export default () => { hits.add(1); check(__ENV.WHO, { 'env reached the VU': (w)
   EXPECT_EQ(summary["metrics"]["hits{env:ci}"]["count"].get<int>(), 5);
   EXPECT_TRUE(summary["metrics"]["iteration_duration"].contains("p(99)"));
 
-  testutil::RunResult quiet = Barrage({"-q", "--no-summary", "-i", "5", "--summary-export", export_path + ".2", script});
+  testutil::RunResult quiet = Barrage({"-q", "--no-summary", "-i", "5", "--tag", "env=ci", "--summary-export", export_path + ".2", script});
   EXPECT_EQ(quiet.exit_code, 0);
   EXPECT_THAT(quiet.stdout_text, Not(HasSubstr("TOTAL RESULTS")));
   EXPECT_FALSE(std::filesystem::exists(export_path + ".2"));  // --no-summary disables the export too
