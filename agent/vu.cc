@@ -5,8 +5,29 @@
 
 #include "common/log.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define BARRAGE_ASAN_FIBERS 1
+#endif
+
 namespace barrage::agent {
 namespace {
+
+// AddressSanitizer must be told of every stack switch, or it reports false
+// stack-use-after-scope errors on the VU stacks. Boost.Context does this
+// itself only in its ucontext flavour, which Debian's library is not built
+// with; so the switches are annotated here. No-ops in normal builds.
+#if defined(BARRAGE_ASAN_FIBERS)
+void StartSwitch(void** fake_stack, const void* bottom, size_t size) {
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+}
+void FinishSwitch(void* fake_stack, const void** bottom, size_t* size) {
+  __sanitizer_finish_switch_fiber(fake_stack, bottom, size);
+}
+#else
+void StartSwitch(void**, const void*, size_t) {}
+void FinishSwitch(void*, const void**, size_t*) {}
+#endif
 
 // Stack of one VU coroutine. Duktape runs JS-to-JS calls without C
 // recursion, so the C stack holds only our natives and a few Duktape frames;
@@ -46,9 +67,11 @@ void Vu::Start(std::function<void()> task) {
     fiber_ = boost::context::fiber(
         std::allocator_arg, VuStack(&stack_),
         [this, task = std::move(task)](boost::context::fiber&& caller) mutable {
+          FinishSwitch(nullptr, &worker_stack_bottom_, &worker_stack_size_);
           caller_ = std::move(caller);
           task();
           task = nullptr;  // its captures die on this stack, before it goes
+          StartSwitch(nullptr, worker_stack_bottom_, worker_stack_size_);  // for good
           return std::move(caller_);
         });
     SwitchIn();
@@ -58,14 +81,22 @@ void Vu::Start(std::function<void()> task) {
 void Vu::SwitchIn() {
   Vu* outer = t_running;
   t_running = this;
+  void* fake_stack = nullptr;
+  StartSwitch(&fake_stack, static_cast<char*>(stack_.sp) - stack_.size, stack_.size);
   fiber_ = std::move(fiber_).resume();
+  FinishSwitch(fake_stack, nullptr, nullptr);
   t_running = outer;
   // An empty fiber: the task returned. Nothing touches this Vu after the
   // count drops, so the owner may destroy it from then on. (A count, not a
   // flag: the next task may already be queued when this one ends.)
   if (!fiber_) tasks_.fetch_sub(1, std::memory_order_acq_rel);
 }
-void Vu::SwitchOut() { caller_ = std::move(caller_).resume(); }
+void Vu::SwitchOut() {
+  void* fake_stack = nullptr;
+  StartSwitch(&fake_stack, worker_stack_bottom_, worker_stack_size_);
+  caller_ = std::move(caller_).resume();
+  FinishSwitch(fake_stack, &worker_stack_bottom_, &worker_stack_size_);
+}
 
 void Vu::Interrupt() {
   interrupted_ = true;
