@@ -13,7 +13,7 @@ BUILD_PKGS=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev libprotobuf-dev libprotoc-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   duktape-dev
-  libboost-dev libboost-context-dev libboost-coroutine-dev
+  libboost-dev libboost-context-dev
   libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   nodejs npm
