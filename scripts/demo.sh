@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-script=${1:-scripts/examples/unary.js}
+script=${1:-scripts/examples/demo.js}
 shift || true
 log=$(mktemp)
 build/bin/barrage-target --listen 127.0.0.1:0 >"$log" 2>&1 &
