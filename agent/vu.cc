@@ -9,6 +9,10 @@
 #include <sanitizer/common_interface_defs.h>
 #define BARRAGE_ASAN_FIBERS 1
 #endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define BARRAGE_TSAN_FIBERS 1
+#endif
 
 namespace barrage::agent {
 namespace {
@@ -27,6 +31,18 @@ void FinishSwitch(void* fake_stack, const void** bottom, size_t* size) {
 #else
 void StartSwitch(void**, const void*, size_t) {}
 void FinishSwitch(void*, const void**, size_t*) {}
+#endif
+// ThreadSanitizer likewise needs to know which logical fiber runs.
+#if defined(BARRAGE_TSAN_FIBERS)
+void* TsanCurrent() { return __tsan_get_current_fiber(); }
+void* TsanCreate() { return __tsan_create_fiber(0); }
+void TsanSwitch(void* fiber) { __tsan_switch_to_fiber(fiber, 0); }
+void TsanDestroy(void* fiber) { __tsan_destroy_fiber(fiber); }
+#else
+void* TsanCurrent() { return nullptr; }
+void* TsanCreate() { return nullptr; }
+void TsanSwitch(void*) {}
+void TsanDestroy(void*) {}
 #endif
 
 // Stack of one VU coroutine. Duktape runs JS-to-JS calls without C
@@ -64,6 +80,7 @@ Vu::~Vu() {
 void Vu::Start(std::function<void()> task) {
   tasks_.fetch_add(1, std::memory_order_acq_rel);
   worker_.Post([this, task = std::move(task)]() mutable {
+    tsan_fiber_ = TsanCreate();
     fiber_ = boost::context::fiber(
         std::allocator_arg, VuStack(&stack_),
         [this, task = std::move(task)](boost::context::fiber&& caller) mutable {
@@ -72,6 +89,7 @@ void Vu::Start(std::function<void()> task) {
           task();
           task = nullptr;  // its captures die on this stack, before it goes
           StartSwitch(nullptr, worker_stack_bottom_, worker_stack_size_);  // for good
+          TsanSwitch(tsan_worker_);
           return std::move(caller_);
         });
     SwitchIn();
@@ -83,9 +101,12 @@ void Vu::SwitchIn() {
   t_running = this;
   void* fake_stack = nullptr;
   StartSwitch(&fake_stack, static_cast<char*>(stack_.sp) - stack_.size, stack_.size);
+  tsan_worker_ = TsanCurrent();
+  TsanSwitch(tsan_fiber_);
   fiber_ = std::move(fiber_).resume();
   FinishSwitch(fake_stack, nullptr, nullptr);
   t_running = outer;
+  if (!fiber_) TsanDestroy(tsan_fiber_);
   // An empty fiber: the task returned. Nothing touches this Vu after the
   // count drops, so the owner may destroy it from then on. (A count, not a
   // flag: the next task may already be queued when this one ends.)
@@ -94,6 +115,7 @@ void Vu::SwitchIn() {
 void Vu::SwitchOut() {
   void* fake_stack = nullptr;
   StartSwitch(&fake_stack, worker_stack_bottom_, worker_stack_size_);
+  TsanSwitch(tsan_worker_);
   caller_ = std::move(caller_).resume();
   FinishSwitch(fake_stack, &worker_stack_bottom_, &worker_stack_size_);
 }

@@ -84,6 +84,9 @@ class Vu : public js::VuHost {
   // stack, learnt when the VU's fiber is entered.
   const void* worker_stack_bottom_ = nullptr;
   size_t worker_stack_size_ = 0;
+  // ThreadSanitizer's fibers: this VU's current one and the worker's.
+  void* tsan_fiber_ = nullptr;
+  void* tsan_worker_ = nullptr;
 };
 
 }  // namespace barrage::agent
