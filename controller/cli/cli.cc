@@ -1,5 +1,6 @@
 #include "controller/cli/cli.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -474,6 +475,11 @@ int RunCommand(const RunFlags& flags) {
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // glibc shrinks and regrows the worker threads' malloc arenas around each
+  // request's allocations, an mprotect system call each time (6,000 per
+  // 20,000 requests, strace -c). Keeping up to 64 MiB of freed memory
+  // instead costs nothing a load generator cares about.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   CLI::App app{"barrage: a distributed load tester for gRPC services, running k6 scripts", "barrage"};
   app.require_subcommand(1);
   RunFlags f;
