@@ -7,22 +7,6 @@
 namespace barrage::agent {
 namespace {
 
-// A posted function: an Alarm set in the past fires at once on the queue.
-class PostTag : public grpc_client::QueueTag {
- public:
-  explicit PostTag(std::function<void()> fn) : fn_(std::move(fn)) {}
-  void Arm(grpc::CompletionQueue* cq) { alarm_.Set(cq, gpr_time_0(GPR_CLOCK_MONOTONIC), this); }
-  void Complete(bool) override {
-    std::function<void()> fn = std::move(fn_);
-    delete this;
-    fn();
-  }
-
- private:
-  grpc::Alarm alarm_;
-  std::function<void()> fn_;
-};
-
 gpr_timespec ToGpr(absl::Time t) {
   gpr_timespec ts;
   const absl::Duration since = t - absl::UnixEpoch();
@@ -34,7 +18,26 @@ gpr_timespec ToGpr(absl::Time t) {
 
 }  // namespace
 
-void Worker::Post(std::function<void()> fn) { (new PostTag(std::move(fn)))->Arm(&cq_); }
+void Worker::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(posts_mu_);
+  posts_.push_back(std::move(fn));
+  // One wake-up for a burst of posts (Engine::Run starts every VU at once).
+  // An alarm set in the past fires at once on the queue.
+  if (!wake_pending_) {
+    wake_pending_ = true;
+    wake_.alarm.Set(&cq_, gpr_time_0(GPR_CLOCK_MONOTONIC), static_cast<grpc_client::QueueTag*>(&wake_));
+  }
+}
+
+void Worker::RunPosts() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(posts_mu_);
+    batch.swap(posts_);
+    wake_pending_ = false;
+  }
+  for (auto& fn : batch) fn();
+}
 
 Worker::Timer::Timer(Worker& worker, absl::Time deadline, std::function<void(bool)> fn) : fn_(std::move(fn)) {
   alarm_.Set(worker.cq(), ToGpr(deadline), static_cast<grpc_client::QueueTag*>(this));

@@ -66,6 +66,25 @@ class Worker {
   friend class WorkerPool;
   void Run();
 
+  // Posted functions wait here; an Alarm on the queue wakes the worker to run
+  // them. The hand-off goes through this mutex rather than the alarm alone,
+  // so ThreadSanitizer (which cannot see inside Debian's uninstrumented
+  // gRPC) sees the ordering too.
+  class WakeTag : public grpc_client::QueueTag {
+   public:
+    explicit WakeTag(Worker& worker) : worker_(worker) {}
+    void Complete(bool) override { worker_.RunPosts(); }
+    grpc::Alarm alarm;  // re-Set for each wake-up, once the last one fired
+
+   private:
+    Worker& worker_;
+  };
+  std::mutex posts_mu_;
+  std::vector<std::function<void()>> posts_;  // guarded by posts_mu_
+  bool wake_pending_ = false;                  // guarded by posts_mu_
+  WakeTag wake_{*this};
+  void RunPosts();
+
   grpc::CompletionQueue cq_;
   std::thread thread_;
   std::thread::id thread_id_;
