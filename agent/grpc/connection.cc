@@ -274,6 +274,14 @@ void PrepareUnaryCallState(UnaryCallState* call, std::shared_ptr<grpc::Channel> 
   call->start = std::chrono::steady_clock::now();
 }
 
+// What a call on a closed connection gets (k6 reports Unavailable too).
+CallResult ClosedConnectionResult() {
+  CallResult result;
+  result.code = static_cast<int>(grpc::StatusCode::UNAVAILABLE);
+  result.message = "connection closed";
+  return result;
+}
+
 // Builds the CallResult, frees the call, then calls its done. Inside a
 // gRPC callback the channel reference is dropped on the poller thread (see
 // ReleaseChannel); from a completion-queue loop of our own it is simply
@@ -317,10 +325,7 @@ void FinishUnaryCall(UnaryCallState* call, const grpc::Status& status, bool in_g
 void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
                            std::function<void(CallResult)> done) {
   if (stub_ == nullptr) {
-    CallResult result;
-    result.code = static_cast<int>(grpc::StatusCode::UNAVAILABLE);
-    result.message = "connection closed";
-    done(std::move(result));
+    done(ClosedConnectionResult());
     return;
   }
   auto* call = new UnaryCallState;
@@ -350,10 +355,7 @@ struct QueuedUnaryCall : QueueTag {
 void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
                            grpc::CompletionQueue* cq, std::function<void(CallResult)> done) {
   if (stub_ == nullptr) {
-    CallResult result;
-    result.code = static_cast<int>(grpc::StatusCode::UNAVAILABLE);
-    result.message = "connection closed";
-    done(std::move(result));
+    done(ClosedConnectionResult());
     return;
   }
   auto* op = new QueuedUnaryCall;
