@@ -64,6 +64,8 @@ TEST_F(RunTest, SeedScriptPassesItsChecksAndExitsZero) {
   EXPECT_GT(iterations, 10);
   if (requests > 0) EXPECT_EQ(requests, iterations);
   EXPECT_EQ(summary["metrics"]["checks"]["fails"].get<int>(), 0);
+  EXPECT_EQ(summary["metrics"]["vus"]["value"].get<int>(), 10);  // the running test's VUs, not 0 after it
+  EXPECT_EQ(summary["metrics"]["vus_max"]["value"].get<int>(), 10);
   EXPECT_EQ(summary["metrics"]["checks"]["value"].get<double>(), 1.0);
   EXPECT_FALSE(summary["metrics"]["grpc_req_duration"]["thresholds"]["p(95)<200"].get<bool>());
 }
