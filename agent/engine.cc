@@ -1,8 +1,12 @@
 #include "agent/engine.h"
 
 #include <algorithm>
+#include <thread>
+
+#include "common/metrics/histogram.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/duration.h"
 #include "common/log.h"
 
@@ -21,9 +25,17 @@ struct Engine::ScenarioRun {
   absl::Time hard_end;            // + gracefulStop: running iterations are cut
   std::atomic<int64_t> next_shared{0};  // shared-iterations pool
   std::atomic<int64_t> dropped{0};
-  int remaining = 0;              // VU loops still running; guarded by mu_
+  int remaining = 0;              // VU loops (or the dispatcher) still running; guarded by mu_
   bool interrupted = false;       // guarded by mu_
-  std::string encoded_scenario_tags;
+  // constant-arrival-rate only.
+  std::mutex pool_mu;
+  std::vector<Vu*> idle;          // guarded by pool_mu
+  metrics::Histogram start_delay_ms;  // guarded by pool_mu
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> making_vu{false};
+  int64_t made = 0;               // dispatcher thread only
+  bool warned_max = false;        // dispatcher thread only
+  std::thread dispatcher;
 };
 
 Engine::Engine(EngineConfig config) : config_(std::move(config)), pool_(config_.threads) {
@@ -55,8 +67,18 @@ Engine::~Engine() {
 
 int64_t Engine::planned_vus() const {
   int64_t n = 0;
-  for (const Scenario& s : config_.scenarios) n += s.vus;
+  for (const Scenario& s : config_.scenarios) n += s.InitialVus();
   return n;
+}
+
+absl::StatusOr<std::unique_ptr<js::Runtime>> Engine::MakeRuntime(Vu& vu) {
+  js::RuntimeConfig rc;
+  rc.vu_id = vu.id();
+  rc.env = config_.env;
+  rc.host = &vu;
+  rc.bundle = config_.bundle;
+  rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
+  return js::Runtime::Create(std::move(rc));
 }
 
 absl::Status Engine::DefineMetric(const metrics::MetricDef& def) {
@@ -110,13 +132,7 @@ absl::Status Engine::InitVus() {
   for (auto& owned : vus_) {
     Vu* vu = owned.get();
     vu->Start([this, vu, &pending, &first_error] {
-      js::RuntimeConfig rc;
-      rc.vu_id = vu->id();
-      rc.env = config_.env;
-      rc.host = vu;
-      rc.bundle = config_.bundle;
-      rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
-      absl::StatusOr<std::unique_ptr<js::Runtime>> rt = js::Runtime::Create(std::move(rc));
+      absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
       std::vector<std::string> exports;
       if (rt.ok()) {
         if (vu->id() == 1) exports = (*rt)->ExportedFunctions();
@@ -133,6 +149,7 @@ absl::Status Engine::InitVus() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return pending == 0; });
   vus_max_ = n;
+  next_vu_id_ = n + 1;
   return first_error;
 }
 
@@ -199,17 +216,49 @@ absl::Status Engine::RunTeardown(const std::optional<std::string>& data, absl::D
   return RunLifecycle("teardown", data, timeout, /*want_result=*/false).status();
 }
 
-void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario,
-                       const std::optional<std::string>& data) {
-  const Scenario& s = *run.scenario;
+std::string Engine::EnterScenario(Vu& vu, const Scenario& s) {
   js::Runtime* rt = vu.runtime();
-  vu.Sleep(run.start - absl::Now());
   metrics::TagSet tags = config_.test_tags;
   for (const auto& [k, v] : s.tags) tags[k] = v;
   tags["scenario"] = s.name;
   rt->set_vu_tags(tags);
   rt->set_group("");
-  const std::string encoded = rt->EncodeTags(nullptr);
+  return rt->EncodeTags(nullptr);
+}
+
+bool Engine::RunIteration(Vu& vu, const Scenario& s, const std::optional<std::string>& data,
+                          const std::string& encoded, absl::Time measured_from) {
+  js::Runtime* rt = vu.runtime();
+  const absl::Time t0 = measured_from == absl::InfinitePast() ? absl::Now() : measured_from;
+  absl::StatusOr<std::string> r = rt->Call(s.exec, data);
+  rt->set_group("");
+  if (vu.Interrupted() || stopped_) {
+    // Cut short by gracefulStop or an abort: not a completed iteration.
+    if (!r.ok() || vu.Interrupted()) {
+      iterations_interrupted_++;
+      return false;
+    }
+  }
+  if (!r.ok()) {
+    barrage::Log(Severity::kError, r.status().message(),
+                 {{"executor", s.executor}, {"scenario", s.name}, {"source", "stacktrace"}});
+  }
+  const double ms = MillisSince(t0);
+  auto [sent, received] = rt->TakeDataCounters();
+  vu.Emit("iterations", encoded, 1);
+  vu.Emit("iteration_duration", encoded, ms);
+  vu.Emit("data_sent", encoded, static_cast<double>(sent));
+  vu.Emit("data_received", encoded, static_cast<double>(received));
+  iterations_completed_++;
+  rt->set_iteration(rt->iteration() + 1);
+  return true;
+}
+
+void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario,
+                       const std::optional<std::string>& data) {
+  const Scenario& s = *run.scenario;
+  vu.Sleep(run.start - absl::Now());
+  const std::string encoded = EnterScenario(vu, s);
   vus_active_++;
   int64_t local_iterations = 0;
   while (!vu.Interrupted() && !stopped_) {
@@ -227,28 +276,7 @@ void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario,
       }
     }
     ++local_iterations;
-    const absl::Time t0 = absl::Now();
-    absl::StatusOr<std::string> r = rt->Call(s.exec, data);
-    rt->set_group("");
-    if (vu.Interrupted() || stopped_) {
-      // Cut short by gracefulStop or an abort: not a completed iteration.
-      if (!r.ok() || vu.Interrupted()) {
-        iterations_interrupted_++;
-        break;
-      }
-    }
-    if (!r.ok()) {
-      barrage::Log(Severity::kError, r.status().message(),
-                   {{"executor", s.executor}, {"scenario", s.name}, {"source", "stacktrace"}});
-    }
-    const double ms = MillisSince(t0);
-    auto [sent, received] = rt->TakeDataCounters();
-    vu.Emit("iterations", encoded, 1);
-    vu.Emit("iteration_duration", encoded, ms);
-    vu.Emit("data_sent", encoded, static_cast<double>(sent));
-    vu.Emit("data_received", encoded, static_cast<double>(received));
-    iterations_completed_++;
-    rt->set_iteration(rt->iteration() + 1);
+    if (!RunIteration(vu, s, data, encoded)) break;
   }
   (void)index_in_scenario;
   vus_active_--;
@@ -264,16 +292,28 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
     run->start = test_start + s.start_time;
     run->regular_end = run->start + (s.executor == "constant-vus" ? s.duration : s.max_duration);
     run->hard_end = run->regular_end + s.graceful_stop;
-    for (int64_t i = 0; i < s.vus && offset < vus_.size(); ++i) {
+    for (int64_t i = 0; i < s.InitialVus() && offset < vus_.size(); ++i) {
       Vu* vu = vus_[offset++].get();
       if (vu->id() == 0) continue;
       run->vus.push_back(vu);
     }
-    run->remaining = static_cast<int>(run->vus.size());
+    if (s.IsArrivalRate()) {
+      run->regular_end = run->start + s.duration;
+      run->hard_end = run->regular_end + s.graceful_stop;
+      run->idle = run->vus;
+      run->made = static_cast<int64_t>(run->vus.size());
+      run->remaining = 1;  // the dispatcher
+    } else {
+      run->remaining = static_cast<int>(run->vus.size());
+    }
     runs_.push_back(std::move(run));
   }
   for (auto& run : runs_) {
     ScenarioRun* r = run.get();
+    if (r->scenario->IsArrivalRate()) {
+      r->dispatcher = std::thread([this, r, &setup_data] { DispatchArrivals(*r, setup_data); });
+      continue;
+    }
     for (size_t i = 0; i < r->vus.size(); ++i) {
       Vu* vu = r->vus[i];
       vu->Start([this, vu, r, i, &setup_data] {
@@ -299,6 +339,9 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
     cv_.wait_for(lock, std::chrono::milliseconds(50));
   }
   lock.unlock();
+  for (auto& run : runs_) {
+    if (run->dispatcher.joinable()) run->dispatcher.join();
+  }
   // Iterations the executors had no time left for (spec §2.2).
   for (auto& run : runs_) {
     const Scenario& s = *run->scenario;
@@ -333,6 +376,96 @@ absl::Status Engine::Collect(metrics::MetricStore& into, bool sample_vus) {
     pool_.worker(0).Emit("vus_max", tags, static_cast<double>(vus_max_.load()), now);
   }
   return pool_.DrainInto(into);
+}
+
+void Engine::AddArrivalVu(ScenarioRun& run) {
+  const Scenario& s = *run.scenario;
+  if (run.made >= s.max_vus) {
+    if (!run.warned_max) {
+      run.warned_max = true;
+      barrage::Log(Severity::kWarning,
+                   absl::StrCat("Insufficient VUs, reached ", s.max_vus, " active VUs and cannot initialize more"),
+                   {{"executor", s.executor}, {"scenario", s.name}});
+    }
+    return;
+  }
+  // One VU at a time, in the background, as k6 does.
+  if (run.making_vu.exchange(true)) return;
+  run.made++;
+  const int64_t id = next_vu_id_++;
+  Vu* vu;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vus_.push_back(std::make_unique<Vu>(id, pool_.worker(static_cast<int>((id - 1) % pool_.size())), *this));
+    vu = vus_.back().get();
+    run.vus.push_back(vu);
+  }
+  vus_max_++;
+  vu->Start([this, vu, &run] {
+    absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
+    if (!rt.ok()) {
+      barrage::Log(Severity::kError, absl::StrCat("VU ", vu->id(), " init: ", rt.status().message()));
+    } else {
+      vu->set_runtime(*std::move(rt));
+      std::lock_guard<std::mutex> lock(run.pool_mu);
+      run.idle.push_back(vu);
+    }
+    run.making_vu = false;
+  });
+}
+
+void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>& data) {
+  const Scenario& s = *run.scenario;
+  const absl::Duration period = s.time_unit / s.rate;
+  // Absolute schedule: iteration k is due at start + k*period whatever
+  // happened before, so a late start never shifts the ones after it.
+  for (int64_t k = 0;; ++k) {
+    const absl::Time due = run.start + period * k;
+    if (due >= run.regular_end || stopped_) break;
+    const absl::Duration wait = due - absl::Now();
+    if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    if (stopped_) break;
+    Vu* vu = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(run.pool_mu);
+      if (!run.idle.empty()) {
+        vu = run.idle.back();
+        run.idle.pop_back();
+      }
+    }
+    if (vu == nullptr) {
+      run.dropped++;  // never queued: a late iteration is a dropped one
+      AddArrivalVu(run);
+      continue;
+    }
+    run.in_flight++;
+    vu->Start([this, vu, &run, &data, due] {
+      const Scenario& sc = *run.scenario;
+      const double delay_ms = absl::ToDoubleMilliseconds(absl::Now() - due);
+      vus_active_++;
+      const std::string encoded = EnterScenario(*vu, sc);
+      const bool completed = RunIteration(*vu, sc, data, encoded);
+      vus_active_--;
+      {
+        std::lock_guard<std::mutex> lock(run.pool_mu);
+        run.start_delay_ms.Add(delay_ms);
+        if (completed) run.idle.push_back(vu);
+      }
+      run.in_flight--;
+    });
+  }
+  // In-flight iterations finish, or the main loop interrupts them at the
+  // hard end (gracefulStop).
+  while (run.in_flight > 0 || run.making_vu) absl::SleepFor(absl::Milliseconds(2));
+  {
+    std::lock_guard<std::mutex> lock(run.pool_mu);
+    const metrics::Histogram& h = run.start_delay_ms;
+    barrage::Log(Severity::kDebug,
+                 absl::StrFormat("scenario %s: %d iterations started, start delay p50=%.3fms p99=%.3fms max=%.3fms",
+                                 s.name, h.count(), h.Quantile(0.5), h.Quantile(0.99), h.max()));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--run.remaining == 0) cv_.notify_all();
 }
 
 EngineProgress Engine::Progress() const {

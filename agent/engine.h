@@ -86,6 +86,17 @@ class Engine : public VuOwner {
   absl::StatusOr<std::optional<std::string>> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
                                                           absl::Duration timeout, bool want_result);
   void RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario, const std::optional<std::string>& data);
+  // constant-arrival-rate: starts iteration k at start + k*timeUnit/rate by
+  // the clock, on an idle VU, or drops it (dropped_iterations) when none is
+  // idle and asks for one more VU, up to maxVUs. Runs on its own thread.
+  void DispatchArrivals(ScenarioRun& run, const std::optional<std::string>& data);
+  void AddArrivalVu(ScenarioRun& run);
+  // Sets the VU's tags for the scenario; returns its encoded tag set.
+  std::string EnterScenario(Vu& vu, const Scenario& s);
+  // One iteration; false when it was interrupted (not completed).
+  bool RunIteration(Vu& vu, const Scenario& s, const std::optional<std::string>& data,
+                    const std::string& encoded, absl::Time measured_from = absl::InfinitePast());
+  absl::StatusOr<std::unique_ptr<js::Runtime>> MakeRuntime(Vu& vu);
 
   EngineConfig config_;
   WorkerPool pool_;
@@ -102,6 +113,7 @@ class Engine : public VuOwner {
   std::atomic<int64_t> iterations_interrupted_{0};
   bool vus_sampled_ = false;  // controlling thread only
   std::vector<std::unique_ptr<ScenarioRun>> runs_;
+  std::atomic<int64_t> next_vu_id_{1};
 };
 
 }  // namespace barrage::agent

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/duration.h"
 #include "nlohmann/json.hpp"
@@ -114,6 +115,7 @@ const std::map<std::string, std::set<std::string>>& ExecutorKeys() {
       {"shared-iterations", {"vus", "iterations", "maxDuration"}},
       {"per-vu-iterations", {"vus", "iterations", "maxDuration"}},
       {"constant-vus", {"vus", "duration"}},
+      {"constant-arrival-rate", {"rate", "timeUnit", "duration", "preAllocatedVUs", "maxVUs"}},
   };
   return keys;
 }
@@ -141,8 +143,7 @@ void ReadScenario(const std::string& name, const json& v, Problems& p, std::vect
   }
   auto keys = ExecutorKeys().find(s.executor);
   if (keys == ExecutorKeys().end()) {
-    static const std::set<std::string> kLater = {"ramping-vus", "constant-arrival-rate",
-                                                 "ramping-arrival-rate"};
+    static const std::set<std::string> kLater = {"ramping-vus", "ramping-arrival-rate"};
     if (kLater.count(s.executor)) {
       // TODO(#4): the remaining executors come with the scenarios issue.
       p.Add(absl::StrCat(where, ".executor: '", s.executor, "' is not implemented yet in this version of barrage"));
@@ -168,12 +169,43 @@ void ReadScenario(const std::string& name, const json& v, Problems& p, std::vect
   if (auto* x = get("exec")) if (auto e = ReadString(*x, where + ".exec", p)) s.exec = *e;
   if (auto* x = get("env")) if (auto e = ReadStringMap(*x, where + ".env", p)) s.env = *e;
   if (auto* x = get("tags")) if (auto t = ReadStringMap(*x, where + ".tags", p)) s.tags = *t;
-  if (s.executor == "constant-vus" && !get("duration")) p.Add(where + ".duration: required for constant-vus");
+  if (auto* x = get("rate")) if (auto n = ReadInt(*x, where + ".rate", p)) s.rate = *n;
+  if (auto* x = get("timeUnit")) if (auto d = ReadDuration(*x, where + ".timeUnit", p)) s.time_unit = *d;
+  if (auto* x = get("preAllocatedVUs")) if (auto n = ReadInt(*x, where + ".preAllocatedVUs", p)) s.pre_allocated_vus = *n;
+  s.max_vus = s.pre_allocated_vus;
+  if (auto* x = get("maxVUs")) if (auto n = ReadInt(*x, where + ".maxVUs", p)) s.max_vus = *n;
+  if ((s.executor == "constant-vus" || s.IsArrivalRate()) && !get("duration")) {
+    p.Add(absl::StrCat(where, ".duration: required for ", s.executor));
+  }
+  if (s.IsArrivalRate()) {
+    if (!get("rate")) p.Add(where + ".rate: required for constant-arrival-rate");
+    if (!get("preAllocatedVUs")) p.Add(where + ".preAllocatedVUs: required for constant-arrival-rate");
+  }
   out.push_back(std::move(s));
 }
 
 absl::Status ValidateScenario(const Scenario& s) {
   const std::string where = absl::StrCat("scenario '", s.name, "'");
+  if (s.IsArrivalRate()) {
+    if (s.rate <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": rate must be greater than 0, got ", s.rate));
+    if (s.time_unit <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": timeUnit must be greater than 0, got ", FormatGoDuration(s.time_unit)));
+    }
+    if (s.pre_allocated_vus < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": preAllocatedVUs must not be negative, got ", s.pre_allocated_vus));
+    }
+    if (s.max_vus < s.pre_allocated_vus) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": maxVUs (", s.max_vus,
+                                                     ") must not be less than preAllocatedVUs (", s.pre_allocated_vus, ")"));
+    }
+    if (s.max_vus <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": maxVUs must be greater than 0"));
+    if (s.duration < absl::Seconds(1)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": duration must be at least 1s, got ", FormatGoDuration(s.duration)));
+    }
+    if (s.start_time < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": startTime must not be negative");
+    if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
+    return absl::OkStatus();
+  }
   if (s.vus <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": vus must be greater than 0, got ", s.vus));
   if (s.start_time < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": startTime must not be negative");
   if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
@@ -199,7 +231,7 @@ absl::Status ValidateScenario(const Scenario& s) {
 }  // namespace
 
 absl::Duration Scenario::MaxTotalDuration() const {
-  if (executor == "constant-vus") return start_time + duration + graceful_stop;
+  if (executor == "constant-vus" || IsArrivalRate()) return start_time + duration + graceful_stop;
   return start_time + max_duration + graceful_stop;
 }
 
@@ -209,6 +241,13 @@ std::string Scenario::Describe() const {
   if (start_time > absl::ZeroDuration()) extra = absl::StrCat("startTime: ", FormatGoDuration(start_time), ", ", extra);
   if (executor == "constant-vus") {
     return absl::StrCat(vus, " looping VUs for ", FormatGoDuration(duration), " (", extra, ")");
+  }
+  if (IsArrivalRate()) {
+    const double per_second = static_cast<double>(rate) / absl::ToDoubleSeconds(time_unit);
+    const std::string vus_text = max_vus > pre_allocated_vus ? absl::StrCat(pre_allocated_vus, "-", max_vus)
+                                                             : absl::StrCat(max_vus);
+    return absl::StrCat(absl::StrFormat("%.2f", per_second), " iterations/s for ", FormatGoDuration(duration),
+                        " (maxVUs: ", vus_text, ", ", extra, ")");
   }
   if (executor == "per-vu-iterations") {
     return absl::StrCat(iterations, " iterations for each of ", vus, " VUs (maxDuration: ",

@@ -45,6 +45,16 @@ struct Scenario {
   std::string exec = "default";
   std::map<std::string, std::string> env;
   metrics::TagSet tags;
+  // constant-arrival-rate: `rate` iterations per `time_unit`, started by
+  // the clock whatever the VUs do; pre_allocated_vus made at start, more
+  // (up to max_vus) on demand.
+  int64_t rate = 0;
+  absl::Duration time_unit = absl::Seconds(1);
+  int64_t pre_allocated_vus = 0;
+  int64_t max_vus = 0;
+  bool IsArrivalRate() const { return executor == "constant-arrival-rate"; }
+  // VUs made before the test starts.
+  int64_t InitialVus() const { return IsArrivalRate() ? pre_allocated_vus : vus; }
   // The most time the scenario can take, gracefulStop included.
   absl::Duration MaxTotalDuration() const;
   // k6's banner line: "10 looping VUs for 10s (gracefulStop: 30s)".

@@ -149,6 +149,69 @@ TEST(EngineTest, GracefulStopInterruptsSleepingIterations) {
   EXPECT_EQ(engine.Progress().iterations_interrupted, 3);
 }
 
+Scenario ArrivalRate(int64_t rate, absl::Duration duration, int64_t pre, int64_t max) {
+  Scenario s;
+  s.name = "arrivals";
+  s.executor = "constant-arrival-rate";
+  s.rate = rate;
+  s.duration = duration;
+  s.pre_allocated_vus = pre;
+  s.max_vus = max;
+  s.graceful_stop = absl::Seconds(5);
+  return s;
+}
+
+TEST(EngineTest, ConstantArrivalRateStartsEveryDueIteration) {
+  EngineConfig config;
+  config.bundle = Record("export default () => {};\n");
+  config.scenarios = {ArrivalRate(400, absl::Seconds(1), 4, 4)};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.Run(std::nullopt);
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  // Iterations due at k*2.5ms for k = 0..399: all 400 start, none dropped.
+  EXPECT_EQ(Count(store, "iterations", {{"scenario", "arrivals"}}), 400);
+  EXPECT_EQ(Count(store, "dropped_iterations"), 0);
+}
+
+TEST(EngineTest, ArrivalsWithoutAFreeVuAreDroppedNotQueued) {
+  EngineConfig config;
+  config.bundle = Record("import { sleep } from 'k6';\nexport default () => { sleep(0.1); };\n");
+  config.scenarios = {ArrivalRate(50, absl::Seconds(1), 1, 1)};
+  config.threads = 1;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.Run(std::nullopt);
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  const double completed = Count(store, "iterations");
+  const double dropped = Count(store, "dropped_iterations");
+  // Every one of the 50 due iterations either ran or was dropped.
+  EXPECT_EQ(completed + dropped, 50);
+  EXPECT_LE(completed, 11);  // one VU, 100 ms each, over 1 s
+  EXPECT_GE(completed, 8);
+}
+
+TEST(EngineTest, ArrivalRateAddsVusUpToMaxVus) {
+  EngineConfig config;
+  config.bundle = Record("import { sleep } from 'k6';\nexport default () => { sleep(0.05); };\n");
+  config.scenarios = {ArrivalRate(100, absl::Seconds(1), 1, 8)};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.Run(std::nullopt);
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  // About five are busy at a time (100/s x 50 ms): VUs are added on demand,
+  // one at a time, never past maxVUs.
+  EXPECT_GE(engine.Progress().vus_max, 5);
+  EXPECT_LE(engine.Progress().vus_max, 8);
+  EXPECT_EQ(Count(store, "iterations") + Count(store, "dropped_iterations"), 100);
+  EXPECT_GT(Count(store, "iterations"), 50);  // the added VUs took most of the load
+}
+
 TEST(EngineTest, SetupTimeoutIsReported) {
   EngineConfig config;
   config.bundle = Record("import { sleep } from 'k6';\nexport function setup() { sleep(60); }\nexport default () => {};\n");

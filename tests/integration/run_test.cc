@@ -197,6 +197,36 @@ export default () => { hits.add(1); check(__ENV.WHO, { 'env reached the VU': (w)
   EXPECT_FALSE(std::filesystem::exists(export_path + ".2"));  // --no-summary disables the export too
 }
 
+TEST_F(RunTest, ConstantArrivalRateAgainstTheTarget) {
+  std::string export_path = dir_ + "/summary.json";
+  std::string script = Write("arrivals.js", R"(
+import grpc from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = {
+  scenarios: { steady: { executor: 'constant-arrival-rate', rate: 200, timeUnit: '1s', duration: '2s',
+                         preAllocatedVUs: 5, maxVUs: 20 } },
+};
+let connected = false;
+export default () => {
+  if (!connected) { client.connect(__ENV.TARGET, { plaintext: true }); connected = true; }
+  const r = client.invoke('hello.HelloService/SayHello', { greeting: 'rate' });
+  check(r, { 'ok': (x) => x.status === grpc.StatusOK });
+};
+)");
+  testutil::RunResult run = Barrage({"-e", "TARGET=" + address_, "--summary-export", export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("* steady: 200.00 iterations/s for 2s (maxVUs: 5-20, gracefulStop: 30s)"));
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
+  const int iterations = summary["metrics"]["iterations"]["count"].get<int>();
+  const int dropped = summary["metrics"].contains("dropped_iterations")
+                          ? summary["metrics"]["dropped_iterations"]["count"].get<int>() : 0;
+  EXPECT_EQ(iterations + dropped, 400);  // every due iteration started or was dropped
+  EXPECT_GE(iterations, 396);             // a fast target: (almost) none dropped
+  EXPECT_EQ(summary["metrics"]["checks"]["fails"].get<int>(), 0);
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
@@ -245,6 +275,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"UnknownExecutor", "export const options = { scenarios: { s: { executor: 'warp-speed' } } };\nexport default () => {};\n", {}, 104, "options.scenarios.s.executor: unknown executor 'warp-speed'"},
         BadInput{"BadThresholdExpression", "export const options = { thresholds: { checks: ['rate>>1'] } };\nexport default () => {};\n", {}, 104, "options.thresholds[\"checks\"][0]"},
         BadInput{"ThresholdOnUnknownMetric", "export const options = { thresholds: { nope_metric: ['count>1'] } };\nexport default () => {};\n", {}, 104, "no metric name \"nope_metric\" found"},
+        BadInput{"ArrivalRateWithoutRate", "export const options = { scenarios: { a: { executor: 'constant-arrival-rate', duration: '5s', preAllocatedVUs: 2 } } };\nexport default () => {};\n", {}, 104, "options.scenarios.a.rate: required for constant-arrival-rate"},
+        BadInput{"ArrivalRateMaxBelowPre", "export const options = { scenarios: { a: { executor: 'constant-arrival-rate', rate: 5, duration: '5s', preAllocatedVUs: 4, maxVUs: 2 } } };\nexport default () => {};\n", {}, 104, "scenario 'a': maxVUs (2) must not be less than preAllocatedVUs (4)"},
         BadInput{"WrongAggregation", "export const options = { thresholds: { checks: ['p(95)<1'] } };\nexport default () => {};\n", {}, 104, "p(95)"},
         BadInput{"UnknownFlag", "export default () => {};\n", {"--warp-factor", "9"}, 104, "--warp-factor"},
         BadInput{"BadFlagDuration", "export default () => {};\n", {"-d", "soon"}, 104, "--duration: invalid duration \"soon\""},
