@@ -100,6 +100,11 @@ TEST(OptionsTest, UnknownKeysWarnAndHttpOptionsAreIgnored) {
   EXPECT_THAT(warnings, ElementsAre(HasSubstr("wat")));
 }
 
+TEST(OptionsTest, ExecutionSegmentsAreRefusedUntilImplemented) {
+  EXPECT_THAT(ParseError(R"({"executionSegment":"0:1/2"})"),
+              HasSubstr("options.executionSegment: execution segments are not implemented yet"));
+}
+
 TEST(OptionsTest, ZeroDurationIsAnError) {
   auto r = ResolveScenarios(Parse(R"({"duration":"0s"})"), nullptr);
   ASSERT_FALSE(r.ok());
