@@ -36,6 +36,10 @@ struct Engine::ScenarioRun {
   int64_t made = 0;               // dispatcher thread only
   bool warned_max = false;        // dispatcher thread only
   std::thread dispatcher;
+  // ramping-vus only: which VUs are inside an iteration (set by the VUs) and
+  // since when one has been above the planned count (main loop only).
+  std::unique_ptr<std::atomic<bool>[]> iterating;
+  std::vector<absl::Time> over_since;
 };
 
 Engine::Engine(EngineConfig config) : config_(std::move(config)), pool_(config_.threads) {
@@ -254,6 +258,42 @@ bool Engine::RunIteration(Vu& vu, const Scenario& s, const std::optional<std::st
   return true;
 }
 
+void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::optional<std::string>& data) {
+  const Scenario& s = *run.scenario;
+  vu.Sleep(run.start - absl::Now());
+  const std::string encoded = EnterScenario(vu, s);
+  bool active = false;
+  while (!stopped_) {
+    const absl::Time now = absl::Now();
+    if (now >= run.regular_end) break;
+    if (s.PlannedVus(now - run.start) < k) {
+      if (active) {
+        active = false;
+        vus_active_--;
+      }
+      // Waiting to be needed: the planned count moves in steps, so a short
+      // poll keeps the curve within one VU of the plan.
+      vu.ClearInterrupt();
+      vu.Sleep(std::min(absl::Milliseconds(10), run.regular_end - now));
+      continue;
+    }
+    if (!active) {
+      active = true;
+      vus_active_++;
+    }
+    run.iterating[k - 1] = true;
+    const bool completed = RunIteration(vu, s, data, encoded);
+    run.iterating[k - 1] = false;
+    if (!completed) {
+      // Interrupted: by ramp-down (the VU may be needed again later) or by
+      // the end of the scenario.
+      if (stopped_ || absl::Now() >= run.regular_end) break;
+      vu.ClearInterrupt();
+    }
+  }
+  if (active) vus_active_--;
+}
+
 void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario,
                        const std::optional<std::string>& data) {
   const Scenario& s = *run.scenario;
@@ -297,6 +337,12 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
       if (vu->id() == 0) continue;
       run->vus.push_back(vu);
     }
+    if (s.IsRampingVus()) {
+      run->regular_end = run->start + s.StagesDuration();
+      run->hard_end = run->regular_end + s.graceful_stop;
+      run->iterating = std::make_unique<std::atomic<bool>[]>(run->vus.size());
+      run->over_since.assign(run->vus.size(), absl::InfinitePast());
+    }
     if (s.IsArrivalRate()) {
       run->regular_end = run->start + s.duration;
       run->hard_end = run->regular_end + s.graceful_stop;
@@ -317,7 +363,11 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
     for (size_t i = 0; i < r->vus.size(); ++i) {
       Vu* vu = r->vus[i];
       vu->Start([this, vu, r, i, &setup_data] {
-        RunVuLoop(*vu, *r, static_cast<int64_t>(i), setup_data);
+        if (r->scenario->IsRampingVus()) {
+          RunRampingVuLoop(*vu, *r, static_cast<int64_t>(i) + 1, setup_data);
+        } else {
+          RunVuLoop(*vu, *r, static_cast<int64_t>(i), setup_data);
+        }
         std::lock_guard<std::mutex> lock(mu_);
         if (--r->remaining == 0) cv_.notify_all();
       });
@@ -333,6 +383,24 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
       if ((now >= run->hard_end || stopped_) && !run->interrupted) {
         run->interrupted = true;
         for (Vu* vu : run->vus) vu->Interrupt();
+      }
+      const Scenario& rs = *run->scenario;
+      if (rs.IsRampingVus() && !run->interrupted && now >= run->start && now < run->regular_end) {
+        // Ramp-down: VUs above the planned count start no new iteration
+        // (their loop sees to that) and get gracefulRampDown to finish the
+        // current one.
+        const int64_t planned = rs.PlannedVus(now - run->start);
+        for (size_t idx = 0; idx < run->vus.size(); ++idx) {
+          if (static_cast<int64_t>(idx) < planned || !run->iterating[idx]) {
+            run->over_since[idx] = absl::InfinitePast();
+          } else if (run->over_since[idx] == absl::InfinitePast()) {
+            run->over_since[idx] = now;
+          } else if (run->over_since[idx] != absl::InfiniteFuture() &&
+                     now - run->over_since[idx] >= rs.graceful_ramp_down) {
+            run->over_since[idx] = absl::InfiniteFuture();  // once
+            run->vus[idx]->Interrupt();
+          }
+        }
       }
     }
     if (all_done) break;

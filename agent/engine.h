@@ -90,6 +90,9 @@ class Engine : public VuOwner {
   // the clock, on an idle VU, or drops it (dropped_iterations) when none is
   // idle and asks for one more VU, up to maxVUs. Runs on its own thread.
   void DispatchArrivals(ScenarioRun& run, const std::optional<std::string>& data);
+  // ramping-vus: VU k (1-based) runs iterations while the planned count is
+  // at least k; the main loop interrupts one that overruns gracefulRampDown.
+  void RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::optional<std::string>& data);
   void AddArrivalVu(ScenarioRun& run);
   // Sets the VU's tags for the scenario; returns its encoded tag set.
   std::string EnterScenario(Vu& vu, const Scenario& s);

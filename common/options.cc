@@ -1,5 +1,6 @@
 #include "common/options.h"
 
+#include <algorithm>
 #include <regex>
 #include <set>
 
@@ -116,6 +117,7 @@ const std::map<std::string, std::set<std::string>>& ExecutorKeys() {
       {"per-vu-iterations", {"vus", "iterations", "maxDuration"}},
       {"constant-vus", {"vus", "duration"}},
       {"constant-arrival-rate", {"rate", "timeUnit", "duration", "preAllocatedVUs", "maxVUs"}},
+      {"ramping-vus", {"startVUs", "stages", "gracefulRampDown"}},
   };
   return keys;
 }
@@ -143,7 +145,7 @@ void ReadScenario(const std::string& name, const json& v, Problems& p, std::vect
   }
   auto keys = ExecutorKeys().find(s.executor);
   if (keys == ExecutorKeys().end()) {
-    static const std::set<std::string> kLater = {"ramping-vus", "ramping-arrival-rate"};
+    static const std::set<std::string> kLater = {"ramping-arrival-rate"};
     if (kLater.count(s.executor)) {
       // TODO(#4): the remaining executors come with the scenarios issue.
       p.Add(absl::StrCat(where, ".executor: '", s.executor, "' is not implemented yet in this version of barrage"));
@@ -174,6 +176,10 @@ void ReadScenario(const std::string& name, const json& v, Problems& p, std::vect
   if (auto* x = get("preAllocatedVUs")) if (auto n = ReadInt(*x, where + ".preAllocatedVUs", p)) s.pre_allocated_vus = *n;
   s.max_vus = s.pre_allocated_vus;
   if (auto* x = get("maxVUs")) if (auto n = ReadInt(*x, where + ".maxVUs", p)) s.max_vus = *n;
+  if (auto* x = get("startVUs")) if (auto n = ReadInt(*x, where + ".startVUs", p)) s.start_vus = *n;
+  if (auto* x = get("stages")) if (auto st = ReadStages(*x, where + ".stages", p)) s.stages = *st;
+  if (auto* x = get("gracefulRampDown")) if (auto d = ReadDuration(*x, where + ".gracefulRampDown", p)) s.graceful_ramp_down = *d;
+  if (s.IsRampingVus() && !get("stages")) p.Add(where + ".stages: required for ramping-vus");
   if ((s.executor == "constant-vus" || s.IsArrivalRate()) && !get("duration")) {
     p.Add(absl::StrCat(where, ".duration: required for ", s.executor));
   }
@@ -206,6 +212,24 @@ absl::Status ValidateScenario(const Scenario& s) {
     if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
     return absl::OkStatus();
   }
+  if (s.IsRampingVus()) {
+    if (s.start_vus < 0) return absl::InvalidArgumentError(absl::StrCat(where, ": startVUs must not be negative, got ", s.start_vus));
+    if (s.stages.empty()) return absl::InvalidArgumentError(where + ": stages must not be empty");
+    for (size_t i = 0; i < s.stages.size(); ++i) {
+      if (s.stages[i].duration < absl::ZeroDuration()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": stages[", i, "].duration must not be negative"));
+      }
+      if (s.stages[i].target < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": stages[", i, "].target must not be negative"));
+      }
+    }
+    if (s.InitialVus() <= 0) {
+      return absl::InvalidArgumentError(where + ": either startVUs or one of the stages' targets must be greater than 0");
+    }
+    if (s.graceful_ramp_down < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulRampDown must not be negative");
+    if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
+    return absl::OkStatus();
+  }
   if (s.vus <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": vus must be greater than 0, got ", s.vus));
   if (s.start_time < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": startTime must not be negative");
   if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
@@ -230,7 +254,39 @@ absl::Status ValidateScenario(const Scenario& s) {
 
 }  // namespace
 
+int64_t Scenario::InitialVus() const {
+  if (IsArrivalRate()) return pre_allocated_vus;
+  if (IsRampingVus()) {
+    int64_t most = start_vus;
+    for (const Stage& st : stages) most = std::max(most, st.target);
+    return most;
+  }
+  return vus;
+}
+
+absl::Duration Scenario::StagesDuration() const {
+  absl::Duration total;
+  for (const Stage& st : stages) total += st.duration;
+  return total;
+}
+
+int64_t Scenario::PlannedVus(absl::Duration t) const {
+  int64_t from = start_vus;
+  absl::Duration stage_start;
+  for (const Stage& st : stages) {
+    const absl::Duration end = stage_start + st.duration;
+    if (t < end) {
+      const double fraction = absl::FDivDuration(t - stage_start, st.duration);
+      return from + static_cast<int64_t>(static_cast<double>(st.target - from) * fraction);  // trunc toward 0
+    }
+    from = st.target;
+    stage_start = end;
+  }
+  return from;
+}
+
 absl::Duration Scenario::MaxTotalDuration() const {
+  if (IsRampingVus()) return start_time + StagesDuration() + graceful_stop;
   if (executor == "constant-vus" || IsArrivalRate()) return start_time + duration + graceful_stop;
   return start_time + max_duration + graceful_stop;
 }
@@ -241,6 +297,11 @@ std::string Scenario::Describe() const {
   if (start_time > absl::ZeroDuration()) extra = absl::StrCat("startTime: ", FormatGoDuration(start_time), ", ", extra);
   if (executor == "constant-vus") {
     return absl::StrCat(vus, " looping VUs for ", FormatGoDuration(duration), " (", extra, ")");
+  }
+  if (IsRampingVus()) {
+    return absl::StrCat("Up to ", InitialVus(), " looping VUs for ", FormatGoDuration(StagesDuration()), " over ",
+                        stages.size(), " stages (gracefulRampDown: ", FormatGoDuration(graceful_ramp_down), ", ",
+                        extra, ")");
   }
   if (IsArrivalRate()) {
     const double per_second = static_cast<double>(rate) / absl::ToDoubleSeconds(time_unit);
@@ -467,8 +528,13 @@ absl::StatusOr<std::vector<Scenario>> ResolveScenarios(const Options& o, std::ve
     s.duration = *o.duration;
     out.push_back(s);
   } else if (o.stages && !o.stages->empty()) {
-    // TODO(#4): ramping-vus.
-    return absl::InvalidArgumentError("stages: the ramping-vus executor is not implemented yet in this version of barrage");
+    if (o.scenarios) return absl::InvalidArgumentError("stages: can't be used together with scenarios");
+    Scenario s;
+    s.name = "default";
+    s.executor = "ramping-vus";
+    s.start_vus = o.vus.value_or(1);
+    s.stages = *o.stages;
+    out.push_back(s);
   } else if (o.scenarios && !o.scenarios->empty()) {
     if (o.vus && warnings) warnings->push_back("the vus option is ignored because scenarios are set");
     out = *o.scenarios;

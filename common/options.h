@@ -53,8 +53,18 @@ struct Scenario {
   int64_t pre_allocated_vus = 0;
   int64_t max_vus = 0;
   bool IsArrivalRate() const { return executor == "constant-arrival-rate"; }
+  // ramping-vus: from start_vus through the stages; VUs beyond the planned
+  // count finish their iteration within graceful_ramp_down.
+  int64_t start_vus = 1;
+  std::vector<Stage> stages;
+  absl::Duration graceful_ramp_down = absl::Seconds(30);
+  bool IsRampingVus() const { return executor == "ramping-vus"; }
+  // The planned number of VUs at `t` after the scenario's start (spec
+  // §3.7.4): a + trunc((b - a) * t / D) inside a stage from a to b over D.
+  int64_t PlannedVus(absl::Duration t) const;
+  absl::Duration StagesDuration() const;
   // VUs made before the test starts.
-  int64_t InitialVus() const { return IsArrivalRate() ? pre_allocated_vus : vus; }
+  int64_t InitialVus() const;
   // The most time the scenario can take, gracefulStop included.
   absl::Duration MaxTotalDuration() const;
   // k6's banner line: "10 looping VUs for 10s (gracefulStop: 30s)".

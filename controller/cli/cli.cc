@@ -183,7 +183,7 @@ void PrintBanner(const std::string& script, const std::vector<Scenario>& scenari
   int64_t max_vus = 0;
   for (const Scenario& s : scenarios) {
     max_duration = std::max(max_duration, s.MaxTotalDuration());
-    max_vus += s.IsArrivalRate() ? s.max_vus : s.vus;
+    max_vus += s.IsArrivalRate() ? s.max_vus : s.InitialVus();
   }
   std::string out = absl::StrCat(
       "\n"

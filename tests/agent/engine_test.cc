@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "agent/js/runtime.h"
 #include "agent/js/transform.h"
@@ -210,6 +211,42 @@ TEST(EngineTest, ArrivalRateAddsVusUpToMaxVus) {
   EXPECT_LE(engine.Progress().vus_max, 8);
   EXPECT_EQ(Count(store, "iterations") + Count(store, "dropped_iterations"), 100);
   EXPECT_GT(Count(store, "iterations"), 50);  // the added VUs took most of the load
+}
+
+TEST(EngineTest, RampingVusFollowsItsStagesWithinOneVu) {
+  EngineConfig config;
+  config.bundle = Record("import { sleep } from 'k6';\nexport default () => { sleep(0.02); };\n");
+  Scenario s;
+  s.name = "ramp";
+  s.executor = "ramping-vus";
+  s.start_vus = 0;
+  s.stages = {{absl::Milliseconds(1000), 6}, {absl::Milliseconds(500), 6}, {absl::Milliseconds(1000), 0}};
+  s.graceful_ramp_down = absl::Milliseconds(200);
+  s.graceful_stop = absl::Seconds(2);
+  config.scenarios = {s};
+  config.threads = 2;
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  EXPECT_EQ(engine.planned_vus(), 6);
+  std::atomic<bool> done{false};
+  std::vector<std::pair<int64_t, int64_t>> samples;  // (planned, active)
+  const absl::Time start = absl::Now();
+  std::thread sampler([&] {
+    while (!done) {
+      absl::SleepFor(absl::Milliseconds(100));
+      const absl::Duration t = absl::Now() - start;
+      if (t > absl::Milliseconds(2400)) continue;
+      samples.emplace_back(s.PlannedVus(t), engine.Progress().vus_active);
+    }
+  });
+  engine.Run(std::nullopt);
+  done = true;
+  sampler.join();
+  ASSERT_GE(samples.size(), 15u);
+  for (const auto& [planned, active] : samples) EXPECT_NEAR(active, planned, 1) << "planned " << planned;
+  metrics::MetricStore store;
+  ASSERT_TRUE(engine.Collect(store).ok());
+  EXPECT_GT(Count(store, "iterations"), 100);
 }
 
 TEST(EngineTest, SetupTimeoutIsReported) {

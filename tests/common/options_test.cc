@@ -105,6 +105,34 @@ TEST(OptionsTest, ExecutionSegmentsAreRefusedUntilImplemented) {
               HasSubstr("options.executionSegment: execution segments are not implemented yet"));
 }
 
+TEST(OptionsTest, RampingVusPlanFollowsK6) {
+  Options o = Parse(R"({"stages":[{"duration":"10s","target":10},{"duration":"0s","target":3},{"duration":"4s","target":0}]})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const Scenario& s = (*r)[0];
+  EXPECT_EQ(s.executor, "ramping-vus");
+  EXPECT_EQ(s.start_vus, 1);
+  EXPECT_EQ(s.InitialVus(), 10);
+  EXPECT_EQ(s.Describe(), "Up to 10 looping VUs for 14s over 3 stages (gracefulRampDown: 30s, gracefulStop: 30s)");
+  // 1 -> 10 over 10 s: a + trunc((b - a) * t / D).
+  EXPECT_EQ(s.PlannedVus(absl::ZeroDuration()), 1);
+  EXPECT_EQ(s.PlannedVus(absl::Milliseconds(1110)), 1);
+  EXPECT_EQ(s.PlannedVus(absl::Milliseconds(1112)), 2);
+  EXPECT_EQ(s.PlannedVus(absl::Milliseconds(9999)), 9);
+  EXPECT_EQ(s.PlannedVus(absl::Seconds(10)), 3);    // the 0 s stage jumps at once
+  EXPECT_EQ(s.PlannedVus(absl::Seconds(11)), 3);    // 3 -> 0 over 4 s: the first VU goes after one step
+  EXPECT_EQ(s.PlannedVus(absl::Milliseconds(11400)), 2);
+  EXPECT_EQ(s.PlannedVus(absl::Seconds(20)), 0);
+}
+
+TEST(OptionsTest, RampingVusValidation) {
+  EXPECT_THAT(ParseError(R"({"scenarios":{"r":{"executor":"ramping-vus","stages":[{"duration":"1s","target":-1}]}}})"),
+              HasSubstr("options.scenarios.r.stages[0].target: must not be negative"));
+  auto r = ResolveScenarios(Parse(R"({"scenarios":{"r":{"executor":"ramping-vus","startVUs":0,"stages":[{"duration":"1s","target":0}]}}})"), nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("either startVUs or one of the stages' targets must be greater than 0"));
+}
+
 TEST(OptionsTest, ZeroDurationIsAnError) {
   auto r = ResolveScenarios(Parse(R"({"duration":"0s"})"), nullptr);
   ASSERT_FALSE(r.ok());

@@ -227,6 +227,32 @@ export default () => {
   EXPECT_EQ(summary["metrics"]["checks"]["fails"].get<int>(), 0);
 }
 
+TEST_F(RunTest, StagesRampVusUpAndDown) {
+  std::string export_path = dir_ + "/summary.json";
+  std::string script = Write("stages.js", R"(
+import grpc from 'k6/net/grpc';
+import { sleep } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = { stages: [{ duration: '1s', target: 4 }, { duration: '1s', target: 0 }] };
+let connected = false;
+export default () => {
+  if (!connected) { client.connect(__ENV.TARGET, { plaintext: true }); connected = true; }
+  client.invoke('hello.HelloService/SayHello', { greeting: 'ramp' });
+  sleep(0.01);
+};
+)");
+  testutil::RunResult run = Barrage({"-e", "TARGET=" + address_, "--summary-export", export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("* default: Up to 4 looping VUs for 2s over 2 stages (gracefulRampDown: 30s, gracefulStop: 30s)"));
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
+  // vus is sampled once a second (as in k6), so its max may miss the peak.
+  EXPECT_GE(summary["metrics"]["vus"]["max"].get<int>(), 2);
+  EXPECT_LE(summary["metrics"]["vus"]["max"].get<int>(), 4);
+  EXPECT_EQ(summary["metrics"]["vus_max"]["value"].get<int>(), 4);
+  EXPECT_GT(summary["metrics"]["iterations"]["count"].get<int>(), 20);
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
