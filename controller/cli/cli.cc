@@ -49,6 +49,7 @@ struct RunFlags {
   std::optional<int64_t> vus;
   std::optional<std::string> duration;
   std::optional<int64_t> iterations;
+  std::vector<std::string> stages;  // -s D:T
   std::vector<std::string> env;
   std::vector<std::string> tags;
   std::optional<std::string> config;
@@ -150,6 +151,20 @@ absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
     o.duration = *d;
   }
   if (f.iterations) o.iterations = *f.iterations;
+  if (!f.stages.empty()) {
+    std::vector<Stage> stages;
+    for (const std::string& text : f.stages) {
+      const size_t colon = text.rfind(':');
+      int64_t target = 0;
+      if (colon == std::string::npos || !absl::SimpleAtoi(text.substr(colon + 1), &target) || target < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--stage: expected DURATION:TARGET like 30s:10, got '", text, "'"));
+      }
+      absl::StatusOr<absl::Duration> d = ParseDuration(text.substr(0, colon));
+      if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--stage '", text, "': ", d.status().message()));
+      stages.push_back({*d, target});
+    }
+    o.stages = stages;
+  }
   if (f.summary_trend_stats) {
     o.summary_trend_stats = absl::StrSplit(*f.summary_trend_stats, ',');
     absl::Status st = ValidateTrendStats(*o.summary_trend_stats);
@@ -488,6 +503,7 @@ int Main(int argc, char** argv) {
   run->add_option("-u,--vus", f.vus, "number of virtual users");
   run->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
   run->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
+  run->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET, e.g. 30s:10 (repeatable)");
   run->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
   run->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)");
   run->add_option("-c,--config", f.config, "a JSON file of options");

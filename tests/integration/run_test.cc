@@ -245,6 +245,10 @@ export default () => {
   testutil::RunResult run = Barrage({"-e", "TARGET=" + address_, "--summary-export", export_path, script});
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   EXPECT_THAT(run.stdout_text, HasSubstr("* default: Up to 4 looping VUs for 2s over 2 stages (gracefulRampDown: 30s, gracefulStop: 30s)"));
+  // --stage replaces the script's stages (a higher source wipes them).
+  testutil::RunResult flags = Barrage({"-e", "TARGET=" + address_, "-s", "500ms:2", "-s", "500ms:0", script});
+  EXPECT_EQ(flags.exit_code, 0) << flags.stderr_text;
+  EXPECT_THAT(flags.stdout_text, HasSubstr("Up to 2 looping VUs for 1s over 2 stages"));
   nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
   // vus is sampled once a second (as in k6), so its max may miss the peak.
   EXPECT_GE(summary["metrics"]["vus"]["max"].get<int>(), 2);
@@ -306,6 +310,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"WrongAggregation", "export const options = { thresholds: { checks: ['p(95)<1'] } };\nexport default () => {};\n", {}, 104, "p(95)"},
         BadInput{"UnknownFlag", "export default () => {};\n", {"--warp-factor", "9"}, 104, "--warp-factor"},
         BadInput{"BadFlagDuration", "export default () => {};\n", {"-d", "soon"}, 104, "--duration: invalid duration \"soon\""},
+        BadInput{"BadStageFlag", "export default () => {};\n", {"--stage", "10s"}, 104, "--stage: expected DURATION:TARGET like 30s:10, got '10s'"},
         BadInput{"NoExports", "const x = 1;\n", {}, 104, "no exported functions in script"}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
