@@ -294,8 +294,7 @@ void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::op
   if (active) vus_active_--;
 }
 
-void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario,
-                       const std::optional<std::string>& data) {
+void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data) {
   const Scenario& s = *run.scenario;
   vu.Sleep(run.start - absl::Now());
   const std::string encoded = EnterScenario(vu, s);
@@ -318,7 +317,6 @@ void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario,
     ++local_iterations;
     if (!RunIteration(vu, s, data, encoded)) break;
   }
-  (void)index_in_scenario;
   vus_active_--;
 }
 
@@ -366,7 +364,7 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
         if (r->scenario->IsRampingVus()) {
           RunRampingVuLoop(*vu, *r, static_cast<int64_t>(i) + 1, setup_data);
         } else {
-          RunVuLoop(*vu, *r, static_cast<int64_t>(i), setup_data);
+          RunVuLoop(*vu, *r, setup_data);
         }
         std::lock_guard<std::mutex> lock(mu_);
         if (--r->remaining == 0) cv_.notify_all();

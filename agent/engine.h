@@ -85,7 +85,7 @@ class Engine : public VuOwner {
   struct ScenarioRun;
   absl::StatusOr<std::optional<std::string>> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
                                                           absl::Duration timeout, bool want_result);
-  void RunVuLoop(Vu& vu, ScenarioRun& run, int64_t index_in_scenario, const std::optional<std::string>& data);
+  void RunVuLoop(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data);
   // constant-arrival-rate: starts iteration k at start + k*timeUnit/rate by
   // the clock, on an idle VU, or drops it (dropped_iterations) when none is
   // idle and asks for one more VU, up to maxVUs. Runs on its own thread.

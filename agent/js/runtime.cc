@@ -97,13 +97,6 @@ absl::StatusOr<int> SleepImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
-absl::StatusOr<int> CheckImpl(duk_context* ctx, Runtime& rt) {
-  metrics::TagSet tags = ReadStringMap(ctx, 2);
-  tags["check"] = duk_safe_to_string(ctx, 0);
-  rt.EmitSample("checks", duk_to_boolean(ctx, 1) ? 1.0 : 0.0, &tags);
-  return 0;
-}
-
 absl::StatusOr<int> EmitImpl(duk_context* ctx, Runtime& rt) {
   std::string name = duk_safe_to_string(ctx, 0);
   double value = duk_get_number_default(ctx, 1, 0);
@@ -119,14 +112,14 @@ absl::StatusOr<int> EmitImpl(duk_context* ctx, Runtime& rt) {
 absl::StatusOr<int> GroupEnterImpl(duk_context* ctx, Runtime& rt) {
   std::string prev = rt.group();
   duk_push_lstring(ctx, prev.data(), prev.size());
-  rt.set_group_path(absl::StrCat(prev, "::", duk_safe_to_string(ctx, 0)));
+  rt.set_group(absl::StrCat(prev, "::", duk_safe_to_string(ctx, 0)));
   return 1;
 }
 
 absl::StatusOr<int> GroupExitImpl(duk_context* ctx, Runtime& rt) {
   std::string prev = duk_safe_to_string(ctx, 0);
   rt.EmitSample("group_duration", duk_get_number_default(ctx, 1, 0), nullptr);
-  rt.set_group_path(prev);
+  rt.set_group(prev);
   return 0;
 }
 
@@ -423,7 +416,6 @@ absl::Status Runtime::Init() {
     PutFunction(c, -1, "inInit", Native<InInitImpl>, 0);
     PutFunction(c, -1, "now", Native<NowImpl>, 0);
     PutFunction(c, -1, "sleep", Native<SleepImpl>, 1);
-    PutFunction(c, -1, "check", Native<CheckImpl>, 3);
     PutFunction(c, -1, "checkNative", NativeCheck, 3);
     PutFunction(c, -1, "emit", Native<EmitImpl>, 3);
     PutFunction(c, -1, "groupEnter", Native<GroupEnterImpl>, 1);

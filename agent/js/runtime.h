@@ -43,11 +43,6 @@ struct RuntimeConfig {
   bool throw_on_bad_metric_value = false;  // the `throw` option
 };
 
-// The tags every sample of this VU carries while it runs one scenario.
-struct VuTags {
-  metrics::TagSet tags;  // test-wide tags, scenario tags, scenario=<name>
-};
-
 class Runtime {
  public:
   // Creates the heap and runs the init context (the main module). A script
@@ -89,7 +84,6 @@ class Runtime {
   int64_t vu_id() const { return config_.vu_id; }
   int64_t iteration() const { return iteration_; }
   const std::string& group() const { return group_; }
-  void set_group_path(std::string g) { group_ = std::move(g); }
   // The sample's tags: the VU's tags + group + extra (extra wins).
   std::string EncodeTags(const metrics::TagSet* extra) const;
   void EmitSample(const std::string& metric, double value, const metrics::TagSet* extra);
@@ -129,8 +123,6 @@ class Runtime {
 
 // Module installers, each in its own file; they add to the hidden __b object
 // (on top of the stack) and to __b.modules.
-void InstallK6Natives(duk_context* ctx);
-void InstallMetricsNatives(duk_context* ctx);
 void InstallGrpcModule(duk_context* ctx);
 void InstallExecutionModule(duk_context* ctx);
 duk_ret_t NativeCheck(duk_context* ctx);  // module_k6.cc

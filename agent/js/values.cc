@@ -72,14 +72,6 @@ void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_fu
   duk_put_prop_string(ctx, obj_idx, name);
 }
 
-duk_ret_t ThrowStatus(duk_context* ctx, const absl::Status& status) {
-  {
-    const std::string message(status.message());
-    duk_push_error_object(ctx, DUK_ERR_ERROR, "%s", message.c_str());
-  }
-  return duk_throw(ctx);
-}
-
 }  // namespace barrage::agent::js
 
 #include <mutex>

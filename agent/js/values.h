@@ -21,7 +21,6 @@ class Runtime;
 // TypeError when the message starts with "TypeError: "). The throw happens
 // after Impl's C++ locals are destroyed: Duktape unwinds with longjmp.
 using NativeImpl = absl::StatusOr<int> (*)(duk_context* ctx, Runtime& rt);
-duk_ret_t ThrowStatus(duk_context* ctx, const absl::Status& status);
 template <NativeImpl Impl>
 duk_ret_t Native(duk_context* ctx);
 
