@@ -64,11 +64,7 @@ void InstallExecutionModule(duk_context* ctx) {
   duk_put_prop_string(ctx, -2, "executor");
   duk_put_prop_string(ctx, -2, "scenario");
   duk_put_prop_string(ctx, -2, "exec");
-  PushEmbeddedScript(ctx, "barrage:k6/execution.js", kExecutionJs, 0);
-  duk_call(ctx, 0);  // the program evaluates to the installer function
-  duk_dup(ctx, -2);
-  duk_call(ctx, 1);
-  duk_pop(ctx);
+  RunEmbeddedInstaller(ctx, "barrage:k6/execution.js", kExecutionJs);
 }
 
 }  // namespace barrage::agent::js

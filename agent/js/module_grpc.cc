@@ -410,11 +410,7 @@ void InstallGrpcModule(duk_context* ctx) {
   PutFunction(ctx, -1, "close", Native<CloseImpl>, 1);
   PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
   duk_put_prop_string(ctx, -2, "grpc");
-  PushEmbeddedScript(ctx, "barrage:k6/net/grpc.js", kGrpcJs, 0);
-  duk_call(ctx, 0);  // the program evaluates to the installer function
-  duk_dup(ctx, -2);
-  duk_call(ctx, 1);
-  duk_pop(ctx);
+  RunEmbeddedInstaller(ctx, "barrage:k6/net/grpc.js", kGrpcJs);
 }
 
 }  // namespace barrage::agent::js

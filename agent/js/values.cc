@@ -107,4 +107,12 @@ void PushEmbeddedScript(duk_context* ctx, const char* name, std::string_view sou
   duk_load_function(ctx);
 }
 
+void RunEmbeddedInstaller(duk_context* ctx, const char* name, std::string_view source) {
+  PushEmbeddedScript(ctx, name, source, 0);
+  duk_call(ctx, 0);  // the program evaluates to the installer function
+  duk_dup(ctx, -2);
+  duk_call(ctx, 1);
+  duk_pop(ctx);
+}
+
 }  // namespace barrage::agent::js

@@ -72,4 +72,8 @@ namespace barrage::agent::js {
 // 10,000 heaps would dominate VU start-up. The source must be a program
 // (flags 0) or, with DUK_COMPILE_FUNCTION, a function expression.
 void PushEmbeddedScript(duk_context* ctx, const char* name, std::string_view source, duk_uint_t flags);
+// Runs an embedded program that evaluates to an installer function and
+// calls it with the object on top of the stack (__b), as the modules' JS
+// halves do. The stack is left as it was.
+void RunEmbeddedInstaller(duk_context* ctx, const char* name, std::string_view source);
 }  // namespace barrage::agent::js

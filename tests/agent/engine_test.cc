@@ -55,6 +55,17 @@ Scenario Shared(int64_t vus, int64_t iterations) {
   return s;
 }
 
+// Inits the VUs, runs every scenario to its end, and returns the samples.
+metrics::MetricStore RunToEnd(Engine& engine) {
+  metrics::MetricStore store;
+  absl::Status init = engine.InitVus();
+  EXPECT_TRUE(init.ok()) << init;
+  engine.Run(std::nullopt);
+  absl::Status collected = engine.Collect(store);
+  EXPECT_TRUE(collected.ok()) << collected;
+  return store;
+}
+
 double Count(const metrics::MetricStore& store, const std::string& metric, const metrics::TagSet& filter = {}) {
   auto agg = store.Query(metric, filter);
   return agg ? (agg->type() == metrics::MetricType::kCounter ? agg->sum() : agg->count()) : 0;
@@ -68,10 +79,7 @@ TEST(EngineTest, SharedIterationsRunExactlyTheTotal) {
   config.scenarios = {Shared(8, 1000)};
   config.threads = 2;
   Engine engine(config);
-  ASSERT_TRUE(engine.InitVus().ok());
-  engine.Run(std::nullopt);
-  metrics::MetricStore store;
-  ASSERT_TRUE(engine.Collect(store).ok());
+  metrics::MetricStore store = RunToEnd(engine);
   EXPECT_EQ(Count(store, "iterations"), 1000);
   EXPECT_EQ(Count(store, "iteration_duration"), 1000);
   EXPECT_EQ(Count(store, "checks", {{"check", "has vu"}, {"scenario", "default"}}), 1000);
@@ -109,10 +117,7 @@ TEST(EngineTest, ExceptionsEndOnlyTheIteration) {
   config.scenarios = {Shared(2, 10)};
   config.threads = 1;
   Engine engine(config);
-  ASSERT_TRUE(engine.InitVus().ok());
-  engine.Run(std::nullopt);
-  metrics::MetricStore store;
-  ASSERT_TRUE(engine.Collect(store).ok());
+  metrics::MetricStore store = RunToEnd(engine);
   EXPECT_EQ(Count(store, "iterations"), 10);  // failed iterations still count, as in k6
 }
 
@@ -168,10 +173,7 @@ TEST(EngineTest, ConstantArrivalRateStartsEveryDueIteration) {
   config.scenarios = {ArrivalRate(400, absl::Seconds(1), 4, 4)};
   config.threads = 2;
   Engine engine(config);
-  ASSERT_TRUE(engine.InitVus().ok());
-  engine.Run(std::nullopt);
-  metrics::MetricStore store;
-  ASSERT_TRUE(engine.Collect(store).ok());
+  metrics::MetricStore store = RunToEnd(engine);
   // Iterations due at k*2.5ms for k = 0..399: all 400 start, none dropped.
   EXPECT_EQ(Count(store, "iterations", {{"scenario", "arrivals"}}), 400);
   EXPECT_EQ(Count(store, "dropped_iterations"), 0);
@@ -183,10 +185,7 @@ TEST(EngineTest, ArrivalsWithoutAFreeVuAreDroppedNotQueued) {
   config.scenarios = {ArrivalRate(50, absl::Seconds(1), 1, 1)};
   config.threads = 1;
   Engine engine(config);
-  ASSERT_TRUE(engine.InitVus().ok());
-  engine.Run(std::nullopt);
-  metrics::MetricStore store;
-  ASSERT_TRUE(engine.Collect(store).ok());
+  metrics::MetricStore store = RunToEnd(engine);
   const double completed = Count(store, "iterations");
   const double dropped = Count(store, "dropped_iterations");
   // Every one of the 50 due iterations either ran or was dropped.
@@ -201,10 +200,7 @@ TEST(EngineTest, ArrivalRateAddsVusUpToMaxVus) {
   config.scenarios = {ArrivalRate(100, absl::Seconds(1), 1, 8)};
   config.threads = 2;
   Engine engine(config);
-  ASSERT_TRUE(engine.InitVus().ok());
-  engine.Run(std::nullopt);
-  metrics::MetricStore store;
-  ASSERT_TRUE(engine.Collect(store).ok());
+  metrics::MetricStore store = RunToEnd(engine);
   // About five are busy at a time (100/s x 50 ms): VUs are added on demand,
   // one at a time, never past maxVUs.
   EXPECT_GE(engine.Progress().vus_max, 5);
