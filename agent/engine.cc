@@ -19,15 +19,20 @@ double MillisSince(absl::Time t0) { return absl::ToDoubleMilliseconds(absl::Now(
 
 struct Engine::ScenarioRun {
   const Scenario* scenario = nullptr;
-  std::vector<Vu*> vus;
+  ScenarioShare share;            // what this instance runs of it
+  std::vector<Vu*> vus;           // guarded by mu_ once started
   absl::Time start;               // the scenario's own start (test start + startTime)
-  absl::Time regular_end;         // duration or maxDuration ends here
+  absl::Time regular_end;         // duration, maxDuration or the stages end here
   absl::Time hard_end;            // + gracefulStop: running iterations are cut
-  std::atomic<int64_t> next_shared{0};  // shared-iterations pool
+  bool started = false;           // main loop only
+  bool released = false;          // main loop only: its VUs went back to the pool
+  std::atomic<int64_t> next_shared{0};      // shared-iterations pool
+  std::atomic<int64_t> next_iteration{0};   // the scenario's local iteration numbers
+  std::atomic<int64_t> completed{0};
   std::atomic<int64_t> dropped{0};
   int remaining = 0;              // VU loops (or the dispatcher) still running; guarded by mu_
   bool interrupted = false;       // guarded by mu_
-  // constant-arrival-rate only.
+  // Arrival-rate executors only.
   std::mutex pool_mu;
   std::vector<Vu*> idle;          // guarded by pool_mu
   metrics::Histogram start_delay_ms;  // guarded by pool_mu
@@ -70,9 +75,7 @@ Engine::~Engine() {
 }
 
 int64_t Engine::planned_vus() const {
-  int64_t n = 0;
-  for (const Scenario& s : config_.scenarios) n += s.InitialVus();
-  return n;
+  return PeakVus(config_.scenarios, config_.execution, /*max_possible=*/false);
 }
 
 absl::StatusOr<std::unique_ptr<js::Runtime>> Engine::MakeRuntime(Vu& vu) {
@@ -82,6 +85,7 @@ absl::StatusOr<std::unique_ptr<js::Runtime>> Engine::MakeRuntime(Vu& vu) {
   rc.host = &vu;
   rc.bundle = config_.bundle;
   rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
+  rc.test_options_json = config_.options_json;
   return js::Runtime::Create(std::move(rc));
 }
 
@@ -122,19 +126,19 @@ bool Engine::HasExport(const std::string& name) const {
   return std::find(exports_.begin(), exports_.end(), name) != exports_.end();
 }
 
-absl::Status Engine::InitVus() {
-  const int64_t n = planned_vus();
-  int pending = 0;
-  absl::Status first_error;
-  for (int64_t i = 1; i <= n; ++i) {
-    vus_.push_back(std::make_unique<Vu>(i, pool_.worker(static_cast<int>((i - 1) % pool_.size())), *this));
-  }
+absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
+  std::vector<Vu*> made;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending = static_cast<int>(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t id = next_vu_id_++;
+      vus_.push_back(std::make_unique<Vu>(id, pool_.worker(static_cast<int>((id - 1) % pool_.size())), *this));
+      made.push_back(vus_.back().get());
+    }
   }
-  for (auto& owned : vus_) {
-    Vu* vu = owned.get();
+  int64_t pending = n;
+  absl::Status first_error;
+  for (Vu* vu : made) {
     vu->Start([this, vu, &pending, &first_error] {
       absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
       std::vector<std::string> exports;
@@ -152,14 +156,50 @@ absl::Status Engine::InitVus() {
   }
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return pending == 0; });
-  vus_max_ = n;
-  next_vu_id_ = n + 1;
-  return first_error;
+  if (!first_error.ok()) return first_error;
+  vus_max_ += n;
+  return made;
+}
+
+absl::Status Engine::InitVus() {
+  absl::StatusOr<std::vector<Vu*>> made = MakeVus(planned_vus());
+  if (!made.ok()) return made.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  idle_vus_ = *made;
+  return absl::OkStatus();
+}
+
+std::vector<Vu*> Engine::AcquireVus(int64_t n, std::unique_lock<std::mutex>& lock) {
+  std::vector<Vu*> out;
+  // Lowest ids first, so a scenario's VUs are numbered from 1 up where it can.
+  std::sort(idle_vus_.begin(), idle_vus_.end(), [](const Vu* a, const Vu* b) { return a->id() > b->id(); });
+  while (static_cast<int64_t>(out.size()) < n && !idle_vus_.empty()) {
+    out.push_back(idle_vus_.back());
+    idle_vus_.pop_back();
+  }
+  const int64_t missing = n - static_cast<int64_t>(out.size());
+  if (missing > 0) {
+    // The pool is sized for the planned overlap, so this happens only when a
+    // scenario's VUs are still finishing interrupted iterations as the next
+    // one starts. Made here rather than making the next scenario wait.
+    lock.unlock();
+    barrage::Log(Severity::kDebug, absl::StrCat("initializing ", missing, " more VUs for a starting scenario"));
+    absl::StatusOr<std::vector<Vu*>> made = MakeVus(missing);
+    lock.lock();
+    if (made.ok()) {
+      out.insert(out.end(), made->begin(), made->end());
+    } else {
+      barrage::Log(Severity::kError, made.status().message());
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(const std::string& fn,
                                                                 const std::optional<std::string>& data,
                                                                 absl::Duration timeout, bool want_result) {
+  int64_t unset = 0;
+  test_start_ns_.compare_exchange_strong(unset, absl::ToUnixNanos(absl::Now()));
   // A VU of its own (__VU 0), kept until the engine goes: on a timeout its
   // coroutine may still be running.
   Vu* vu;
@@ -180,6 +220,7 @@ absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(const std::strin
     rc.host = vu;
     rc.bundle = config_.bundle;
     rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
+    rc.test_options_json = config_.options_json;
     absl::StatusOr<std::optional<std::string>> result = std::optional<std::string>();
     absl::StatusOr<std::unique_ptr<js::Runtime>> rt = js::Runtime::Create(std::move(rc));
     if (!rt.ok()) {
@@ -220,48 +261,62 @@ absl::Status Engine::RunTeardown(const std::optional<std::string>& data, absl::D
   return RunLifecycle("teardown", data, timeout, /*want_result=*/false).status();
 }
 
-std::string Engine::EnterScenario(Vu& vu, const Scenario& s) {
+void Engine::EnterScenario(Vu& vu, ScenarioRun& run) {
+  const Scenario& s = *run.scenario;
   js::Runtime* rt = vu.runtime();
   metrics::TagSet tags = config_.test_tags;
   for (const auto& [k, v] : s.tags) tags[k] = v;
   tags["scenario"] = s.name;
   rt->set_vu_tags(tags);
+  rt->set_scenario_env(s.env);
   rt->set_group("");
-  return rt->EncodeTags(nullptr);
+  VuScenarioState& state = vu.scenario_state();
+  state.run = &run;
+  state.id_in_test = VuIdInTest(config_.execution, vu.id());
+  state.iteration_in_scenario = 0;
 }
 
-bool Engine::RunIteration(Vu& vu, const Scenario& s, const std::optional<std::string>& data,
-                          const std::string& encoded, absl::Time measured_from) {
+bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data,
+                          int64_t scenario_iteration, int64_t iteration_in_test) {
+  const Scenario& s = *run.scenario;
   js::Runtime* rt = vu.runtime();
-  const absl::Time t0 = measured_from == absl::InfinitePast() ? absl::Now() : measured_from;
+  VuScenarioState& state = vu.scenario_state();
+  state.scenario_iteration = scenario_iteration;
+  state.scenario_iteration_in_test = iteration_in_test;
+  const absl::Time t0 = absl::Now();
   absl::StatusOr<std::string> r = rt->Call(s.exec, data);
   rt->set_group("");
-  if (vu.Interrupted() || stopped_) {
-    // Cut short by gracefulStop or an abort: not a completed iteration.
-    if (!r.ok() || vu.Interrupted()) {
-      iterations_interrupted_++;
-      return false;
-    }
+  state.iteration_in_scenario++;
+  rt->set_iteration(rt->iteration() + 1);  // __ITER counts every iteration the VU began, as k6's does
+  // The VU's tags now: the script may have changed them (exec.vu.tags).
+  const std::string encoded = rt->EncodeTags(nullptr);
+  auto [sent, received] = rt->TakeDataCounters();
+  // Bytes moved count even when the iteration is cut short (k6 emits its
+  // I/O samples for every iteration; iterations and iteration_duration only
+  // for complete ones).
+  vu.Emit("data_sent", encoded, static_cast<double>(sent));
+  vu.Emit("data_received", encoded, static_cast<double>(received));
+  if ((vu.Interrupted() || stopped_) && (!r.ok() || vu.Interrupted())) {
+    // Cut short by gracefulStop, gracefulRampDown or an abort.
+    iterations_interrupted_++;
+    return false;
   }
   if (!r.ok()) {
     barrage::Log(Severity::kError, r.status().message(),
                  {{"executor", s.executor}, {"scenario", s.name}, {"source", "stacktrace"}});
   }
-  const double ms = MillisSince(t0);
-  auto [sent, received] = rt->TakeDataCounters();
   vu.Emit("iterations", encoded, 1);
-  vu.Emit("iteration_duration", encoded, ms);
-  vu.Emit("data_sent", encoded, static_cast<double>(sent));
-  vu.Emit("data_received", encoded, static_cast<double>(received));
+  vu.Emit("iteration_duration", encoded, MillisSince(t0));
   iterations_completed_++;
-  rt->set_iteration(rt->iteration() + 1);
+  run.completed++;
   return true;
 }
 
 void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::optional<std::string>& data) {
   const Scenario& s = *run.scenario;
-  vu.Sleep(run.start - absl::Now());
-  const std::string encoded = EnterScenario(vu, s);
+  EnterScenario(vu, run);
+  const size_t idx = static_cast<size_t>(std::find(run.share.global_vus.begin(), run.share.global_vus.end(), k) -
+                                         run.share.global_vus.begin());
   bool active = false;
   while (!stopped_) {
     const absl::Time now = absl::Now();
@@ -281,9 +336,10 @@ void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::op
       active = true;
       vus_active_++;
     }
-    run.iterating[k - 1] = true;
-    const bool completed = RunIteration(vu, s, data, encoded);
-    run.iterating[k - 1] = false;
+    run.iterating[idx] = true;
+    const int64_t n = run.next_iteration++;
+    const bool completed = RunIteration(vu, run, data, n, run.share.IterationInTest(n));
+    run.iterating[idx] = false;
     if (!completed) {
       // Interrupted: by ramp-down (the VU may be needed again later) or by
       // the end of the scenario.
@@ -296,88 +352,115 @@ void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::op
 
 void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data) {
   const Scenario& s = *run.scenario;
-  vu.Sleep(run.start - absl::Now());
-  const std::string encoded = EnterScenario(vu, s);
+  EnterScenario(vu, run);
   vus_active_++;
   int64_t local_iterations = 0;
   while (!vu.Interrupted() && !stopped_) {
     const absl::Time now = absl::Now();
+    int64_t n;
     if (s.executor == "constant-vus") {
       if (now >= run.regular_end) break;
+      n = run.next_iteration++;
     } else if (s.executor == "shared-iterations") {
       if (now >= run.regular_end) break;
-      if (run.next_shared.fetch_add(1) >= s.iterations) break;
+      n = run.next_shared.fetch_add(1);
+      if (n >= run.share.iterations) break;
     } else {  // per-vu-iterations
-      if (local_iterations >= s.iterations) break;
+      if (local_iterations >= run.share.iterations) break;
       if (now >= run.regular_end) {
-        run.dropped += s.iterations - local_iterations;
+        run.dropped += run.share.iterations - local_iterations;
         break;
       }
+      n = run.next_iteration++;
     }
     ++local_iterations;
-    if (!RunIteration(vu, s, data, encoded)) break;
+    if (!RunIteration(vu, run, data, n, run.share.IterationInTest(n))) break;
   }
   vus_active_--;
 }
 
+void Engine::StartRun(ScenarioRun& run, const std::optional<std::string>& data, std::unique_lock<std::mutex>& lock) {
+  const Scenario& s = *run.scenario;
+  run.started = true;
+  run.vus = AcquireVus(run.share.vus, lock);
+  ScenarioRun* r = &run;
+  if (s.IsArrivalRate()) {
+    run.idle = run.vus;
+    run.made = static_cast<int64_t>(run.vus.size());
+    run.remaining = 1;  // the dispatcher
+    run.dispatcher = std::thread([this, r, &data] { DispatchArrivals(*r, data); });
+    return;
+  }
+  if (s.IsRampingVus()) {
+    run.iterating = std::make_unique<std::atomic<bool>[]>(run.vus.size());
+    run.over_since.assign(run.vus.size(), absl::InfinitePast());
+  }
+  run.remaining = static_cast<int>(run.vus.size());
+  for (size_t i = 0; i < run.vus.size(); ++i) {
+    Vu* vu = run.vus[i];
+    vu->Start([this, vu, r, i, &data] {
+      if (r->scenario->IsRampingVus()) {
+        RunRampingVuLoop(*vu, *r, r->share.global_vus[i], data);
+      } else {
+        RunVuLoop(*vu, *r, data);
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--r->remaining == 0) cv_.notify_all();
+    });
+  }
+}
+
 void Engine::Run(const std::optional<std::string>& setup_data) {
   const absl::Time test_start = absl::Now();
-  size_t offset = 0;
-  std::vector<std::pair<Vu*, ScenarioRun*>> starts;
+  int64_t unset = 0;
+  test_start_ns_.compare_exchange_strong(unset, absl::ToUnixNanos(test_start));
   for (const Scenario& s : config_.scenarios) {
     auto run = std::make_unique<ScenarioRun>();
     run->scenario = &s;
+    run->share = ShareOf(s, config_.execution);
     run->start = test_start + s.start_time;
-    run->regular_end = run->start + (s.executor == "constant-vus" ? s.duration : s.max_duration);
+    run->regular_end = run->start + s.RegularDuration();
     run->hard_end = run->regular_end + s.graceful_stop;
-    for (int64_t i = 0; i < s.InitialVus() && offset < vus_.size(); ++i) {
-      Vu* vu = vus_[offset++].get();
-      if (vu->id() == 0) continue;
-      run->vus.push_back(vu);
-    }
-    if (s.IsRampingVus()) {
-      run->regular_end = run->start + s.StagesDuration();
-      run->hard_end = run->regular_end + s.graceful_stop;
-      run->iterating = std::make_unique<std::atomic<bool>[]>(run->vus.size());
-      run->over_since.assign(run->vus.size(), absl::InfinitePast());
-    }
-    if (s.IsArrivalRate()) {
-      run->regular_end = run->start + s.duration;
-      run->hard_end = run->regular_end + s.graceful_stop;
-      run->idle = run->vus;
-      run->made = static_cast<int64_t>(run->vus.size());
-      run->remaining = 1;  // the dispatcher
-    } else {
-      run->remaining = static_cast<int>(run->vus.size());
+    if (!run->share.has_work) {
+      barrage::Log(Severity::kDebug, absl::StrCat("scenario ", s.name, " has no work on this execution segment"));
+      run->started = run->released = true;
     }
     runs_.push_back(std::move(run));
-  }
-  for (auto& run : runs_) {
-    ScenarioRun* r = run.get();
-    if (r->scenario->IsArrivalRate()) {
-      r->dispatcher = std::thread([this, r, &setup_data] { DispatchArrivals(*r, setup_data); });
-      continue;
-    }
-    for (size_t i = 0; i < r->vus.size(); ++i) {
-      Vu* vu = r->vus[i];
-      vu->Start([this, vu, r, i, &setup_data] {
-        if (r->scenario->IsRampingVus()) {
-          RunRampingVuLoop(*vu, *r, static_cast<int64_t>(i) + 1, setup_data);
-        } else {
-          RunVuLoop(*vu, *r, setup_data);
-        }
-        std::lock_guard<std::mutex> lock(mu_);
-        if (--r->remaining == 0) cv_.notify_all();
-      });
-    }
   }
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     bool all_done = true;
-    const absl::Time now = absl::Now();
+    absl::Time now = absl::Now();
+    absl::Time next_start = now + absl::Milliseconds(50);
     for (auto& run : runs_) {
-      if (run->remaining == 0) continue;
+      if (run->released) continue;
       all_done = false;
+      if (!run->started) {
+        if (stopped_) {
+          run->started = run->released = true;  // never begun
+          continue;
+        }
+        if (now < run->start) {
+          next_start = std::min(next_start, run->start);
+          continue;
+        }
+        StartRun(*run, setup_data, lock);
+        now = absl::Now();
+      }
+      if (run->remaining == 0) {
+        // Finished: its VUs go back to the pool for later scenarios.
+        if (run->dispatcher.joinable()) {
+          lock.unlock();
+          run->dispatcher.join();
+          lock.lock();
+        }
+        for (Vu* vu : run->vus) {
+          vu->ClearInterrupt();
+          idle_vus_.push_back(vu);
+        }
+        run->released = true;
+        continue;
+      }
       if ((now >= run->hard_end || stopped_) && !run->interrupted) {
         run->interrupted = true;
         for (Vu* vu : run->vus) vu->Interrupt();
@@ -389,7 +472,7 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
         // current one.
         const int64_t planned = rs.PlannedVus(now - run->start);
         for (size_t idx = 0; idx < run->vus.size(); ++idx) {
-          if (static_cast<int64_t>(idx) < planned || !run->iterating[idx]) {
+          if (run->share.global_vus[idx] <= planned || !run->iterating[idx]) {
             run->over_since[idx] = absl::InfinitePast();
           } else if (run->over_since[idx] == absl::InfinitePast()) {
             run->over_since[idx] = now;
@@ -402,18 +485,15 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
       }
     }
     if (all_done) break;
-    cv_.wait_for(lock, std::chrono::milliseconds(50));
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), next_start - now)));
   }
   lock.unlock();
-  for (auto& run : runs_) {
-    if (run->dispatcher.joinable()) run->dispatcher.join();
-  }
   // Iterations the executors had no time left for (spec §2.2).
   for (auto& run : runs_) {
     const Scenario& s = *run->scenario;
     int64_t dropped = run->dropped;
-    if (s.executor == "shared-iterations") {
-      dropped = std::max<int64_t>(0, s.iterations - std::min<int64_t>(run->next_shared, s.iterations));
+    if (s.executor == "shared-iterations" && run->share.has_work) {
+      dropped = std::max<int64_t>(0, run->share.iterations - std::min<int64_t>(run->next_shared, run->share.iterations));
     }
     if (dropped > 0 && !stopped_) {
       metrics::TagSet tags = config_.test_tags;
@@ -422,6 +502,43 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
                            absl::ToUnixNanos(absl::Now()));
     }
   }
+}
+
+double Engine::Progress(const ScenarioRun& run) const {
+  const Scenario& s = *run.scenario;
+  if (s.executor == "shared-iterations" || s.executor == "per-vu-iterations") {
+    const int64_t total =
+        s.executor == "shared-iterations" ? run.share.iterations : run.share.iterations * run.share.vus;
+    return total > 0 ? std::min(1.0, static_cast<double>(run.completed) / static_cast<double>(total)) : 1.0;
+  }
+  const absl::Duration length = s.RegularDuration();
+  if (length <= absl::ZeroDuration()) return 1.0;
+  return std::clamp(absl::FDivDuration(absl::Now() - run.start, length), 0.0, 1.0);
+}
+
+js::ExecutionInfo Engine::Execution(const Vu& vu) {
+  js::ExecutionInfo info;
+  const VuScenarioState& state = vu.scenario_state();
+  info.vu_id_in_test = vu.id() == 0 ? 0 : VuIdInTest(config_.execution, vu.id());
+  if (state.run != nullptr) {
+    const auto& run = *static_cast<const ScenarioRun*>(state.run);
+    info.in_scenario = true;
+    info.vu_id_in_test = state.id_in_test;
+    info.vu_iteration_in_scenario = state.iteration_in_scenario;
+    info.scenario_name = run.scenario->name;
+    info.executor = run.scenario->executor;
+    info.scenario_start_unix_ms = static_cast<double>(absl::ToUnixMillis(run.start));
+    info.scenario_progress = Progress(run);
+    info.scenario_iteration_in_instance = state.scenario_iteration;
+    info.scenario_iteration_in_test = state.scenario_iteration_in_test;
+  }
+  info.iterations_completed = iterations_completed_;
+  info.iterations_interrupted = iterations_interrupted_;
+  info.vus_active = vus_active_;
+  info.vus_initialized = vus_max_;
+  const int64_t start = test_start_ns_;
+  info.test_run_duration_ms = start == 0 ? 0 : static_cast<double>(absl::ToUnixNanos(absl::Now()) - start) / 1e6;
+  return info;
 }
 
 absl::Status Engine::Collect(metrics::MetricStore& into, bool sample_vus) {
@@ -446,11 +563,11 @@ absl::Status Engine::Collect(metrics::MetricStore& into, bool sample_vus) {
 
 void Engine::AddArrivalVu(ScenarioRun& run) {
   const Scenario& s = *run.scenario;
-  if (run.made >= s.max_vus) {
+  if (run.made >= run.share.max_vus) {
     if (!run.warned_max) {
       run.warned_max = true;
       barrage::Log(Severity::kWarning,
-                   absl::StrCat("Insufficient VUs, reached ", s.max_vus, " active VUs and cannot initialize more"),
+                   absl::StrCat("Insufficient VUs, reached ", run.share.max_vus, " active VUs and cannot initialize more"),
                    {{"executor", s.executor}, {"scenario", s.name}});
     }
     return;
@@ -458,6 +575,19 @@ void Engine::AddArrivalVu(ScenarioRun& run) {
   // One VU at a time, in the background, as k6 does.
   if (run.making_vu.exchange(true)) return;
   run.made++;
+  {
+    // An initialised VU that no running scenario holds comes first.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_vus_.empty()) {
+      Vu* vu = idle_vus_.back();
+      idle_vus_.pop_back();
+      run.vus.push_back(vu);
+      std::lock_guard<std::mutex> pool_lock(run.pool_mu);
+      run.idle.push_back(vu);
+      run.making_vu = false;
+      return;
+    }
+  }
   const int64_t id = next_vu_id_++;
   Vu* vu;
   {
@@ -482,12 +612,21 @@ void Engine::AddArrivalVu(ScenarioRun& run) {
 
 void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>& data) {
   const Scenario& s = *run.scenario;
-  const absl::Duration period = s.time_unit / s.rate;
-  // Absolute schedule: iteration k is due at start + k*period whatever
-  // happened before, so a late start never shifts the ones after it.
+  const absl::Duration length = s.RegularDuration();
+  int64_t started = 0;
+  int64_t late = 0;  // more than 10 ms after their time
+  // Absolute schedule: global iteration k is due at start + offset(k)
+  // whatever happened before, so a late start never shifts the ones after
+  // it. This instance runs the k its segment owns (spec §3.9).
   for (int64_t k = 0;; ++k) {
-    const absl::Time due = run.start + period * k;
-    if (due >= run.regular_end || stopped_) break;
+    const absl::Duration offset = s.ArrivalOffset(k);
+    // constant-arrival-rate starts at 0 and stops short of the end;
+    // ramping-arrival-rate's k-th start is where the rate's integral reaches
+    // k, so its last one falls exactly on the end (spec §3.7.4).
+    if (s.IsConstantArrivalRate() ? offset >= length : offset > length) break;
+    if (stopped_) break;
+    if (!run.share.iterations_striping.Owns(run.share.iterations_index, k)) continue;
+    const absl::Time due = run.start + offset;
     const absl::Duration wait = due - absl::Now();
     if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
     if (stopped_) break;
@@ -504,17 +643,18 @@ void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>
       AddArrivalVu(run);
       continue;
     }
+    const int64_t n = started++;
     run.in_flight++;
-    vu->Start([this, vu, &run, &data, due] {
-      const Scenario& sc = *run.scenario;
+    vu->Start([this, vu, &run, &data, due, n, k, &late] {
       const double delay_ms = absl::ToDoubleMilliseconds(absl::Now() - due);
       vus_active_++;
-      const std::string encoded = EnterScenario(*vu, sc);
-      const bool completed = RunIteration(*vu, sc, data, encoded);
+      if (vu->scenario_state().run != &run) EnterScenario(*vu, run);
+      const bool completed = RunIteration(*vu, run, data, n, k);
       vus_active_--;
       {
         std::lock_guard<std::mutex> lock(run.pool_mu);
         run.start_delay_ms.Add(delay_ms);
+        if (delay_ms > 10) late++;
         if (completed) run.idle.push_back(vu);
       }
       run.in_flight--;
@@ -526,9 +666,15 @@ void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>
   {
     std::lock_guard<std::mutex> lock(run.pool_mu);
     const metrics::Histogram& h = run.start_delay_ms;
-    barrage::Log(Severity::kDebug,
-                 absl::StrFormat("scenario %s: %d iterations started, start delay p50=%.3fms p99=%.3fms max=%.3fms",
-                                 s.name, h.count(), h.Quantile(0.5), h.Quantile(0.99), h.max()));
+    const std::string line =
+        absl::StrFormat("scenario %s: %d iterations started, %d dropped; start delay p50=%.3fms p99=%.3fms max=%.3fms",
+                        s.name, h.count(), run.dropped.load(), h.Quantile(0.5), h.Quantile(0.99), h.max());
+    // Late starts are shown (the iteration ran, but not at its time).
+    if (late > 0) {
+      barrage::Log(Severity::kWarning, absl::StrCat(line, "; ", late, " started more than 10ms late"));
+    } else {
+      barrage::Log(Severity::kDebug, line);
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (--run.remaining == 0) cv_.notify_all();

@@ -3,9 +3,13 @@
 // mode of `barrage run` drives it directly; the agent daemon will drive it
 // from the control plane (TODO(#5)).
 //
+// Every k6 executor (spec §3.7.4), each on this instance's execution segment
+// (spec §3.9, common/scenario_share.h). Scenarios start at their startTime
+// and run side by side; VUs come from one pool sized for the most that run
+// at once, so scenarios that do not overlap reuse them.
+//
 // Threads: the public methods are called from one controlling thread; VUs
-// run on the WorkerPool. Executors are designed per scenario so the other
-// k6 executors (TODO(#4)) plug in beside the three here.
+// run on the WorkerPool; arrival-rate scenarios have a dispatcher thread.
 #ifndef BARRAGE_AGENT_ENGINE_H_
 #define BARRAGE_AGENT_ENGINE_H_
 
@@ -22,7 +26,9 @@
 #include "agent/js/bundle.h"
 #include "agent/vu.h"
 #include "agent/worker_pool.h"
+#include "common/execution_segment.h"
 #include "common/options.h"
+#include "common/scenario_share.h"
 
 namespace barrage::agent {
 
@@ -33,6 +39,8 @@ struct EngineConfig {
   metrics::TagSet test_tags;
   bool throw_on_bad_metric_value = false;
   int threads = 0;  // workers; 0 = number of cores
+  ExecutionTuple execution;  // this instance's segment; the whole by default
+  std::string options_json = "{}";  // exec.test.options
 };
 
 struct EngineProgress {
@@ -47,10 +55,13 @@ class Engine : public VuOwner {
   explicit Engine(EngineConfig config);
   ~Engine() override;
 
-  // Creates the scenarios' VUs (ids 1..N), each running the init context
-  // from the bundle, spread over the workers. The first failure is returned.
+  // Creates the VUs the scenarios need at once at most (ids 1..N), each
+  // running the init context from the bundle, spread over the workers. The
+  // first failure is returned.
   absl::Status InitVus();
   int64_t planned_vus() const;
+  // exec.test.fail() was called: the run ends with exit code 110.
+  bool test_failed() const { return test_failed_; }
 
   // setup() on its own VU (__VU 0, group ::setup). Returns its result as
   // JSON (nullopt for undefined). kDeadlineExceeded past `timeout`; a script
@@ -80,26 +91,39 @@ class Engine : public VuOwner {
   // VuOwner
   absl::Status DefineMetric(const metrics::MetricDef& def) override;
   void AbortTest(const std::string& reason) override;
+  void FailTest() override { test_failed_ = true; }
+  js::ExecutionInfo Execution(const Vu& vu) override;
 
  private:
   struct ScenarioRun;
   absl::StatusOr<std::optional<std::string>> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
                                                           absl::Duration timeout, bool want_result);
+  // Makes n more VUs and waits for their init contexts; they join vus_.
+  absl::StatusOr<std::vector<Vu*>> MakeVus(int64_t n);
+  // Takes n VUs from the idle pool (making more if it runs short) for a
+  // scenario that starts now. Called with mu_ held by `lock`.
+  std::vector<Vu*> AcquireVus(int64_t n, std::unique_lock<std::mutex>& lock);
+  void StartRun(ScenarioRun& run, const std::optional<std::string>& data, std::unique_lock<std::mutex>& lock);
+  // constant-vus, shared-iterations and per-vu-iterations.
   void RunVuLoop(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data);
-  // constant-arrival-rate: starts iteration k at start + k*timeUnit/rate by
-  // the clock, on an idle VU, or drops it (dropped_iterations) when none is
-  // idle and asks for one more VU, up to maxVUs. Runs on its own thread.
+  // Arrival-rate executors: starts the global iterations this instance owns
+  // at their absolute times (Scenario::ArrivalOffset) on an idle VU, or drops
+  // one (dropped_iterations) when none is idle and asks for one more VU, up
+  // to maxVUs. Runs on its own thread.
   void DispatchArrivals(ScenarioRun& run, const std::optional<std::string>& data);
-  // ramping-vus: VU k (1-based) runs iterations while the planned count is
-  // at least k; the main loop interrupts one that overruns gracefulRampDown.
+  // ramping-vus: the VU playing global VU k (1-based) runs iterations while
+  // the planned count is at least k; the main loop interrupts one that
+  // overruns gracefulRampDown.
   void RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::optional<std::string>& data);
   void AddArrivalVu(ScenarioRun& run);
-  // Sets the VU's tags for the scenario; returns its encoded tag set.
-  std::string EnterScenario(Vu& vu, const Scenario& s);
+  // Gives the VU the scenario's tags, env and k6/execution state.
+  void EnterScenario(Vu& vu, ScenarioRun& run);
   // One iteration; false when it was interrupted (not completed).
-  bool RunIteration(Vu& vu, const Scenario& s, const std::optional<std::string>& data,
-                    const std::string& encoded, absl::Time measured_from = absl::InfinitePast());
+  // scenario_iteration: the scenario's local iteration number.
+  bool RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data, int64_t scenario_iteration,
+                    int64_t iteration_in_test);
   absl::StatusOr<std::unique_ptr<js::Runtime>> MakeRuntime(Vu& vu);
+  double Progress(const ScenarioRun& run) const;
 
   EngineConfig config_;
   WorkerPool pool_;
@@ -116,7 +140,10 @@ class Engine : public VuOwner {
   std::atomic<int64_t> iterations_interrupted_{0};
   bool vus_sampled_ = false;  // controlling thread only
   std::vector<std::unique_ptr<ScenarioRun>> runs_;
+  std::vector<Vu*> idle_vus_;  // guarded by mu_
   std::atomic<int64_t> next_vu_id_{1};
+  std::atomic<bool> test_failed_{false};
+  std::atomic<int64_t> test_start_ns_{0};  // setup or the first scenario; 0 before
 };
 
 }  // namespace barrage::agent

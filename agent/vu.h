@@ -19,12 +19,26 @@
 
 namespace barrage::agent {
 
+class Vu;
+
 // What a VU reports to the engine that owns it (Engine implements it).
 class VuOwner {
  public:
   virtual ~VuOwner() = default;
   virtual absl::Status DefineMetric(const metrics::MetricDef& def) = 0;
   virtual void AbortTest(const std::string& reason) = 0;
+  virtual void FailTest() = 0;
+  virtual js::ExecutionInfo Execution(const Vu& vu) = 0;
+};
+
+// The engine's bookkeeping of what a VU is running, for k6/execution. Set
+// and read only on the VU's own coroutine.
+struct VuScenarioState {
+  const void* run = nullptr;  // the engine's scenario run; nullptr outside one
+  int64_t id_in_test = 0;
+  int64_t iteration_in_scenario = 0;        // this VU's, in this scenario
+  int64_t scenario_iteration = 0;           // the scenario's, on this instance
+  int64_t scenario_iteration_in_test = 0;   // the scenario's, in the whole test
 };
 
 class Vu : public js::VuHost {
@@ -36,6 +50,8 @@ class Vu : public js::VuHost {
   Worker& worker() { return worker_; }
   js::Runtime* runtime() { return runtime_.get(); }
   void set_runtime(std::unique_ptr<js::Runtime> rt) { runtime_ = std::move(rt); }
+  VuScenarioState& scenario_state() { return scenario_state_; }
+  const VuScenarioState& scenario_state() const { return scenario_state_; }
 
   // Runs task on a fresh coroutine of this VU, on its worker. The VU runs one
   // task at a time: the caller starts the next only after the previous one
@@ -62,6 +78,8 @@ class Vu : public js::VuHost {
   void Emit(const std::string& metric, const std::string& encoded_tags, double value) override;
   void Log(js::LogLevel level, std::string_view message) override;
   void AbortTest(const std::string& reason) override;
+  void FailTest() override { owner_.FailTest(); }
+  js::ExecutionInfo Execution() override { return owner_.Execution(*this); }
 
  private:
   void SwitchIn();   // worker -> VU
@@ -71,6 +89,7 @@ class Vu : public js::VuHost {
   Worker& worker_;
   VuOwner& owner_;
   std::unique_ptr<js::Runtime> runtime_;
+  VuScenarioState scenario_state_;
   // One guarded stack per VU, made by its first task and reused by every
   // later one: an mmap, mprotect and munmap per task showed up as a third of
   // VU start-up time.

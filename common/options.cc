@@ -1,6 +1,7 @@
 #include "common/options.h"
 
 #include <algorithm>
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/duration.h"
+#include "common/execution_segment.h"
 #include "nlohmann/json.hpp"
 
 namespace barrage {
@@ -117,6 +119,7 @@ const std::map<std::string, std::set<std::string>>& ExecutorKeys() {
       {"per-vu-iterations", {"vus", "iterations", "maxDuration"}},
       {"constant-vus", {"vus", "duration"}},
       {"constant-arrival-rate", {"rate", "timeUnit", "duration", "preAllocatedVUs", "maxVUs"}},
+      {"ramping-arrival-rate", {"startRate", "timeUnit", "stages", "preAllocatedVUs", "maxVUs"}},
       {"ramping-vus", {"startVUs", "stages", "gracefulRampDown"}},
   };
   return keys;
@@ -145,15 +148,9 @@ void ReadScenario(const std::string& name, const json& v, Problems& p, std::vect
   }
   auto keys = ExecutorKeys().find(s.executor);
   if (keys == ExecutorKeys().end()) {
-    static const std::set<std::string> kLater = {"ramping-arrival-rate"};
-    if (kLater.count(s.executor)) {
-      // TODO(#4): the remaining executors come with the scenarios issue.
-      p.Add(absl::StrCat(where, ".executor: '", s.executor, "' is not implemented yet in this version of barrage"));
-    } else {
-      p.Add(absl::StrCat(where, ".executor: unknown executor '", s.executor,
-                         "' (known: shared-iterations, per-vu-iterations, constant-vus, ramping-vus, "
-                         "constant-arrival-rate, ramping-arrival-rate)"));
-    }
+    p.Add(absl::StrCat(where, ".executor: unknown executor '", s.executor,
+                       "' (known: shared-iterations, per-vu-iterations, constant-vus, ramping-vus, "
+                       "constant-arrival-rate, ramping-arrival-rate)"));
     return;
   }
   for (auto it = v.begin(); it != v.end(); ++it) {
@@ -177,79 +174,97 @@ void ReadScenario(const std::string& name, const json& v, Problems& p, std::vect
   s.max_vus = s.pre_allocated_vus;
   if (auto* x = get("maxVUs")) if (auto n = ReadInt(*x, where + ".maxVUs", p)) s.max_vus = *n;
   if (auto* x = get("startVUs")) if (auto n = ReadInt(*x, where + ".startVUs", p)) s.start_vus = *n;
+  if (auto* x = get("startRate")) if (auto n = ReadInt(*x, where + ".startRate", p)) s.start_rate = *n;
   if (auto* x = get("stages")) if (auto st = ReadStages(*x, where + ".stages", p)) s.stages = *st;
   if (auto* x = get("gracefulRampDown")) if (auto d = ReadDuration(*x, where + ".gracefulRampDown", p)) s.graceful_ramp_down = *d;
-  if (s.IsRampingVus() && !get("stages")) p.Add(where + ".stages: required for ramping-vus");
-  if ((s.executor == "constant-vus" || s.IsArrivalRate()) && !get("duration")) {
+  if ((s.IsRampingVus() || s.IsRampingArrivalRate()) && !get("stages")) {
+    p.Add(absl::StrCat(where, ".stages: required for ", s.executor));
+  }
+  if ((s.executor == "constant-vus" || s.IsConstantArrivalRate()) && !get("duration")) {
     p.Add(absl::StrCat(where, ".duration: required for ", s.executor));
   }
-  if (s.IsArrivalRate()) {
-    if (!get("rate")) p.Add(where + ".rate: required for constant-arrival-rate");
-    if (!get("preAllocatedVUs")) p.Add(where + ".preAllocatedVUs: required for constant-arrival-rate");
+  if (s.IsConstantArrivalRate() && !get("rate")) p.Add(where + ".rate: required for constant-arrival-rate");
+  if (s.IsArrivalRate() && !get("preAllocatedVUs")) {
+    p.Add(absl::StrCat(where, ".preAllocatedVUs: required for ", s.executor));
   }
   out.push_back(std::move(s));
 }
 
-absl::Status ValidateScenario(const Scenario& s) {
+// Every problem of one scenario, each naming the scenario and the field.
+void ValidateScenario(const Scenario& s, Problems& p) {
   const std::string where = absl::StrCat("scenario '", s.name, "'");
-  if (s.IsArrivalRate()) {
-    if (s.rate <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": rate must be greater than 0, got ", s.rate));
-    if (s.time_unit <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": timeUnit must be greater than 0, got ", FormatGoDuration(s.time_unit)));
-    }
-    if (s.pre_allocated_vus < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": preAllocatedVUs must not be negative, got ", s.pre_allocated_vus));
-    }
-    if (s.max_vus < s.pre_allocated_vus) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": maxVUs (", s.max_vus,
-                                                     ") must not be less than preAllocatedVUs (", s.pre_allocated_vus, ")"));
-    }
-    if (s.max_vus <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": maxVUs must be greater than 0"));
-    if (s.duration < absl::Seconds(1)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": duration must be at least 1s, got ", FormatGoDuration(s.duration)));
-    }
-    if (s.start_time < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": startTime must not be negative");
-    if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
-    return absl::OkStatus();
-  }
-  if (s.IsRampingVus()) {
-    if (s.start_vus < 0) return absl::InvalidArgumentError(absl::StrCat(where, ": startVUs must not be negative, got ", s.start_vus));
-    if (s.stages.empty()) return absl::InvalidArgumentError(where + ": stages must not be empty");
+  auto non_negative = [&](absl::Duration d, const char* field) {
+    if (d < absl::ZeroDuration()) p.Add(absl::StrCat(where, ": ", field, " must not be negative, got ", FormatGoDuration(d)));
+  };
+  auto at_least_1s = [&](absl::Duration d, const char* field) {
+    if (d < absl::Seconds(1)) p.Add(absl::StrCat(where, ": ", field, " must be at least 1s, got ", FormatGoDuration(d)));
+  };
+  auto stages = [&](const char* what) {
+    if (s.stages.empty()) p.Add(absl::StrCat(where, ": stages must not be empty"));
     for (size_t i = 0; i < s.stages.size(); ++i) {
       if (s.stages[i].duration < absl::ZeroDuration()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": stages[", i, "].duration must not be negative"));
+        p.Add(absl::StrCat(where, ": stages[", i, "].duration must not be negative, got ",
+                           FormatGoDuration(s.stages[i].duration)));
       }
       if (s.stages[i].target < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": stages[", i, "].target must not be negative"));
+        p.Add(absl::StrCat(where, ": stages[", i, "].target must not be negative (it is a ", what, "), got ",
+                           s.stages[i].target));
       }
     }
-    if (s.InitialVus() <= 0) {
-      return absl::InvalidArgumentError(where + ": either startVUs or one of the stages' targets must be greater than 0");
+  };
+  non_negative(s.start_time, "startTime");
+  non_negative(s.graceful_stop, "gracefulStop");
+  if (s.IsArrivalRate()) {
+    if (s.time_unit <= absl::ZeroDuration()) {
+      p.Add(absl::StrCat(where, ": timeUnit must be greater than 0, got ", FormatGoDuration(s.time_unit)));
     }
-    if (s.graceful_ramp_down < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulRampDown must not be negative");
-    if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
-    return absl::OkStatus();
+    if (s.pre_allocated_vus < 0) {
+      p.Add(absl::StrCat(where, ": preAllocatedVUs must not be negative, got ", s.pre_allocated_vus));
+    }
+    if (s.max_vus < s.pre_allocated_vus) {
+      p.Add(absl::StrCat(where, ": maxVUs (", s.max_vus, ") must not be less than preAllocatedVUs (",
+                         s.pre_allocated_vus, ")"));
+    } else if (s.max_vus <= 0) {
+      p.Add(absl::StrCat(where, ": maxVUs must be greater than 0"));
+    }
+    if (s.IsConstantArrivalRate()) {
+      if (s.rate <= 0) p.Add(absl::StrCat(where, ": rate must be greater than 0, got ", s.rate));
+      at_least_1s(s.duration, "duration");
+    } else {
+      if (s.start_rate < 0) p.Add(absl::StrCat(where, ": startRate must not be negative, got ", s.start_rate));
+      stages("rate per timeUnit");
+      int64_t most = s.start_rate;
+      for (const Stage& st : s.stages) most = std::max(most, st.target);
+      if (!s.stages.empty() && most <= 0) {
+        p.Add(where + ": either startRate or one of the stages' targets must be greater than 0");
+      }
+      if (!s.stages.empty() && s.StagesDuration() <= absl::ZeroDuration()) {
+        p.Add(where + ": the stages' durations must add up to more than 0");
+      }
+    }
+    return;
   }
-  if (s.vus <= 0) return absl::InvalidArgumentError(absl::StrCat(where, ": vus must be greater than 0, got ", s.vus));
-  if (s.start_time < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": startTime must not be negative");
-  if (s.graceful_stop < absl::ZeroDuration()) return absl::InvalidArgumentError(where + ": gracefulStop must not be negative");
+  if (s.IsRampingVus()) {
+    if (s.start_vus < 0) p.Add(absl::StrCat(where, ": startVUs must not be negative, got ", s.start_vus));
+    stages("number of VUs");
+    if (!s.stages.empty() && s.InitialVus() <= 0) {
+      p.Add(where + ": either startVUs or one of the stages' targets must be greater than 0");
+    }
+    non_negative(s.graceful_ramp_down, "gracefulRampDown");
+    return;
+  }
+  if (s.vus <= 0) p.Add(absl::StrCat(where, ": vus must be greater than 0, got ", s.vus));
   if (s.executor == "constant-vus") {
-    if (s.duration < absl::Seconds(1)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": duration must be at least 1s, got ", FormatGoDuration(s.duration)));
-    }
-  } else {
-    if (s.iterations <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": iterations must be greater than 0, got ", s.iterations));
-    }
-    if (s.executor == "shared-iterations" && s.iterations < s.vus) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": the number of iterations (", s.iterations,
-                                                     ") can't be less than the number of VUs (", s.vus, ")"));
-    }
-    if (s.max_duration < absl::Seconds(1)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": maxDuration must be at least 1s, got ", FormatGoDuration(s.max_duration)));
-    }
+    at_least_1s(s.duration, "duration");
+    return;
   }
-  return absl::OkStatus();
+  if (s.iterations <= 0) {
+    p.Add(absl::StrCat(where, ": iterations must be greater than 0, got ", s.iterations));
+  } else if (s.executor == "shared-iterations" && s.iterations < s.vus) {
+    p.Add(absl::StrCat(where, ": the number of iterations (", s.iterations, ") can't be less than the number of VUs (",
+                       s.vus, ")"));
+  }
+  at_least_1s(s.max_duration, "maxDuration");
 }
 
 }  // namespace
@@ -285,10 +300,44 @@ int64_t Scenario::PlannedVus(absl::Duration t) const {
   return from;
 }
 
+absl::Duration Scenario::RegularDuration() const {
+  if (IsRampingVus() || IsRampingArrivalRate()) return StagesDuration();
+  if (executor == "constant-vus" || IsConstantArrivalRate()) return duration;
+  return max_duration;
+}
+
 absl::Duration Scenario::MaxTotalDuration() const {
-  if (IsRampingVus()) return start_time + StagesDuration() + graceful_stop;
-  if (executor == "constant-vus" || IsArrivalRate()) return start_time + duration + graceful_stop;
-  return start_time + max_duration + graceful_stop;
+  return start_time + RegularDuration() + graceful_stop;
+}
+
+absl::Duration Scenario::ArrivalOffset(int64_t k) const {
+  if (IsConstantArrivalRate()) return time_unit * k / rate;
+  // Work in units of timeUnit: the rate goes linearly from a to b over D
+  // inside a stage, so the iterations due by x into it are
+  // a*x + (b - a)*x^2/(2D). n is how many are due before the stage.
+  const double want = static_cast<double>(k + 1);  // the (k+1)-th arrival
+  double n = 0;
+  double a = static_cast<double>(start_rate);
+  absl::Duration stage_start;
+  for (const Stage& st : stages) {
+    const double b = static_cast<double>(st.target);
+    const double d = absl::FDivDuration(st.duration, time_unit);
+    const double in_stage = (a + b) / 2 * d;
+    if (d > 0 && n + in_stage >= want) {
+      const double m = want - n;
+      double x;
+      if (a == b) {
+        x = m / a;
+      } else {
+        x = (a * d - std::sqrt(d * (a * a * d + 2 * m * (b - a)))) / (a - b);
+      }
+      return stage_start + time_unit * std::clamp(x, 0.0, d);
+    }
+    n += in_stage;
+    stage_start += st.duration;
+    a = b;
+  }
+  return absl::InfiniteDuration();
 }
 
 std::string Scenario::Describe() const {
@@ -302,6 +351,16 @@ std::string Scenario::Describe() const {
     return absl::StrCat("Up to ", InitialVus(), " looping VUs for ", FormatGoDuration(StagesDuration()), " over ",
                         stages.size(), " stages (gracefulRampDown: ", FormatGoDuration(graceful_ramp_down), ", ",
                         extra, ")");
+  }
+  if (IsRampingArrivalRate()) {
+    int64_t most = start_rate;
+    for (const Stage& st : stages) most = std::max(most, st.target);
+    const double per_second = static_cast<double>(most) / absl::ToDoubleSeconds(time_unit);
+    const std::string vus_text = max_vus > pre_allocated_vus ? absl::StrCat(pre_allocated_vus, "-", max_vus)
+                                                             : absl::StrCat(max_vus);
+    return absl::StrCat("Up to ", absl::StrFormat("%.2f", per_second), " iterations/s for ",
+                        FormatGoDuration(StagesDuration()), " over ", stages.size(), " stages (maxVUs: ", vus_text,
+                        ", ", extra, ")");
   }
   if (IsArrivalRate()) {
     const double per_second = static_cast<double>(rate) / absl::ToDoubleSeconds(time_unit);
@@ -453,10 +512,18 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
       } else {
         p.Add(absl::StrCat(w, ": expected an array of strings, got ", v.dump()));
       }
-    } else if (k == "executionSegment" || k == "executionSegmentSequence") {
-      // TODO(#4): execution segments. Refused rather than ignored: running
-      // the whole test where a segment was asked for would be wrong load.
-      p.Add(absl::StrCat(w, ": execution segments are not implemented yet in this version of barrage"));
+    } else if (k == "executionSegment") {
+      if (auto t = ReadString(v, w, p)) {
+        absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*t);
+        if (seg.ok()) o.execution_segment = *t;
+        else p.Add(absl::StrCat(w, ": ", seg.status().message()));
+      }
+    } else if (k == "executionSegmentSequence") {
+      if (auto t = ReadString(v, w, p)) {
+        absl::StatusOr<std::vector<Rational>> seq = ParseExecutionSegmentSequence(*t);
+        if (seq.ok()) o.execution_segment_sequence = *t;
+        else p.Add(absl::StrCat(w, ": ", seq.status().message()));
+      }
     } else if (!kIgnored.count(k)) {
       unknown.push_back(k);
     }
@@ -496,6 +563,8 @@ Options MergeOptions(const Options& lower, const Options& higher) {
   BARRAGE_MERGE(user_agent);
   BARRAGE_MERGE(min_iteration_duration);
   BARRAGE_MERGE(insecure_skip_tls_verify);
+  BARRAGE_MERGE(execution_segment);
+  BARRAGE_MERGE(execution_segment_sequence);
 #undef BARRAGE_MERGE
   return out;
 }
@@ -551,11 +620,97 @@ absl::StatusOr<std::vector<Scenario>> ResolveScenarios(const Options& o, std::ve
     s.executor = "per-vu-iterations";
     out.push_back(s);
   }
-  for (const Scenario& s : out) {
-    absl::Status st = ValidateScenario(s);
-    if (!st.ok()) return st;
-  }
+  Problems p;
+  for (const Scenario& s : out) ValidateScenario(s, p);
+  if (!p.empty()) return p.ToStatus();
   return out;
+}
+
+namespace {
+
+json DurationJson(absl::Duration d) { return FormatGoDuration(d); }
+
+json StagesJson(const std::vector<Stage>& stages) {
+  json out = json::array();
+  for (const Stage& st : stages) out.push_back({{"duration", DurationJson(st.duration)}, {"target", st.target}});
+  return out;
+}
+
+json ScenarioJson(const Scenario& s) {
+  json j = {{"executor", s.executor},         {"startTime", DurationJson(s.start_time)},
+            {"gracefulStop", DurationJson(s.graceful_stop)}, {"exec", s.exec},
+            {"env", s.env},                   {"tags", s.tags}};
+  if (s.executor == "shared-iterations" || s.executor == "per-vu-iterations") {
+    j["vus"] = s.vus;
+    j["iterations"] = s.iterations;
+    j["maxDuration"] = DurationJson(s.max_duration);
+  } else if (s.executor == "constant-vus") {
+    j["vus"] = s.vus;
+    j["duration"] = DurationJson(s.duration);
+  } else if (s.IsRampingVus()) {
+    j["startVUs"] = s.start_vus;
+    j["stages"] = StagesJson(s.stages);
+    j["gracefulRampDown"] = DurationJson(s.graceful_ramp_down);
+  } else if (s.IsArrivalRate()) {
+    if (s.IsConstantArrivalRate()) {
+      j["rate"] = s.rate;
+      j["duration"] = DurationJson(s.duration);
+    } else {
+      j["startRate"] = s.start_rate;
+      j["stages"] = StagesJson(s.stages);
+    }
+    j["timeUnit"] = DurationJson(s.time_unit);
+    j["preAllocatedVUs"] = s.pre_allocated_vus;
+    j["maxVUs"] = s.max_vus;
+  }
+  return j;
+}
+
+template <typename T, typename F>
+json OrNull(const std::optional<T>& v, F f) {
+  return v ? json(f(*v)) : json(nullptr);
+}
+
+}  // namespace
+
+std::string OptionsToJson(const Options& o, const std::vector<Scenario>& scenarios) {
+  json j = json::object();
+  json sc = json::object();
+  for (const Scenario& s : scenarios) sc[s.name] = ScenarioJson(s);
+  j["scenarios"] = sc;
+  auto same = [](const auto& v) { return v; };
+  j["executionSegment"] = OrNull(o.execution_segment, same);
+  j["executionSegmentSequence"] = OrNull(o.execution_segment_sequence, same);
+  j["thresholds"] = OrNull(o.thresholds, [](const std::map<std::string, std::vector<ThresholdSpec>>& th) {
+    json out = json::object();
+    for (const auto& [key, specs] : th) {
+      json list = json::array();
+      for (const ThresholdSpec& spec : specs) {
+        if (!spec.abort_on_fail && spec.delay_abort_eval == absl::ZeroDuration()) {
+          list.push_back(spec.expression);
+        } else {
+          list.push_back({{"threshold", spec.expression},
+                          {"abortOnFail", spec.abort_on_fail},
+                          {"delayAbortEval", FormatGoDuration(spec.delay_abort_eval)}});
+        }
+      }
+      out[key] = list;
+    }
+    return out;
+  });
+  j["summaryTrendStats"] = OrNull(o.summary_trend_stats, same);
+  j["summaryTimeUnit"] = OrNull(o.summary_time_unit, same);
+  j["setupTimeout"] = OrNull(o.setup_timeout, DurationJson);
+  j["teardownTimeout"] = OrNull(o.teardown_timeout, DurationJson);
+  j["noSetup"] = OrNull(o.no_setup, same);
+  j["noTeardown"] = OrNull(o.no_teardown, same);
+  j["throw"] = OrNull(o.throw_errors, same);
+  j["tags"] = OrNull(o.tags, same);
+  j["systemTags"] = OrNull(o.system_tags, same);
+  j["userAgent"] = OrNull(o.user_agent, same);
+  j["minIterationDuration"] = OrNull(o.min_iteration_duration, DurationJson);
+  j["insecureSkipTLSVerify"] = OrNull(o.insecure_skip_tls_verify, same);
+  return j.dump(2);
 }
 
 }  // namespace barrage

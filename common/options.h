@@ -52,7 +52,17 @@ struct Scenario {
   absl::Duration time_unit = absl::Seconds(1);
   int64_t pre_allocated_vus = 0;
   int64_t max_vus = 0;
-  bool IsArrivalRate() const { return executor == "constant-arrival-rate"; }
+  // ramping-arrival-rate: from start_rate through `stages` (targets are
+  // rates per time_unit), changing linearly inside each stage.
+  int64_t start_rate = 0;
+  bool IsConstantArrivalRate() const { return executor == "constant-arrival-rate"; }
+  bool IsRampingArrivalRate() const { return executor == "ramping-arrival-rate"; }
+  bool IsArrivalRate() const { return IsConstantArrivalRate() || IsRampingArrivalRate(); }
+  // The offset from the scenario's start of arrival k (0-based) on the
+  // unsplit schedule: k*timeUnit/rate for constant-arrival-rate; for
+  // ramping-arrival-rate the moment the integral of the rate reaches k+1
+  // (spec §3.7.4). InfiniteDuration when it falls after the last stage.
+  absl::Duration ArrivalOffset(int64_t k) const;
   // ramping-vus: from start_vus through the stages; VUs beyond the planned
   // count finish their iteration within graceful_ramp_down.
   int64_t start_vus = 1;
@@ -67,6 +77,9 @@ struct Scenario {
   int64_t InitialVus() const;
   // The most time the scenario can take, gracefulStop included.
   absl::Duration MaxTotalDuration() const;
+  // The scenario's regular end relative to its start (duration,
+  // maxDuration or the stages' sum), before gracefulStop.
+  absl::Duration RegularDuration() const;
   // k6's banner line: "10 looping VUs for 10s (gracefulStop: 30s)".
   std::string Describe() const;
 };
@@ -91,6 +104,9 @@ struct Options {
   std::optional<std::string> user_agent;
   std::optional<absl::Duration> min_iteration_duration;
   std::optional<bool> insecure_skip_tls_verify;
+  // Spec §3.9, as written ("1/3:2/3", "0,1/3,2/3,1"); validated when parsed.
+  std::optional<std::string> execution_segment;
+  std::optional<std::string> execution_segment_sequence;
 
   // Values after defaults.
   std::vector<std::string> TrendStats() const;
@@ -113,6 +129,12 @@ Options MergeOptions(const Options& lower, const Options& higher);
 // kInvalidArgument naming the scenario and field.
 absl::StatusOr<std::vector<Scenario>> ResolveScenarios(const Options& options,
                                                        std::vector<std::string>* warnings);
+
+// The consolidated options as k6 shows them in `k6 inspect` and
+// exec.test.options: the derived `scenarios` (every field of each executor,
+// durations as Go-style strings), without vus/duration/iterations/stages;
+// options nobody set are null.
+std::string OptionsToJson(const Options& options, const std::vector<Scenario>& scenarios);
 
 // Validates summaryTrendStats entries (avg, min, med, max, count, p(N)).
 absl::Status ValidateTrendStats(const std::vector<std::string>& stats);

@@ -562,6 +562,37 @@ void Runtime::set_vu_tags(metrics::TagSet tags) {
   encoded_cache_.clear();
 }
 
+void Runtime::SetVuTag(const std::string& key, std::string value) {
+  vu_tags_[key] = std::move(value);
+  encoded_cache_.clear();
+}
+
+void Runtime::DeleteVuTag(const std::string& key) {
+  vu_tags_.erase(key);
+  encoded_cache_.clear();
+}
+
+void Runtime::set_scenario_env(const std::map<std::string, std::string>& env) {
+  if (env.empty() && scenario_env_.empty()) return;
+  duk_push_global_object(ctx_);
+  duk_get_prop_string(ctx_, -1, "__ENV");
+  for (const auto& [k, v] : scenario_env_) {
+    auto base = config_.env.find(k);
+    if (base != config_.env.end()) {
+      duk_push_lstring(ctx_, base->second.data(), base->second.size());
+      duk_put_prop_lstring(ctx_, -2, k.data(), k.size());
+    } else {
+      duk_del_prop_lstring(ctx_, -1, k.data(), k.size());
+    }
+  }
+  for (const auto& [k, v] : env) {
+    duk_push_lstring(ctx_, v.data(), v.size());
+    duk_put_prop_lstring(ctx_, -2, k.data(), k.size());
+  }
+  duk_pop_2(ctx_);
+  scenario_env_ = env;
+}
+
 std::pair<int64_t, int64_t> Runtime::TakeDataCounters() {
   std::pair<int64_t, int64_t> out{data_sent_, data_received_};
   data_sent_ = data_received_ = 0;

@@ -41,6 +41,8 @@ struct RuntimeConfig {
   Bundle* recording = nullptr;
   std::shared_ptr<const Bundle> bundle;
   bool throw_on_bad_metric_value = false;  // the `throw` option
+  // exec.test.options: the consolidated options as JSON (OptionsToJson).
+  std::string test_options_json = "{}";
 };
 
 class Runtime {
@@ -70,6 +72,13 @@ class Runtime {
 
   void set_iteration(int64_t iteration);  // __ITER
   void set_vu_tags(metrics::TagSet tags);  // scenario tags and name
+  const metrics::TagSet& vu_tags() const { return vu_tags_; }
+  // exec.vu.tags: the script's live changes to the VU's tags.
+  void SetVuTag(const std::string& key, std::string value);
+  void DeleteVuTag(const std::string& key);
+  // A scenario's `env`: laid over __ENV while the scenario runs; the
+  // previous overlay's keys get their base values back (or go).
+  void set_scenario_env(const std::map<std::string, std::string>& env);
   void set_group(std::string group) { group_ = std::move(group); }  // "::setup" etc.
   // Message bytes this VU sent and received since the last call (data_sent,
   // data_received), reset by the call.
@@ -116,6 +125,7 @@ class Runtime {
   std::map<std::string, metrics::MetricDef> metric_defs_;
   std::vector<std::unique_ptr<GrpcClientState>> grpc_clients_;
   bool setup_data_decoded_ = false;
+  std::map<std::string, std::string> scenario_env_;
   // Encoded tag sets by group and extra tags (EncodeTags); cleared when
   // the VU's tags change.
   mutable std::unordered_map<std::string, std::string> encoded_cache_;

@@ -20,6 +20,24 @@ namespace barrage::agent::js {
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
+// k6/execution's live values (spec §3.3), read when a script reads them.
+struct ExecutionInfo {
+  bool in_scenario = false;  // false in setup() and teardown()
+  int64_t vu_id_in_test = 0;
+  int64_t vu_iteration_in_scenario = 0;
+  std::string scenario_name;
+  std::string executor;
+  double scenario_start_unix_ms = 0;
+  double scenario_progress = 0;
+  int64_t scenario_iteration_in_instance = 0;
+  int64_t scenario_iteration_in_test = 0;
+  int64_t iterations_completed = 0;
+  int64_t iterations_interrupted = 0;
+  int64_t vus_active = 0;
+  int64_t vus_initialized = 0;
+  double test_run_duration_ms = 0;
+};
+
 class VuHost {
  public:
   using Resume = std::function<void()>;
@@ -47,6 +65,9 @@ class VuHost {
   virtual void Log(LogLevel level, std::string_view message) = 0;
   // exec.test.abort(): stop the whole test (exit code 108).
   virtual void AbortTest(const std::string& reason) = 0;
+  // exec.test.fail(): the test goes on and ends with exit code 110.
+  virtual void FailTest() {}
+  virtual ExecutionInfo Execution() { return {}; }
 };
 
 }  // namespace barrage::agent::js

@@ -25,8 +25,11 @@
 #include "agent/js/runtime.h"
 #include "agent/js/transform.h"
 #include "common/duration.h"
+#include "common/execution_segment.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "common/scenario_share.h"
+#include "nlohmann/json.hpp"
 #include "controller/cli/exit_codes.h"
 #include "controller/summary.h"
 #include "controller/thresholds.h"
@@ -66,6 +69,9 @@ struct RunFlags {
   bool throw_errors = false;
   bool include_system_env = true;
   int threads = 0;
+  std::optional<std::string> execution_segment;
+  std::optional<std::string> execution_segment_sequence;
+  bool execution_requirements = false;  // inspect
 };
 
 // The init pass's host: nothing may block in the init context (connect,
@@ -190,16 +196,52 @@ absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
   if (f.no_setup) o.no_setup = true;
   if (f.no_teardown) o.no_teardown = true;
   if (f.throw_errors) o.throw_errors = true;
+  if (f.execution_segment) {
+    absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*f.execution_segment);
+    if (!seg.ok()) return absl::InvalidArgumentError(absl::StrCat("--execution-segment: ", seg.status().message()));
+    o.execution_segment = *f.execution_segment;
+  }
+  if (f.execution_segment_sequence) {
+    absl::StatusOr<std::vector<Rational>> seq = ParseExecutionSegmentSequence(*f.execution_segment_sequence);
+    if (!seq.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--execution-segment-sequence: ", seq.status().message()));
+    }
+    o.execution_segment_sequence = *f.execution_segment_sequence;
+  }
   return o;
 }
 
-void PrintBanner(const std::string& script, const std::vector<Scenario>& scenarios) {
-  absl::Duration max_duration;
-  int64_t max_vus = 0;
-  for (const Scenario& s : scenarios) {
-    max_duration = std::max(max_duration, s.MaxTotalDuration());
-    max_vus += s.IsArrivalRate() ? s.max_vus : s.InitialVus();
+// The instance's segment from the options (both validated when parsed).
+absl::StatusOr<ExecutionTuple> TupleFromOptions(const Options& o) {
+  std::optional<ExecutionSegment> segment;
+  std::vector<Rational> sequence;
+  if (o.execution_segment) {
+    absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*o.execution_segment);
+    if (!seg.ok()) return seg.status();
+    segment = *seg;
   }
+  if (o.execution_segment_sequence) {
+    absl::StatusOr<std::vector<Rational>> seq = ParseExecutionSegmentSequence(*o.execution_segment_sequence);
+    if (!seq.ok()) return seq.status();
+    sequence = *seq;
+  }
+  absl::StatusOr<ExecutionTuple> t = MakeExecutionTuple(segment, sequence);
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("executionSegment: ", t.status().message()));
+  return t;
+}
+
+absl::Duration TotalDuration(const std::vector<Scenario>& scenarios) {
+  absl::Duration max_duration;
+  for (const Scenario& s : scenarios) max_duration = std::max(max_duration, s.MaxTotalDuration());
+  return max_duration;
+}
+
+void PrintBanner(const std::string& script, const std::vector<Scenario>& scenarios, const ExecutionTuple& tuple) {
+  const absl::Duration max_duration = TotalDuration(scenarios);
+  const int64_t max_vus = PeakVus(scenarios, tuple, /*max_possible=*/true);
+  const Rational share = tuple.segment().length();
+  const std::string percent =
+      absl::StrFormat("%.2f%%", 100.0 * static_cast<double>(share.numerator()) / static_cast<double>(share.denominator()));
   std::string out = absl::StrCat(
       "\n"
       "  ____                                  \n"
@@ -211,7 +253,7 @@ void PrintBanner(const std::string& script, const std::vector<Scenario>& scenari
       "     execution: local\n",
       "        script: ", script, "\n",
       "        output: -\n\n",
-      "     scenarios: (100.00%) ", scenarios.size(), scenarios.size() == 1 ? " scenario" : " scenarios", ", ",
+      "     scenarios: (", percent, ") ", scenarios.size(), scenarios.size() == 1 ? " scenario" : " scenarios", ", ",
       max_vus, " max VUs, ", FormatGoDuration(max_duration), " max duration (incl. graceful stop):\n");
   for (const Scenario& s : scenarios) absl::StrAppend(&out, "              * ", s.name, ": ", s.Describe(), "\n");
   out += "\n";
@@ -226,9 +268,21 @@ std::string ProgressLine(absl::Duration elapsed, const agent::EngineProgress& p)
                          p.iterations_completed, p.iterations_interrupted);
 }
 
-int RunCommand(const RunFlags& flags) {
-  const bool tty = isatty(STDERR_FILENO) != 0;
-  ConfigureLog({flags.verbose, tty, tty && !flags.no_color});
+// What the init pass and the options make of a script: everything `run`
+// and `inspect` need before VUs exist.
+struct Prepared {
+  std::shared_ptr<agent::js::Bundle> bundle;
+  std::map<std::string, std::string> env;
+  std::vector<std::string> exported;
+  Options options;
+  std::vector<Scenario> scenarios;
+  ExecutionTuple tuple;
+  std::map<std::string, metrics::MetricDef> defs;
+  std::optional<controller::ThresholdEvaluator> thresholds;
+};
+
+// 0, or the exit code after logging what is wrong.
+int Prepare(const RunFlags& flags, Prepared& out) {
 
   // 1. The script and the first init pass (__VU 0), which records the bundle.
   std::error_code ec;
@@ -326,6 +380,8 @@ int RunCommand(const RunFlags& flags) {
                                       "' not found in the script's exports"));
     }
   }
+  absl::StatusOr<ExecutionTuple> tuple = TupleFromOptions(options);
+  if (!tuple.ok()) return ConfigError(std::string(tuple.status().message()));
   std::map<std::string, metrics::MetricDef> defs = init_host.defs;
   for (const char* g : {"vus", "vus_max"}) defs[g] = {g, metrics::MetricType::kGauge, metrics::ValueType::kDefault};
   defs["dropped_iterations"] = {"dropped_iterations", metrics::MetricType::kCounter, metrics::ValueType::kDefault};
@@ -335,6 +391,42 @@ int RunCommand(const RunFlags& flags) {
                                                  : *options.thresholds,
                                              defs);
   if (!thresholds.ok()) return ConfigError(std::string(thresholds.status().message()));
+  out.bundle = bundle;
+  out.env = std::move(env);
+  out.exported = std::move(exported);
+  out.options = std::move(options);
+  out.scenarios = *std::move(scenarios);
+  out.tuple = *std::move(tuple);
+  out.defs = std::move(defs);
+  out.thresholds = *std::move(thresholds);
+  return 0;
+}
+
+int InspectCommand(const RunFlags& flags) {
+  ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
+  Prepared p;
+  if (int code = Prepare(flags, p); code != 0) return code;
+  nlohmann::json j = nlohmann::json::parse(OptionsToJson(p.options, p.scenarios));
+  if (flags.execution_requirements) {
+    j["maxVUs"] = PeakVus(p.scenarios, p.tuple, /*max_possible=*/true);
+    j["totalDuration"] = FormatGoDuration(TotalDuration(p.scenarios));
+  }
+  std::cout << j.dump(2) << "\n";
+  return kExitOk;
+}
+
+int RunCommand(const RunFlags& flags) {
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  ConfigureLog({flags.verbose, tty, tty && !flags.no_color});
+  Prepared prepared;
+  if (int code = Prepare(flags, prepared); code != 0) return code;
+  auto& bundle = prepared.bundle;
+  auto& env = prepared.env;
+  auto& exported = prepared.exported;
+  Options& options = prepared.options;
+  std::vector<Scenario>* scenarios = &prepared.scenarios;
+  controller::ThresholdEvaluator* thresholds = &*prepared.thresholds;
+
 
   // 3. Compile once; every VU loads the bytecode.
   absl::Status compiled = agent::js::Runtime::CompileBundle(*bundle);
@@ -342,7 +434,7 @@ int RunCommand(const RunFlags& flags) {
     barrage::Log(Severity::kError, compiled.message());
     return kExitScriptException;
   }
-  if (!flags.quiet) PrintBanner(flags.script, *scenarios);
+  if (!flags.quiet) PrintBanner(flags.script, *scenarios, prepared.tuple);
 
   agent::EngineConfig ec_config;
   ec_config.bundle = bundle;
@@ -351,6 +443,8 @@ int RunCommand(const RunFlags& flags) {
   ec_config.test_tags = options.tags.value_or(metrics::TagSet{});
   ec_config.throw_on_bad_metric_value = options.throw_errors.value_or(false);
   ec_config.threads = flags.threads;
+  ec_config.execution = prepared.tuple;
+  ec_config.options_json = OptionsToJson(options, *scenarios);
   agent::Engine engine(ec_config);
 
   signal(SIGINT, OnSignal);
@@ -464,6 +558,7 @@ int RunCommand(const RunFlags& flags) {
                                                 "' have been crossed"));
     if (exit_code == kExitOk) exit_code = kExitThresholdsFailed;
   }
+  if (engine.test_failed() && exit_code == kExitOk) exit_code = kExitTestFailed;
   if (!flags.no_summary) {
     controller::SummaryInput in;
     in.store = &total;
@@ -520,6 +615,23 @@ int Main(int argc, char** argv) {
   run->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
   run->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   run->add_option("--threads", f.threads, "worker threads for VUs (default: number of cores)");
+  // `inspect` reads the same options as `run` and prints them resolved.
+  CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");
+  for (CLI::App* cmd : {run, inspect}) {
+    cmd->add_option("--execution-segment", f.execution_segment, "the part of the test to run, e.g. 1/3:2/3");
+    cmd->add_option("--execution-segment-sequence", f.execution_segment_sequence,
+                    "how the whole test is split, e.g. 0,1/3,2/3,1");
+  }
+  inspect->add_option("script", f.script, "the test script (.js)")->required();
+  inspect->add_option("-u,--vus", f.vus, "number of virtual users");
+  inspect->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
+  inspect->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
+  inspect->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET (repeatable)");
+  inspect->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
+  inspect->add_option("-c,--config", f.config, "a JSON file of options");
+  inspect->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  inspect->add_flag("--execution-requirements", f.execution_requirements,
+                    "also print maxVUs and totalDuration, as k6 inspect does");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -529,13 +641,15 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // CLI11 reports by throwing; it stops here.
-    std::cerr << "error: " << e.what() << "\n\n" << (run->parsed() ? run->help() : app.help());
+    std::cerr << "error: " << e.what() << "\n\n"
+              << (run->parsed() ? run->help() : inspect->parsed() ? inspect->help() : app.help());
     return kExitInvalidConfig;
   }
   if (app.got_subcommand("version")) {
     std::cout << "barrage v" << kVersion << "\n";
     return kExitOk;
   }
+  if (app.got_subcommand("inspect")) return InspectCommand(f);
   if (f.no_summary) {
     barrage::Log(Severity::kWarning, "--no-summary is deprecated; it also disables --summary-export");
   }

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "nlohmann/json.hpp"
+
 namespace barrage {
 namespace {
 
@@ -100,9 +104,102 @@ TEST(OptionsTest, UnknownKeysWarnAndHttpOptionsAreIgnored) {
   EXPECT_THAT(warnings, ElementsAre(HasSubstr("wat")));
 }
 
-TEST(OptionsTest, ExecutionSegmentsAreRefusedUntilImplemented) {
-  EXPECT_THAT(ParseError(R"({"executionSegment":"0:1/2"})"),
-              HasSubstr("options.executionSegment: execution segments are not implemented yet"));
+TEST(OptionsTest, ExecutionSegmentsAreParsedAndCheckedWhenRead) {
+  Options o = Parse(R"({"executionSegment":"1/3:2/3","executionSegmentSequence":"0,1/3,2/3,1"})");
+  EXPECT_EQ(o.execution_segment, "1/3:2/3");
+  EXPECT_EQ(o.execution_segment_sequence, "0,1/3,2/3,1");
+  EXPECT_THAT(ParseError(R"({"executionSegment":"2/3:1/3"})"), HasSubstr("options.executionSegment: "));
+  EXPECT_THAT(ParseError(R"({"executionSegmentSequence":"0,1/2,1/3,1"})"),
+              HasSubstr("options.executionSegmentSequence: "));
+  EXPECT_THAT(ParseError(R"({"executionSegment":5})"), HasSubstr("options.executionSegment: expected a string"));
+}
+
+TEST(OptionsTest, RampingArrivalRateIsParsedAndDescribed) {
+  Options o = Parse(R"({"scenarios":{"ramp":{"executor":"ramping-arrival-rate","startRate":0,"timeUnit":"1s",
+    "preAllocatedVUs":5,"maxVUs":20,"stages":[{"duration":"10s","target":10},{"duration":"5s","target":10}]}}})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const Scenario& s = (*r)[0];
+  EXPECT_TRUE(s.IsRampingArrivalRate());
+  EXPECT_TRUE(s.IsArrivalRate());
+  EXPECT_EQ(s.RegularDuration(), absl::Seconds(15));
+  EXPECT_EQ(s.Describe(), "Up to 10.00 iterations/s for 15s over 2 stages (maxVUs: 5-20, gracefulStop: 30s)");
+  // Rate r(t) = t per second over the first stage: the k-th arrival
+  // (1-based) comes when t^2/2 = k, at sqrt(2k) s; nothing at t = 0.
+  for (int64_t k : {0, 1, 7, 49}) {
+    EXPECT_NEAR(absl::ToDoubleSeconds(s.ArrivalOffset(k)), std::sqrt(2.0 * static_cast<double>(k + 1)), 1e-9) << k;
+  }
+  // 50 arrivals by the end of the ramp, then 10/s: the 51st at 10.1 s.
+  EXPECT_NEAR(absl::ToDoubleSeconds(s.ArrivalOffset(50)), 10.1, 1e-9);
+  EXPECT_NEAR(absl::ToDoubleSeconds(s.ArrivalOffset(99)), 15.0, 1e-9);
+  EXPECT_EQ(s.ArrivalOffset(100), absl::InfiniteDuration());
+}
+
+TEST(OptionsTest, RampingArrivalRateDownwardFollowsTheSpecFormula) {
+  Options o = Parse(R"({"scenarios":{"down":{"executor":"ramping-arrival-rate","startRate":20,"timeUnit":"2s",
+    "preAllocatedVUs":1,"stages":[{"duration":"8s","target":4}]}}})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const Scenario& s = (*r)[0];
+  // In timeUnits: a = 20, b = 4, D = 4; x = (aD - sqrt(D(a^2 D + 2m(b-a))))/(a-b).
+  const double a = 20, b = 4, d = 4;
+  for (int64_t k : {0, 5, 20, 47}) {
+    const double m = static_cast<double>(k + 1);
+    const double x = (a * d - std::sqrt(d * (a * a * d + 2 * m * (b - a)))) / (a - b);
+    EXPECT_NEAR(absl::ToDoubleSeconds(s.ArrivalOffset(k)), 2 * x, 1e-9) << k;
+  }
+  EXPECT_EQ(s.ArrivalOffset(48), absl::InfiniteDuration());  // (20+4)/2*4 = 48 arrivals in all
+}
+
+TEST(OptionsTest, EveryScenarioProblemIsReportedNamingScenarioAndField) {
+  Options o = Parse(R"({"scenarios":{
+    "a":{"executor":"constant-arrival-rate","rate":0,"duration":"0s","preAllocatedVUs":-1,"timeUnit":"0s"},
+    "b":{"executor":"ramping-vus","stages":[{"duration":"-1s","target":2}],"startTime":"-5s"},
+    "c":{"executor":"ramping-arrival-rate","stages":[],"preAllocatedVUs":1,"startRate":-1},
+    "d":{"executor":"shared-iterations","vus":5,"iterations":2,"maxDuration":"500ms"}}})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_FALSE(r.ok());
+  const std::string m(r.status().message());
+  EXPECT_THAT(m, HasSubstr("scenario 'a': rate must be greater than 0, got 0"));
+  EXPECT_THAT(m, HasSubstr("scenario 'a': duration must be at least 1s, got 0s"));
+  EXPECT_THAT(m, HasSubstr("scenario 'a': timeUnit must be greater than 0"));
+  EXPECT_THAT(m, HasSubstr("scenario 'a': preAllocatedVUs must not be negative, got -1"));
+  EXPECT_THAT(m, HasSubstr("scenario 'b': stages[0].duration must not be negative"));
+  EXPECT_THAT(m, HasSubstr("scenario 'b': startTime must not be negative, got -5s"));
+  EXPECT_THAT(m, HasSubstr("scenario 'c': stages must not be empty"));
+  EXPECT_THAT(m, HasSubstr("scenario 'c': startRate must not be negative, got -1"));
+  EXPECT_THAT(m, HasSubstr("scenario 'd': the number of iterations (2) can't be less than the number of VUs (5)"));
+  EXPECT_THAT(m, HasSubstr("scenario 'd': maxDuration must be at least 1s, got 500ms"));
+  // A bad stage target is caught as the options are read.
+  EXPECT_THAT(ParseError(R"({"scenarios":{"r":{"executor":"ramping-arrival-rate","preAllocatedVUs":1,
+    "stages":[{"duration":"1s","target":-2}]}}})"),
+              HasSubstr("options.scenarios.r.stages[0].target: must not be negative, got -2"));
+  EXPECT_THAT(ParseError(R"({"stages":[{"duration":"1s","target":"many"}]})"),
+              HasSubstr("options.stages[0].target: expected an integer, got \"many\""));
+}
+
+TEST(OptionsTest, ParametersOfAnotherExecutorAreRefused) {
+  EXPECT_THAT(ParseError(R"({"scenarios":{"x":{"executor":"ramping-arrival-rate","rate":5,"stages":[],
+    "preAllocatedVUs":1}}})"),
+              HasSubstr("options.scenarios.x: unknown field 'rate' for executor ramping-arrival-rate"));
+  EXPECT_THAT(ParseError(R"({"scenarios":{"x":{"executor":"ramping-arrival-rate","stages":[{"duration":"1s","target":1}]}}})"),
+              HasSubstr("options.scenarios.x.preAllocatedVUs: required for ramping-arrival-rate"));
+}
+
+TEST(OptionsTest, OptionsToJsonShowsDerivedScenariosAndNullsForUnset) {
+  Options o = Parse(R"({"vus":3,"duration":"10s","tags":{"team":"a"}})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_TRUE(r.ok());
+  const nlohmann::json j = nlohmann::json::parse(OptionsToJson(o, *r));
+  EXPECT_FALSE(j.contains("vus"));
+  EXPECT_FALSE(j.contains("duration"));
+  EXPECT_EQ(j["scenarios"]["default"]["executor"], "constant-vus");
+  EXPECT_EQ(j["scenarios"]["default"]["vus"], 3);
+  EXPECT_EQ(j["scenarios"]["default"]["duration"], "10s");
+  EXPECT_EQ(j["scenarios"]["default"]["gracefulStop"], "30s");
+  EXPECT_EQ(j["tags"]["team"], "a");
+  EXPECT_TRUE(j["setupTimeout"].is_null());
+  EXPECT_TRUE(j["executionSegment"].is_null());
 }
 
 TEST(OptionsTest, RampingVusPlanFollowsK6) {

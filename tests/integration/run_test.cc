@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <set>
+#include <sstream>
 
 #include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
@@ -257,6 +260,204 @@ export default () => {
   EXPECT_GT(summary["metrics"]["iterations"]["count"].get<int>(), 20);
 }
 
+// Lines "TAG a b c" that the scripts below print with console.log, split.
+std::vector<std::vector<std::string>> Records(const std::string& stderr_text, const std::string& tag) {
+  std::vector<std::vector<std::string>> out;
+  const std::string marker = tag + " ";
+  for (size_t at = stderr_text.find(marker); at != std::string::npos; at = stderr_text.find(marker, at + 1)) {
+    const size_t end = stderr_text.find_first_of("\"\n", at);
+    std::vector<std::string> fields;
+    std::istringstream in(stderr_text.substr(at + marker.size(), end - at - marker.size()));
+    for (std::string f; in >> f;) fields.push_back(f);
+    out.push_back(fields);
+  }
+  return out;
+}
+
+TEST_F(RunTest, ScenariosRunSideBySideWithTheirOwnEnvTagsAndExecutionState) {
+  const std::string export_path = dir_ + "/summary.json";
+  const std::string script = Write("scenarios.js", R"(
+import exec from 'k6/execution';
+import { check, sleep } from 'k6';
+export const options = {
+  scenarios: {
+    first: { executor: 'per-vu-iterations', vus: 2, iterations: 3, maxDuration: '1s', gracefulStop: '500ms',
+             exec: 'first', env: { WHO: 'first' }, tags: { kind: 'a' } },
+    second: { executor: 'shared-iterations', vus: 2, iterations: 6, startTime: '1500ms', exec: 'second',
+              env: { WHO: 'second' } },
+  },
+  thresholds: {
+    'iterations{kind:a}': ['count==6'],
+    'iterations{scenario:second}': ['count==6'],
+    'iterations{custom:yes}': ['count==6'],
+    'checks': ['rate==1'],
+  },
+};
+function record() {
+  console.log(`REC ${exec.scenario.name} ${exec.scenario.iterationInTest} ${exec.vu.idInInstance} ` +
+              `${exec.vu.idInTest} ${exec.vu.iterationInScenario} ${__ENV.WHO} ${exec.scenario.startTime}`);
+}
+export function first() {
+  record();
+  check(null, {
+    'env of the scenario': () => __ENV.WHO === 'first',
+    'executor': () => exec.scenario.executor === 'per-vu-iterations',
+    'test.options has the scenarios': () => exec.test.options.scenarios.second.startTime === '1.5s',
+    'test.options is frozen': () => Object.isFrozen(exec.test.options.scenarios),
+    'instance counters': () => exec.instance.vusInitialized === 2 && exec.instance.currentTestRunDuration >= 0,
+  });
+}
+export function second() {
+  record();
+  exec.vu.tags.custom = 'yes';
+  check(null, {
+    'env of the scenario': () => __ENV.WHO === 'second',
+    'the tag reads back': () => exec.vu.tags.custom === 'yes' && exec.vu.tags.scenario === 'second',
+    'progress': () => exec.scenario.progress >= 0 && exec.scenario.progress <= 1,
+  });
+  let threw = false;
+  try { exec.vu.tags.bad = { nested: true }; } catch (e) { threw = e instanceof TypeError; }
+  check(null, { 'a non-scalar tag is a TypeError': () => threw });
+  sleep(0.05);
+}
+)");
+  testutil::RunResult run = Barrage({"--summary-export", export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
+  EXPECT_EQ(summary["metrics"]["iterations"]["count"].get<int>(), 12);
+  // The scenarios do not overlap (first ends at 1 s + 500 ms gracefulStop),
+  // so second reuses first's two VUs.
+  EXPECT_EQ(summary["metrics"]["vus_max"]["value"].get<int>(), 2);
+  std::map<std::string, std::set<int>> in_test;
+  std::map<std::string, std::set<std::string>> start_times;
+  for (const auto& r : Records(run.stderr_text, "REC")) {
+    ASSERT_EQ(r.size(), 7u);
+    in_test[r[0]].insert(std::stoi(r[1]));
+    EXPECT_EQ(r[2], r[3]) << "one instance: idInTest == idInInstance";
+    EXPECT_EQ(r[5], r[0]) << "__ENV carries the scenario's env";
+    start_times[r[0]].insert(r[6]);
+  }
+  EXPECT_EQ(in_test["first"], (std::set<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(in_test["second"], (std::set<int>{0, 1, 2, 3, 4, 5}));
+  ASSERT_EQ(start_times["first"].size(), 1u);
+  ASSERT_EQ(start_times["second"].size(), 1u);
+  EXPECT_NEAR(std::stod(*start_times["second"].begin()) - std::stod(*start_times["first"].begin()), 1500, 50);
+}
+
+TEST_F(RunTest, ExecutionSegmentsSplitTheTestExactly) {
+  const std::string script = Write("split.js", R"(
+import exec from 'k6/execution';
+export const options = { scenarios: {
+  pool: { executor: 'shared-iterations', vus: 5, iterations: 100 },
+  rate: { executor: 'constant-arrival-rate', rate: 60, timeUnit: '1s', duration: '1s', preAllocatedVUs: 4, exec: 'rate' },
+} };
+export default function () { console.log(`POOL ${exec.scenario.iterationInTest} ${exec.vu.idInTest}`); }
+export function rate() { console.log(`RATE ${exec.scenario.iterationInTest} ${exec.vu.idInTest}`); }
+)");
+  const std::vector<std::string> segments = {"0:1/3", "1/3:2/3", "2/3:1"};
+  std::vector<int> pool_seen, rate_seen;
+  std::vector<int> vu_ids;  // distinct within each part, so all distinct means none shared
+  int iterations = 0;
+  for (const std::string& segment : segments) {
+    const std::string export_path = dir_ + "/part.json";
+    testutil::RunResult run = Barrage({"--execution-segment", segment, "--execution-segment-sequence", "0,1/3,2/3,1",
+                                       "--summary-export", export_path, script});
+    ASSERT_EQ(run.exit_code, 0) << segment << run.stderr_text;
+    EXPECT_THAT(run.stdout_text, HasSubstr("scenarios: (33.33%) 2 scenarios"));
+    iterations += nlohmann::json::parse(std::ifstream(export_path))["metrics"]["iterations"]["count"].get<int>();
+    std::set<int> part_ids;
+    for (const auto& r : Records(run.stderr_text, "POOL")) {
+      pool_seen.push_back(std::stoi(r[0]));
+      part_ids.insert(std::stoi(r[1]));
+    }
+    for (const auto& r : Records(run.stderr_text, "RATE")) {
+      rate_seen.push_back(std::stoi(r[0]));
+      part_ids.insert(std::stoi(r[1]));
+    }
+    vu_ids.insert(vu_ids.end(), part_ids.begin(), part_ids.end());
+  }
+  // The parts add up exactly to the whole, each global iteration once.
+  EXPECT_EQ(iterations, 160);
+  std::sort(pool_seen.begin(), pool_seen.end());
+  std::sort(rate_seen.begin(), rate_seen.end());
+  std::vector<int> want_pool(100), want_rate(60);
+  std::iota(want_pool.begin(), want_pool.end(), 0);
+  std::iota(want_rate.begin(), want_rate.end(), 0);
+  EXPECT_EQ(pool_seen, want_pool);
+  EXPECT_EQ(rate_seen, want_rate);
+  // exec.vu.idInTest: no two parts use the same number. Each part has the
+  // pool's and the arrival scenario's VUs (they overlap): 5 + 4 in all.
+  std::sort(vu_ids.begin(), vu_ids.end());
+  EXPECT_EQ(std::adjacent_find(vu_ids.begin(), vu_ids.end()), vu_ids.end());
+  EXPECT_LE(vu_ids.size(), 9u);
+}
+
+TEST_F(RunTest, RampingArrivalRateStartsItsCurvesIterations) {
+  const std::string export_path = dir_ + "/summary.json";
+  const std::string script = Write("ramp.js", R"(
+import grpc from 'k6/net/grpc';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = { scenarios: { ramp: { executor: 'ramping-arrival-rate', startRate: 0, timeUnit: '1s',
+  preAllocatedVUs: 4, maxVUs: 10, stages: [{ duration: '1s', target: 100 }, { duration: '1s', target: 100 }] } } };
+let connected = false;
+export default () => {
+  if (!connected) { client.connect(__ENV.TARGET, { plaintext: true }); connected = true; }
+  client.invoke('hello.HelloService/SayHello', { greeting: 'ramp' });
+};
+)");
+  testutil::RunResult run = Barrage({"-e", "TARGET=" + address_, "--summary-export", export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text,
+              HasSubstr("* ramp: Up to 100.00 iterations/s for 2s over 2 stages (maxVUs: 4-10, gracefulStop: 30s)"));
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
+  const int iterations = summary["metrics"]["iterations"]["count"].get<int>();
+  const int dropped = summary["metrics"].contains("dropped_iterations")
+                          ? summary["metrics"]["dropped_iterations"]["count"].get<int>() : 0;
+  EXPECT_EQ(iterations + dropped, 150);  // 50 on the ramp, 100 at the plateau
+  EXPECT_GE(iterations, 145);
+}
+
+TEST_F(RunTest, InspectPrintsTheResolvedOptions) {
+  const std::string script = Write("inspect.js", R"(
+export const options = { stages: [{ duration: '10s', target: 5 }], thresholds: { checks: ['rate>0.9'] } };
+export default () => {};
+)");
+  testutil::RunResult run = testutil::Run(testutil::BinaryPath("barrage"), {"inspect", script}, 30s);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  nlohmann::json j = nlohmann::json::parse(run.stdout_text);
+  EXPECT_EQ(j["scenarios"]["default"]["executor"], "ramping-vus");
+  EXPECT_EQ(j["scenarios"]["default"]["startVUs"], 1);
+  EXPECT_EQ(j["scenarios"]["default"]["stages"][0]["target"], 5);
+  EXPECT_EQ(j["thresholds"]["checks"][0], "rate>0.9");
+  EXPECT_FALSE(j.contains("stages"));
+  EXPECT_FALSE(j.contains("maxVUs"));
+  // Flags override as in `run`; --execution-requirements adds maxVUs and totalDuration.
+  run = testutil::Run(testutil::BinaryPath("barrage"),
+                      {"inspect", "-u", "7", "-d", "20s", "--execution-requirements", script}, 30s);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  j = nlohmann::json::parse(run.stdout_text);
+  EXPECT_EQ(j["scenarios"]["default"]["executor"], "constant-vus");
+  EXPECT_EQ(j["maxVUs"], 7);
+  EXPECT_EQ(j["totalDuration"], "50s");
+  run = testutil::Run(testutil::BinaryPath("barrage"),
+                      {"inspect", "--execution-segment", "0:1/2", "-u", "7", "-d", "20s", "--execution-requirements", script}, 30s);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_EQ(nlohmann::json::parse(run.stdout_text)["maxVUs"], 4);
+}
+
+TEST_F(RunTest, TestFailExits110AfterTheWholeRun) {
+  const std::string script = Write("fail.js", R"(
+import exec from 'k6/execution';
+export const options = { iterations: 3 };
+export default () => { if (exec.scenario.iterationInTest === 1) exec.test.fail('the second one'); };
+)");
+  testutil::RunResult run = Barrage({script});
+  EXPECT_EQ(run.exit_code, 110) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("test marked as failed: the second one"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("3 complete and 0 interrupted iterations"));
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
@@ -311,7 +512,19 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"UnknownFlag", "export default () => {};\n", {"--warp-factor", "9"}, 104, "--warp-factor"},
         BadInput{"BadFlagDuration", "export default () => {};\n", {"-d", "soon"}, 104, "--duration: invalid duration \"soon\""},
         BadInput{"BadStageFlag", "export default () => {};\n", {"--stage", "10s"}, 104, "--stage: expected DURATION:TARGET like 30s:10, got '10s'"},
-        BadInput{"NoExports", "const x = 1;\n", {}, 104, "no exported functions in script"}),
+        BadInput{"NoExports", "const x = 1;\n", {}, 104, "no exported functions in script"},
+        BadInput{"ParameterOfAnotherExecutor", "export const options = { scenarios: { s: { executor: 'constant-vus', duration: '5s', rate: 3 } } };\nexport default () => {};\n", {}, 104, "options.scenarios.s: unknown field 'rate' for executor constant-vus"},
+        BadInput{"ZeroRate", "export const options = { scenarios: { r: { executor: 'constant-arrival-rate', rate: 0, duration: '5s', preAllocatedVUs: 1 } } };\nexport default () => {};\n", {}, 104, "scenario 'r': rate must be greater than 0, got 0"},
+        BadInput{"ZeroDuration", "export const options = { scenarios: { c: { executor: 'constant-vus', vus: 1, duration: '0s' } } };\nexport default () => {};\n", {}, 104, "scenario 'c': duration must be at least 1s, got 0s"},
+        BadInput{"NegativeStageTarget", "export const options = { scenarios: { v: { executor: 'ramping-vus', stages: [{ duration: '1s', target: -1 }] } } };\nexport default () => {};\n", {}, 104, "options.scenarios.v.stages[0].target: must not be negative, got -1"},
+        BadInput{"RampingArrivalRateWithoutStages", "export const options = { scenarios: { r: { executor: 'ramping-arrival-rate', preAllocatedVUs: 1 } } };\nexport default () => {};\n", {}, 104, "options.scenarios.r.stages: required for ramping-arrival-rate"},
+        BadInput{"NegativeStartTime", "export const options = { scenarios: { c: { executor: 'constant-vus', vus: 1, duration: '1s', startTime: '-1s' } } };\nexport default () => {};\n", {}, 104, "scenario 'c': startTime must not be negative, got -1s"},
+        BadInput{"ExternallyControlled", "export const options = { scenarios: { e: { executor: 'externally-controlled', vus: 1, duration: '1s' } } };\nexport default () => {};\n", {}, 104, "the externally-controlled executor is not supported"},
+        BadInput{"MissingExecFunction", "export const options = { scenarios: { c: { executor: 'constant-vus', vus: 1, duration: '1s', exec: 'nope' } } };\nexport default () => {};\n", {}, 104, "scenario 'c': exec: function 'nope' not found"},
+        BadInput{"BadSegmentFlag", "export default () => {};\n", {"--execution-segment", "2/3:1/3"}, 104, "--execution-segment: "},
+        BadInput{"SegmentOutsideTheSequence", "export default () => {};\n", {"--execution-segment", "0:1/3", "--execution-segment-sequence", "0,1/2,1"}, 104, "execution segment 0:1/3 is not one of the segments of the sequence 0,1/2,1"},
+        BadInput{"UnorderedSequence", "export const options = { executionSegmentSequence: '0,2/3,1/3,1' };\nexport default () => {};\n", {}, 104, "options.executionSegmentSequence: "},
+        BadInput{"SegmentOutOfRange", "export const options = { executionSegment: '1/2:3/2' };\nexport default () => {};\n", {}, 104, "options.executionSegment: "}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace
