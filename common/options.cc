@@ -536,9 +536,17 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
   return o;
 }
 
-Options MergeOptions(const Options& lower, const Options& higher) {
+Options MergeOptions(const Options& lower, const Options& higher, std::vector<std::string>* warnings) {
   Options out = lower;
-  if (higher.duration || higher.iterations || higher.stages || higher.scenarios) {
+  const bool shape = higher.duration || higher.iterations || higher.stages || higher.scenarios;
+  if (higher.vus && !shape && lower.scenarios && !lower.scenarios->empty()) {
+    if (warnings != nullptr) {
+      warnings->push_back(absl::StrCat("vus set on its own overrides the scenarios: running ", *higher.vus,
+                                       " iterations shared among ", *higher.vus, " VUs instead"));
+    }
+    out.scenarios.reset();
+  }
+  if (shape) {
     out.duration.reset();
     out.iterations.reset();
     out.stages.reset();

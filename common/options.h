@@ -122,8 +122,10 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& json, const std::str
                                          std::vector<std::string>* warnings);
 
 // higher over lower, key by key; a higher source that sets any of
-// duration, iterations, stages or scenarios wipes all four from lower.
-Options MergeOptions(const Options& lower, const Options& higher);
+// duration, iterations, stages or scenarios wipes all four from lower. A
+// higher source that sets only `vus` of the five replaces lower's scenarios
+// (k6 v2.1, spec §3.7.2 step 4), with a warning in *warnings.
+Options MergeOptions(const Options& lower, const Options& higher, std::vector<std::string>* warnings = nullptr);
 
 // Shortcuts to scenarios (spec §3.7.2), then validation of every scenario.
 // kInvalidArgument naming the scenario and field.

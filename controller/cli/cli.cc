@@ -359,20 +359,20 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   {
     absl::StatusOr<Options> o = ParseOptionsJson(options_json, "options", &warnings);
     if (!o.ok()) return ConfigError(std::string(o.status().message()));
-    options = MergeOptions(options, *o);
+    options = MergeOptions(options, *o, &warnings);
   }
   {
     absl::StatusOr<Options> o = OptionsFromEnv();
     if (!o.ok()) return ConfigError(std::string(o.status().message()));
-    options = MergeOptions(options, *o);
+    options = MergeOptions(options, *o, &warnings);
   }
   {
     absl::StatusOr<Options> o = OptionsFromFlags(flags);
     if (!o.ok()) return ConfigError(std::string(o.status().message()));
-    options = MergeOptions(options, *o);
+    options = MergeOptions(options, *o, &warnings);
   }
-  for (const std::string& w : warnings) barrage::Log(Severity::kWarning, w);
   absl::StatusOr<std::vector<Scenario>> scenarios = ResolveScenarios(options, &warnings);
+  for (const std::string& w : warnings) barrage::Log(Severity::kWarning, w);
   if (!scenarios.ok()) return ConfigError(std::string(scenarios.status().message()));
   for (const Scenario& s : *scenarios) {
     if (std::find(exported.begin(), exported.end(), s.exec) == exported.end()) {

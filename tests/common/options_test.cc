@@ -104,6 +104,28 @@ TEST(OptionsTest, UnknownKeysWarnAndHttpOptionsAreIgnored) {
   EXPECT_THAT(warnings, ElementsAre(HasSubstr("wat")));
 }
 
+TEST(OptionsTest, VusFromAHigherSourceReplacesScenariosAsInK6V21) {
+  Options script = Parse(R"({"scenarios":{"s":{"executor":"constant-vus","vus":2,"duration":"5s"}}})");
+  Options flags;
+  flags.vus = 8;
+  std::vector<std::string> warnings;
+  Options merged = MergeOptions(script, flags, &warnings);
+  auto r = ResolveScenarios(merged, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].executor, "shared-iterations");
+  EXPECT_EQ((*r)[0].iterations, 8);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("vus set on its own overrides the scenarios"));
+  // In the same source the scenarios win and vus is ignored (v1 scripts).
+  Options same = Parse(R"({"vus":8,"scenarios":{"s":{"executor":"constant-vus","vus":2,"duration":"5s"}}})");
+  warnings.clear();
+  r = ResolveScenarios(same, &warnings);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].executor, "constant-vus");
+  EXPECT_THAT(warnings, ElementsAre(HasSubstr("the vus option is ignored")));
+}
+
 TEST(OptionsTest, ExecutionSegmentsAreParsedAndCheckedWhenRead) {
   Options o = Parse(R"({"executionSegment":"1/3:2/3","executionSegmentSequence":"0,1/3,2/3,1"})");
   EXPECT_EQ(o.execution_segment, "1/3:2/3");
