@@ -551,7 +551,7 @@ absl::Status Engine::Collect(metrics::MetricStore& into, bool sample_vus) {
   }
   // After the VUs have stopped, a sample of 0 would become the gauge's last
   // value; k6 shows the VUs of the running test, so none is taken then.
-  if ((sample_vus && (vus_active_.load() > 0 || !vus_sampled_)) || !vus_sampled_) {
+  if (config_.emit_vus_gauges && ((sample_vus && (vus_active_.load() > 0 || !vus_sampled_)) || !vus_sampled_)) {
     vus_sampled_ = true;
     const std::string tags = metrics::EncodeTagSet(config_.test_tags);
     const int64_t now = absl::ToUnixNanos(absl::Now());

@@ -41,6 +41,9 @@ struct EngineConfig {
   int threads = 0;  // workers; 0 = number of cores
   ExecutionTuple execution;  // this instance's segment; the whole by default
   std::string options_json = "{}";  // exec.test.options
+  // The vus and vus_max gauges. Off on agents of a distributed run: the
+  // controller samples the sums over all agents itself.
+  bool emit_vus_gauges = true;
 };
 
 struct EngineProgress {

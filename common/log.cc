@@ -29,7 +29,17 @@ std::string Quote(absl::string_view s) {
   return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}, {"\t", "\\t"}}), "\"");
 }
 
+LogForwarder& Forwarder() {
+  static LogForwarder forwarder;
+  return forwarder;
+}
+
 }  // namespace
+
+void SetLogForwarder(LogForwarder forwarder) {
+  std::lock_guard<std::mutex> lock(LogMutex());
+  Forwarder() = std::move(forwarder);
+}
 
 void ConfigureLog(const LogOptions& options) {
   std::lock_guard<std::mutex> lock(LogMutex());
@@ -40,9 +50,11 @@ void ConfigureLog(const LogOptions& options) {
 void Log(Severity severity, absl::string_view message,
          const std::vector<std::pair<std::string, std::string>>& fields) {
   LogOptions options;
+  LogForwarder forwarder;
   {
     std::lock_guard<std::mutex> lock(LogMutex());
     options = Options();
+    forwarder = Forwarder();
   }
   if (severity == Severity::kDebug && !options.verbose) return;
   std::string line;
@@ -65,9 +77,12 @@ void Log(Severity severity, absl::string_view message,
     for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", v);
   }
   line.push_back('\n');
-  std::lock_guard<std::mutex> lock(LogMutex());
-  fwrite(line.data(), 1, line.size(), stderr);
-  fflush(stderr);
+  {
+    std::lock_guard<std::mutex> lock(LogMutex());
+    fwrite(line.data(), 1, line.size(), stderr);
+    fflush(stderr);
+  }
+  if (forwarder) forwarder(severity, message, fields);
 }
 
 }  // namespace barrage

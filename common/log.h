@@ -5,6 +5,7 @@
 #ifndef BARRAGE_COMMON_LOG_H_
 #define BARRAGE_COMMON_LOG_H_
 
+#include <functional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <utility>
@@ -24,6 +25,13 @@ void ConfigureLog(const LogOptions& options);
 // fields are appended as key=value, e.g. {"source", "console"}.
 void Log(Severity severity, absl::string_view message,
          const std::vector<std::pair<std::string, std::string>>& fields = {});
+
+// An agent process forwards its log lines to the controller: the forwarder
+// gets every line that is written (after it is written locally). nullptr
+// stops forwarding. The forwarder must not log.
+using LogForwarder = std::function<void(Severity severity, absl::string_view message,
+                                        const std::vector<std::pair<std::string, std::string>>& fields)>;
+void SetLogForwarder(LogForwarder forwarder);
 
 }  // namespace barrage
 

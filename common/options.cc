@@ -414,6 +414,7 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
     const std::string& k = it.key();
     const json& v = *it;
     const std::string w = absl::StrCat(where, ".", k);
+    if (v.is_null()) continue;  // unset, as OptionsToJson writes it
     if (k == "vus") {
       if (auto n = ReadInt(v, w, p)) {
         if (*n < 0) p.Add(absl::StrCat(w, ": must not be negative, got ", *n));

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace barrage {
 
 ScenarioShare ShareOf(const Scenario& s, const ExecutionTuple& t) {
@@ -41,6 +43,24 @@ ScenarioShare ShareOf(const Scenario& s, const ExecutionTuple& t) {
   }
   share.has_work = share.vus > 0;
   return share;
+}
+
+absl::StatusOr<ExecutionTuple> ExecutionTupleFromOptions(const Options& o) {
+  std::optional<ExecutionSegment> segment;
+  std::vector<Rational> sequence;
+  if (o.execution_segment) {
+    absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*o.execution_segment);
+    if (!seg.ok()) return seg.status();
+    segment = *seg;
+  }
+  if (o.execution_segment_sequence) {
+    absl::StatusOr<std::vector<Rational>> seq = ParseExecutionSegmentSequence(*o.execution_segment_sequence);
+    if (!seq.ok()) return seq.status();
+    sequence = *seq;
+  }
+  absl::StatusOr<ExecutionTuple> t = MakeExecutionTuple(segment, sequence);
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("executionSegment: ", t.status().message()));
+  return t;
 }
 
 int64_t VuIdInTest(const ExecutionTuple& t, int64_t id_in_instance) {

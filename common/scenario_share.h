@@ -42,6 +42,10 @@ struct ScenarioShare {
 
 ScenarioShare ShareOf(const Scenario& s, const ExecutionTuple& t);
 
+// The instance's segment from the executionSegment and
+// executionSegmentSequence options (either may be unset).
+absl::StatusOr<ExecutionTuple> ExecutionTupleFromOptions(const Options& o);
+
 // exec.vu.idInTest of the instance's VU with __VU == id_in_instance (>= 1).
 int64_t VuIdInTest(const ExecutionTuple& t, int64_t id_in_instance);
 

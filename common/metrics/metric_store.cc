@@ -91,6 +91,31 @@ absl::Status MetricStore::Merge(const MetricStore& other) {
   return absl::OkStatus();
 }
 
+void MetricStore::MergeEncoded(const std::string& metric, const std::string& encoded_tags,
+                               const Aggregate& agg) {
+  const MetricDef* def = Find(metric);
+  if (def == nullptr || def->type != agg.type()) {
+    std::fprintf(stderr, "BARRAGE_CHECK failed: merge of a %s into metric '%s' (%s)\n",
+                 std::string(MetricTypeName(agg.type())).c_str(), metric.c_str(),
+                 def == nullptr ? "undefined" : std::string(MetricTypeName(def->type)).c_str());
+    std::abort();
+  }
+  auto& by_tags = series_[metric];
+  auto it = by_tags.find(encoded_tags);
+  if (it == by_tags.end()) {
+    // Merged into an empty one rather than copied: an empty aggregate from
+    // a peer then leaves the same series as one made here.
+    it = by_tags.emplace(encoded_tags, Series{DecodeTagSet(encoded_tags), Aggregate(def->type)})
+             .first;
+  }
+  it->second.agg.Merge(agg);
+}
+
+bool MetricStore::HasSeries(const std::string& metric, const std::string& encoded_tags) const {
+  auto it = series_.find(metric);
+  return it != series_.end() && it->second.contains(encoded_tags);
+}
+
 std::optional<Aggregate> MetricStore::Query(const std::string& metric, const TagSet& filter) const {
   const MetricDef* def = Find(metric);
   if (def == nullptr) return std::nullopt;

@@ -36,6 +36,12 @@ class MetricStore {
   // Adds other's definitions (conflicts: kAlreadyExists, nothing merged)
   // and merges its series into this one.
   absl::Status Merge(const MetricStore& other);
+  // Merges an aggregate built elsewhere (a peer's delta, common/metrics/
+  // wire.h) into one series, creating it if needed. The metric must be
+  // defined with agg's type (BARRAGE_CHECK): the caller validates first.
+  void MergeEncoded(const std::string& metric, const std::string& encoded_tags,
+                    const Aggregate& agg);
+  bool HasSeries(const std::string& metric, const std::string& encoded_tags) const;
 
   // The merge of every series of `metric` whose tags contain all of
   // `filter` (a sub-metric such as grpc_req_duration{method:SayHello});

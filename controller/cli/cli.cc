@@ -21,8 +21,17 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "agent/engine.h"
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "absl/strings/strip.h"
 #include "agent/js/runtime.h"
+#include "agent/session.h"
+#include "common/archive.h"
+#include "controller/coordinator.h"
 #include "agent/js/transform.h"
 #include "common/duration.h"
 #include "common/execution_segment.h"
@@ -72,6 +81,60 @@ struct RunFlags {
   std::optional<std::string> execution_segment;
   std::optional<std::string> execution_segment_sequence;
   bool execution_requirements = false;  // inspect
+  // Distributed modes.
+  int agents = 0;
+  std::optional<std::string> listen;
+  int expect_agents = 0;
+  std::optional<std::string> agent_timeout;
+  std::string on_agent_loss = "stop";
+  std::optional<std::string> token_file;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_ca;
+  bool insecure = false;
+};
+
+// A local barrage-agent process (--agents N). Hand-written over
+// posix_spawn: the project has no process library, and this needs only
+// spawn, wait with a deadline, and kill.
+class LocalAgentProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<LocalAgentProcess>> Spawn(const std::string& path,
+                                                                  const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    std::string p = path;
+    argv.push_back(p.data());
+    std::vector<std::string> copy = args;
+    for (std::string& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (int err = posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv.data(), environ); err != 0) {
+      return absl::InternalError(absl::StrCat("cannot start ", path, ": ", strerror(err)));
+    }
+    auto out = std::make_unique<LocalAgentProcess>();
+    out->pid_ = pid;
+    return out;
+  }
+  ~LocalAgentProcess() { Wait(absl::ZeroDuration()); }
+  // Waits up to `timeout` for the process to exit, then kills it.
+  void Wait(absl::Duration timeout) {
+    if (pid_ <= 0) return;
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) break;
+      if (absl::Now() >= deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
 };
 
 // The init pass's host: nothing may block in the init context (connect,
@@ -211,32 +274,14 @@ absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
   return o;
 }
 
-// The instance's segment from the options (both validated when parsed).
-absl::StatusOr<ExecutionTuple> TupleFromOptions(const Options& o) {
-  std::optional<ExecutionSegment> segment;
-  std::vector<Rational> sequence;
-  if (o.execution_segment) {
-    absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*o.execution_segment);
-    if (!seg.ok()) return seg.status();
-    segment = *seg;
-  }
-  if (o.execution_segment_sequence) {
-    absl::StatusOr<std::vector<Rational>> seq = ParseExecutionSegmentSequence(*o.execution_segment_sequence);
-    if (!seq.ok()) return seq.status();
-    sequence = *seq;
-  }
-  absl::StatusOr<ExecutionTuple> t = MakeExecutionTuple(segment, sequence);
-  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("executionSegment: ", t.status().message()));
-  return t;
-}
-
 absl::Duration TotalDuration(const std::vector<Scenario>& scenarios) {
   absl::Duration max_duration;
   for (const Scenario& s : scenarios) max_duration = std::max(max_duration, s.MaxTotalDuration());
   return max_duration;
 }
 
-void PrintBanner(const std::string& script, const std::vector<Scenario>& scenarios, const ExecutionTuple& tuple) {
+void PrintBanner(const std::string& script, const std::vector<Scenario>& scenarios, const ExecutionTuple& tuple,
+                 int agents) {
   const absl::Duration max_duration = TotalDuration(scenarios);
   const int64_t max_vus = PeakVus(scenarios, tuple, /*max_possible=*/true);
   const Rational share = tuple.segment().length();
@@ -250,7 +295,8 @@ void PrintBanner(const std::string& script, const std::vector<Scenario>& scenari
       " | |_) | (_| | |  | | | (_| | (_| |  __/\n"
       " |____/ \\__,_|_|  |_|  \\__,_|\\__, |\\___|\n"
       "                             |___/  gRPC load testing\n\n",
-      "     execution: local\n",
+      "     execution: ", agents == 0 ? std::string("local") : absl::StrCat("distributed over ", agents,
+                                                                          agents == 1 ? " agent" : " agents"), "\n",
       "        script: ", script, "\n",
       "        output: -\n\n",
       "     scenarios: (", percent, ") ", scenarios.size(), scenarios.size() == 1 ? " scenario" : " scenarios", ", ",
@@ -261,11 +307,13 @@ void PrintBanner(const std::string& script, const std::vector<Scenario>& scenari
   fflush(stdout);
 }
 
-std::string ProgressLine(absl::Duration elapsed, const agent::EngineProgress& p) {
+std::string ProgressLine(absl::Duration elapsed, const controller::RunProgress& p, int agents) {
   int64_t tenths = absl::ToInt64Milliseconds(elapsed) / 100;
-  return absl::StrFormat("running (%dm%04.1fs), %d/%d VUs, %d complete and %d interrupted iterations",
-                         tenths / 600, static_cast<double>(tenths % 600) / 10.0, p.vus_active, p.vus_max,
-                         p.iterations_completed, p.iterations_interrupted);
+  std::string line = absl::StrFormat("running (%dm%04.1fs), %d/%d VUs, %d complete and %d interrupted iterations",
+                                     tenths / 600, static_cast<double>(tenths % 600) / 10.0, p.vus_active, p.vus_max,
+                                     p.iterations_completed, p.iterations_interrupted);
+  if (agents > 0) absl::StrAppend(&line, absl::StrFormat(", %d/%d agents", p.agents, agents));
+  return line;
 }
 
 // What the init pass and the options make of a script: everything `run`
@@ -273,6 +321,8 @@ std::string ProgressLine(absl::Duration elapsed, const agent::EngineProgress& p)
 struct Prepared {
   std::shared_ptr<agent::js::Bundle> bundle;
   std::map<std::string, std::string> env;
+  std::map<std::string, std::string> cli_env;  // the -e values alone
+  std::string script_options_json;            // the script's exported options
   std::vector<std::string> exported;
   Options options;
   std::vector<Scenario> scenarios;
@@ -380,7 +430,7 @@ int Prepare(const RunFlags& flags, Prepared& out) {
                                       "' not found in the script's exports"));
     }
   }
-  absl::StatusOr<ExecutionTuple> tuple = TupleFromOptions(options);
+  absl::StatusOr<ExecutionTuple> tuple = ExecutionTupleFromOptions(options);
   if (!tuple.ok()) return ConfigError(std::string(tuple.status().message()));
   std::map<std::string, metrics::MetricDef> defs = init_host.defs;
   for (const char* g : {"vus", "vus_max"}) defs[g] = {g, metrics::MetricType::kGauge, metrics::ValueType::kDefault};
@@ -393,6 +443,11 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   if (!thresholds.ok()) return ConfigError(std::string(thresholds.status().message()));
   out.bundle = bundle;
   out.env = std::move(env);
+  out.script_options_json = options_json;
+  for (const std::string& kv : flags.env) {
+    const size_t eq = kv.find('=');
+    out.cli_env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   out.exported = std::move(exported);
   out.options = std::move(options);
   out.scenarios = *std::move(scenarios);
@@ -415,141 +470,308 @@ int InspectCommand(const RunFlags& flags) {
   return kExitOk;
 }
 
+// Where the agents come from (DESIGN.md, "Modes of barrage run").
+struct AgentPlan {
+  int count = 1;
+  bool embedded = true;
+  std::string listen;  // the control address; empty in embedded mode
+};
+
+// The directory of this executable: barrage-agent is installed beside it.
+std::string SelfDir() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : self.parent_path().string();
+}
+
 int RunCommand(const RunFlags& flags) {
   const bool tty = isatty(STDERR_FILENO) != 0;
   ConfigureLog({flags.verbose, tty, tty && !flags.no_color});
+  AgentPlan plan;
+  if (flags.agents > 0 && flags.listen) {
+    return ConfigError("--agents and --listen: choose one (--agents starts local agents, --listen waits for remote ones)");
+  }
+  if (flags.agents > 0) {
+    plan = {flags.agents, false, "127.0.0.1:0"};
+  } else if (flags.listen) {
+    if (flags.expect_agents <= 0) return ConfigError("--listen: --expect-agents N (N >= 1) is required");
+    plan = {flags.expect_agents, false, *flags.listen};
+  } else if (flags.expect_agents > 0) {
+    return ConfigError("--expect-agents: only with --listen ADDR");
+  }
+  absl::Duration agent_timeout = absl::Seconds(60);
+  if (flags.agent_timeout) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*flags.agent_timeout);
+    if (!d.ok() || *d <= absl::ZeroDuration()) {
+      return ConfigError(absl::StrCat("--agent-timeout: expected a duration like 60s, got '", *flags.agent_timeout, "'"));
+    }
+    agent_timeout = *d;
+  }
+  if (flags.on_agent_loss != "stop" && flags.on_agent_loss != "continue") {
+    return ConfigError(absl::StrCat("--on-agent-loss: expected stop or continue, got '", flags.on_agent_loss, "'"));
+  }
+  std::string token;
+  if (flags.token_file) {
+    absl::StatusOr<std::string> text = ReadFile(*flags.token_file);
+    if (!text.ok()) return ConfigError(absl::StrCat("--token-file: cannot read ", *flags.token_file));
+    token = std::string(absl::StripAsciiWhitespace(*text));
+    if (token.empty()) return ConfigError(absl::StrCat("--token-file: ", *flags.token_file, " is empty"));
+  }
+  if (!plan.embedded && !plan.listen.empty()) {
+    const std::string host = plan.listen.substr(0, plan.listen.rfind(':'));
+    const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]";
+    if (!loopback && !flags.tls_cert && token.empty() && !flags.insecure) {
+      return ConfigError(absl::StrCat("--listen ", plan.listen, ": listening beyond loopback needs --tls-cert/--tls-key ",
+                                      "or --token-file (or --insecure to accept anyone who can connect)"));
+    }
+  }
+
   Prepared prepared;
   if (int code = Prepare(flags, prepared); code != 0) return code;
-  auto& bundle = prepared.bundle;
-  auto& env = prepared.env;
-  auto& exported = prepared.exported;
   Options& options = prepared.options;
-  std::vector<Scenario>* scenarios = &prepared.scenarios;
-  controller::ThresholdEvaluator* thresholds = &*prepared.thresholds;
+  std::vector<Scenario>& scenarios = prepared.scenarios;
+  controller::ThresholdEvaluator& thresholds = *prepared.thresholds;
 
-
-  // 3. Compile once; every VU loads the bytecode.
-  absl::Status compiled = agent::js::Runtime::CompileBundle(*bundle);
-  if (!compiled.ok()) {
-    barrage::Log(Severity::kError, compiled.message());
-    return kExitScriptException;
+  // 3. The archive every agent runs from, and the control plane.
+  Archive archive;
+  archive.main_path = prepared.bundle->main_path;
+  archive.modules = prepared.bundle->modules;
+  archive.files = prepared.bundle->files;
+  archive.options_json = prepared.script_options_json;
+  archive.env = prepared.cli_env;
+  archive.barrage_version = kVersion;
+  controller::CoordinatorConfig cc;
+  cc.archive = WriteArchive(archive);
+  cc.options_json = OptionsToJson(options, scenarios);
+  cc.env = prepared.env;
+  cc.expected_agents = plan.count;
+  cc.token = token;
+  cc.threads = flags.threads;
+  cc.controller_version = kVersion;
+  cc.log_joins = !plan.embedded;
+  if (options.execution_segment || options.execution_segment_sequence) {
+    if (plan.count > 1) {
+      // Splitting a segment again would not add up with the other parts of
+      // the user's split: their striping is over the user's sequence.
+      return ConfigError("executionSegment: a run that is itself one segment of a split runs on one agent; "
+                         "drop --agents/--expect-agents or the segment options");
+    }
+    cc.fixed_segment = options.execution_segment.value_or("");
+    cc.fixed_sequence = options.execution_segment_sequence.value_or("");
   }
-  if (!flags.quiet) PrintBanner(flags.script, *scenarios, prepared.tuple);
-
-  agent::EngineConfig ec_config;
-  ec_config.bundle = bundle;
-  ec_config.scenarios = *scenarios;
-  ec_config.env = env;
-  ec_config.test_tags = options.tags.value_or(metrics::TagSet{});
-  ec_config.throw_on_bad_metric_value = options.throw_errors.value_or(false);
-  ec_config.threads = flags.threads;
-  ec_config.execution = prepared.tuple;
-  ec_config.options_json = OptionsToJson(options, *scenarios);
-  agent::Engine engine(ec_config);
+  controller::Coordinator coordinator(cc);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  if (!plan.embedded) {
+    std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+    if (flags.tls_cert) {
+      absl::StatusOr<std::string> cert = ReadFile(*flags.tls_cert);
+      absl::StatusOr<std::string> key = ReadFile(flags.tls_key.value_or(""));
+      if (!cert.ok()) return ConfigError(absl::StrCat("--tls-cert: cannot read ", *flags.tls_cert));
+      if (!key.ok()) return ConfigError("--tls-key: a readable key file is required with --tls-cert");
+      grpc::SslServerCredentialsOptions ssl(flags.tls_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                         : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+      ssl.pem_key_cert_pairs.push_back({*key, *cert});
+      if (flags.tls_ca) {
+        absl::StatusOr<std::string> ca = ReadFile(*flags.tls_ca);
+        if (!ca.ok()) return ConfigError(absl::StrCat("--tls-ca: cannot read ", *flags.tls_ca));
+        ssl.pem_root_certs = *ca;
+      }
+      creds = grpc::SslServerCredentials(ssl);
+    }
+    builder.AddListeningPort(plan.listen, creds, &port);
+  }
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.RegisterService(&coordinator);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || (!plan.embedded && port == 0)) {
+    barrage::Log(Severity::kError, absl::StrCat("cannot listen on ", plan.listen, " for agents (address in use or invalid)"));
+    return kExitInvalidConfig;
+  }
+  std::vector<std::thread> local_agents;
+  std::vector<std::unique_ptr<LocalAgentProcess>> children;
+  if (plan.embedded) {
+    // The embedded agent speaks the same protocol over an in-process channel.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    std::shared_ptr<grpc::Channel> channel = server->InProcessChannel(args);
+    local_agents.emplace_back([channel, threads = flags.threads] {
+      agent::SessionOptions so;
+      so.name = "local";
+      so.forward_logs = false;  // same process: its lines are printed already
+      so.threads = threads;
+      absl::Status st = agent::RunSession(channel, so);
+      if (!st.ok()) barrage::Log(Severity::kError, st.message());
+    });
+  } else {
+    const std::string address = plan.listen.substr(0, plan.listen.rfind(':') + 1) + std::to_string(port);
+    barrage::Log(Severity::kInfo, absl::StrCat("control plane listening on ", address, ", waiting for ", plan.count,
+                                               plan.count == 1 ? " agent" : " agents"));
+    if (flags.agents > 0) {
+      for (int i = 1; i <= plan.count; ++i) {
+        std::vector<std::string> args = {"--controller", address, "--once", "--name", absl::StrCat("agent-", i)};
+        if (flags.token_file) {
+          args.push_back("--token-file");
+          args.push_back(*flags.token_file);
+        }
+        if (flags.verbose) args.push_back("-v");
+        auto child = LocalAgentProcess::Spawn(SelfDir() + "/barrage-agent", args);
+        if (!child.ok()) {
+          barrage::Log(Severity::kError, child.status().message());
+          return kExitInternal;
+        }
+        children.push_back(*std::move(child));
+      }
+    }
+  }
+  auto shutdown = [&] {
+    coordinator.End();
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    for (auto& t : local_agents) t.join();
+    for (auto& c : children) c->Wait(absl::Seconds(10));
+  };
 
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-
-  const absl::Time init_start = absl::Now();
-  absl::Status init = engine.InitVus();
+  if (absl::Status st = coordinator.WaitForAgents(agent_timeout); !st.ok()) {
+    barrage::Log(Severity::kError, st.message());
+    shutdown();
+    return kExitAgentLost;
+  }
+  if (!flags.quiet) PrintBanner(flags.script, scenarios, prepared.tuple, plan.embedded ? 0 : plan.count);
   {
+    bool script_error = false;
+    const absl::Time init_start = absl::Now();
+    absl::Status st = coordinator.Assign(absl::Minutes(10), &script_error);
+    if (!st.ok()) {
+      barrage::Log(Severity::kError, st.message());
+      shutdown();
+      return script_error ? kExitScriptException : st.code() == absl::StatusCode::kUnavailable ? kExitAgentLost
+                                                                                                : kExitInvalidConfig;
+    }
     const double secs = absl::ToDoubleSeconds(absl::Now() - init_start);
-    barrage::Log(Severity::kDebug, absl::StrFormat("initialized %d VUs in %.3f s (%.0f VUs/s)", engine.planned_vus(),
-                                                   secs, secs > 0 ? engine.planned_vus() / secs : 0.0));
-  }
-  if (!init.ok()) {
-    barrage::Log(Severity::kError, init.message());
-    return kExitScriptException;
-  }
-  if (auto reason = engine.abort_reason()) {
-    barrage::Log(Severity::kError, *reason);
-    return kExitScriptAborted;
+    const int64_t vus = coordinator.PlannedVus();
+    barrage::Log(Severity::kDebug, absl::StrFormat("initialized %d VUs in %.3f s (%.0f VUs/s)", vus, secs,
+                                                   secs > 0 ? static_cast<double>(vus) / secs : 0.0));
   }
 
-  // 4. setup, the scenarios, teardown; metrics collected every second.
-  metrics::MetricStore total;
-  const absl::Time test_start = absl::Now();
+  // 4. setup, the scenarios, teardown; metrics merged as they come.
+  absl::Time test_start = absl::Now();
   int exit_code = kExitOk;
   std::optional<std::string> setup_data;
-  auto exported_fn = [&](const std::string& n) {
-    return std::find(exported.begin(), exported.end(), n) != exported.end();
-  };
   bool setup_failed = false;
-  if (exported_fn("setup") && !options.no_setup.value_or(false)) {
-    absl::StatusOr<std::optional<std::string>> r = engine.RunSetup(options.SetupTimeout());
-    if (!r.ok()) {
-      barrage::Log(Severity::kError, r.status().message(), {{"hint", "script exception"}});
-      exit_code = r.status().code() == absl::StatusCode::kDeadlineExceeded ? kExitSetupTimeout : kExitScriptException;
-      if (auto reason = engine.abort_reason()) exit_code = kExitScriptAborted;
+  if (coordinator.Exports("setup") && !options.no_setup.value_or(false)) {
+    absl::StatusOr<v1::LifecycleResult> r = coordinator.RunLifecycle("setup", std::nullopt, options.SetupTimeout());
+    if (!r.ok() || !r->ok()) {
+      barrage::Log(Severity::kError, r.ok() ? r->error() : std::string(r.status().message()), {{"hint", "script exception"}});
+      exit_code = !r.ok() ? kExitAgentLost : r->timed_out() ? kExitSetupTimeout : kExitScriptException;
+      if (r.ok() && !r->abort_reason().empty()) exit_code = kExitScriptAborted;
       setup_failed = true;
-    } else {
-      setup_data = *r;
+    } else if (r->has_data()) {
+      setup_data = r->data_json();
     }
   }
+  const metrics::TagSet test_tags = options.tags.value_or(metrics::TagSet{});
+  coordinator.WithMetrics([&](metrics::MetricStore& total) {
+    for (const auto& [name, def] : prepared.defs) (void)total.Define(def);
+  });
   bool threshold_abort = false;
+  bool agent_lost = false;
   if (!setup_failed) {
-    std::thread runner([&] { engine.Run(setup_data); });
-    std::atomic<bool> finished{false};
-    std::thread watcher([&] {
-      runner.join();
-      finished = true;
-    });
-    absl::Time last_progress = absl::Now(), last_eval = absl::Now(), last_collect = absl::Now();
+    // Remote agents get a moment to receive the start before it is due.
+    const absl::Time start_at = absl::Now() + (plan.embedded ? absl::ZeroDuration() : absl::Milliseconds(500));
+    coordinator.Start(setup_data, start_at);
+    if (plan.embedded) test_start = start_at;
+    bool vus_sampled = false;
+    absl::Time last_progress = absl::Now(), last_eval = absl::Now(), last_vus = absl::Now();
     int handled_signals = 0;
-    while (!finished) {
+    bool stopping = false;
+    while (!coordinator.AllDone()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const absl::Time now = absl::Now();
       if (g_signals > handled_signals) {
         handled_signals = g_signals;
         barrage::Log(Severity::kWarning, "Stopping the test run gracefully (press Ctrl+C again to abort at once)");
-        engine.Stop();
+        coordinator.Stop("stopped by the user");
         exit_code = kExitExternalAbort;
       }
-      const absl::Time now = absl::Now();
-      if (now - last_collect >= absl::Seconds(1)) {
-        last_collect = now;
-        absl::Status st = engine.Collect(total);
-        if (!st.ok()) barrage::Log(Severity::kError, st.message());
+      for (const std::string& lost : coordinator.TakeLost()) {
+        barrage::Log(Severity::kError, absl::StrCat("agent ", lost, " was lost; the metrics it sent are kept"));
+        agent_lost = true;
+        if (flags.on_agent_loss == "stop" && !stopping) {
+          stopping = true;
+          coordinator.Stop("an agent was lost");
+        }
       }
-      if (now - last_eval >= absl::Seconds(2) && !thresholds->empty()) {
+      if (auto reason = coordinator.abort_reason(); reason && !stopping) {
+        stopping = true;
+        coordinator.Stop(*reason);
+      }
+      const controller::RunProgress progress = coordinator.Progress();
+      if (now - last_vus >= absl::Seconds(1) && (progress.vus_active > 0 || !vus_sampled)) {
+        // vus and vus_max are the sums over the agents, sampled here once a
+        // second as k6 samples them (agents do not send these gauges).
+        last_vus = now;
+        vus_sampled = true;
+        coordinator.WithMetrics([&](metrics::MetricStore& total) {
+          total.Add("vus", test_tags, static_cast<double>(progress.vus_active), absl::ToUnixNanos(now));
+          total.Add("vus_max", test_tags, static_cast<double>(progress.vus_max), absl::ToUnixNanos(now));
+        });
+      }
+      if (now - last_eval >= absl::Seconds(2) && !thresholds.empty()) {
         last_eval = now;
-        controller::ThresholdEvaluator::Result r = thresholds->Evaluate(total, now - test_start, false);
+        controller::ThresholdEvaluator::Result r;
+        coordinator.WithMetrics([&](metrics::MetricStore& total) { r = thresholds.Evaluate(total, now - test_start, false); });
         if (r.abort && !threshold_abort) {
           threshold_abort = true;
           barrage::Log(Severity::kError, absl::StrCat("thresholds on metrics '", absl::StrJoin(r.failed_metrics, ", "),
                                                       "' were crossed; at least one has abortOnFail enabled, stopping test prematurely"));
-          engine.Stop();
+          stopping = true;
+          coordinator.Stop("thresholds crossed");
         }
       }
       if (!flags.quiet && now - last_progress >= (tty ? absl::Seconds(1) : absl::Seconds(5))) {
         last_progress = now;
-        std::string line = ProgressLine(now - test_start, engine.Progress());
+        std::string line = ProgressLine(now - test_start, progress, plan.embedded ? 0 : plan.count);
         if (tty) fprintf(stdout, "\r\x1b[K%s", line.c_str());
         else fprintf(stdout, "%s\n", line.c_str());
         fflush(stdout);
       }
     }
-    watcher.join();
     if (!flags.quiet && tty) fputs("\r\x1b[K", stdout);
-    if (exported_fn("teardown") && !options.no_teardown.value_or(false)) {
-      absl::Status st = engine.RunTeardown(setup_data, options.TeardownTimeout());
-      if (!st.ok()) {
-        barrage::Log(Severity::kError, st.message(), {{"hint", "script exception"}});
+    for (const std::string& lost : coordinator.TakeLost()) {
+      barrage::Log(Severity::kError, absl::StrCat("agent ", lost, " was lost; the metrics it sent are kept"));
+      agent_lost = true;
+    }
+    if (coordinator.Exports("teardown") && !options.no_teardown.value_or(false)) {
+      absl::StatusOr<v1::LifecycleResult> r = coordinator.RunLifecycle("teardown", setup_data, options.TeardownTimeout());
+      if (!r.ok() || !r->ok()) {
+        barrage::Log(Severity::kError, r.ok() ? r->error() : std::string(r.status().message()), {{"hint", "script exception"}});
         if (exit_code == kExitOk) {
-          exit_code = st.code() == absl::StatusCode::kDeadlineExceeded ? kExitTeardownTimeout : kExitScriptException;
+          exit_code = !r.ok() ? kExitAgentLost : r->timed_out() ? kExitTeardownTimeout : kExitScriptException;
         }
       }
     }
   }
   const absl::Duration test_duration = absl::Now() - test_start;
-  absl::Status collected = engine.Collect(total, /*sample_vus=*/false);
-  if (!collected.ok()) barrage::Log(Severity::kError, collected.message());
+  const controller::RunProgress final_progress = coordinator.Progress();
+  const std::vector<controller::AgentSummary> agents = coordinator.Agents();
+  shutdown();
   if (!flags.quiet) {
-    fputs(absl::StrCat(ProgressLine(test_duration, engine.Progress()), "\n").c_str(), stdout);
+    fputs(absl::StrCat(ProgressLine(test_duration, final_progress, plan.embedded ? 0 : plan.count), "\n").c_str(), stdout);
   }
 
   // 5. Thresholds, summary, export, exit code.
-  controller::ThresholdEvaluator::Result final_eval = thresholds->Evaluate(total, test_duration, true);
-  if (auto reason = engine.abort_reason()) {
+  metrics::MetricStore total;
+  coordinator.WithMetrics([&](metrics::MetricStore& merged) { (void)total.Merge(merged); });
+  controller::ThresholdEvaluator::Result final_eval = thresholds.Evaluate(total, test_duration, true);
+  if (agent_lost && exit_code == kExitOk) exit_code = kExitAgentLost;
+  if (auto reason = coordinator.abort_reason()) {
     barrage::Log(Severity::kError, *reason);
     if (exit_code == kExitOk) exit_code = kExitScriptAborted;
   }
@@ -558,7 +780,7 @@ int RunCommand(const RunFlags& flags) {
                                                 "' have been crossed"));
     if (exit_code == kExitOk) exit_code = kExitThresholdsFailed;
   }
-  if (engine.test_failed() && exit_code == kExitOk) exit_code = kExitTestFailed;
+  if (coordinator.test_failed() && exit_code == kExitOk) exit_code = kExitTestFailed;
   if (!flags.no_summary) {
     controller::SummaryInput in;
     in.store = &total;
@@ -572,8 +794,19 @@ int RunCommand(const RunFlags& flags) {
     fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
     fflush(stdout);
     if (flags.summary_export) {
+      nlohmann::json exported = nlohmann::json::parse(controller::RenderSummaryExport(in));
+      if (!plan.embedded) {
+        // Per-agent totals beside k6's shape.
+        nlohmann::json list = nlohmann::json::array();
+        for (const controller::AgentSummary& a : agents) {
+          list.push_back({{"name", a.name}, {"segment", a.segment}, {"vus", a.vus}, {"state", a.state},
+                          {"iterations_completed", a.iterations_completed},
+                          {"iterations_interrupted", a.iterations_interrupted}});
+        }
+        exported["agents"] = list;
+      }
       std::ofstream out(*flags.summary_export, std::ios::binary | std::ios::trunc);
-      out << controller::RenderSummaryExport(in);
+      out << exported.dump(4);
       if (!out) {
         barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", *flags.summary_export));
       }
@@ -615,6 +848,19 @@ int Main(int argc, char** argv) {
   run->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
   run->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   run->add_option("--threads", f.threads, "worker threads for VUs (default: number of cores)");
+  run->add_option("--agents", f.agents, "start N local barrage-agent processes and split the test over them")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--listen", f.listen, "wait for remote agents on this control address, HOST:PORT");
+  run->add_option("--expect-agents", f.expect_agents, "with --listen: how many agents to wait for")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--agent-timeout", f.agent_timeout, "how long to wait for the agents to join (default 60s)");
+  run->add_option("--on-agent-loss", f.on_agent_loss,
+                  "stop (default: stop the others gracefully, exit 111) or continue with the rest");
+  run->add_option("--token-file", f.token_file, "a file holding the token agents must present");
+  run->add_option("--tls-cert", f.tls_cert, "TLS certificate (PEM) for the control plane");
+  run->add_option("--tls-key", f.tls_key, "TLS key (PEM) for the control plane");
+  run->add_option("--tls-ca", f.tls_ca, "CA (PEM) that agents' client certificates must chain to (mutual TLS)");
+  run->add_flag("--insecure", f.insecure, "allow listening beyond loopback without TLS or a token");
   // `inspect` reads the same options as `run` and prints them resolved.
   CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");
   for (CLI::App* cmd : {run, inspect}) {

@@ -15,6 +15,9 @@ enum ExitCode : int {
   kExitScriptAborted = 108,
   kExitInternal = 109,
   kExitTestFailed = 110,
+  // Barrage's own (k6 has no agents): an agent was lost during the run, or
+  // fewer agents than expected joined. The metrics already sent are kept.
+  kExitAgentLost = 111,
 };
 
 }  // namespace barrage::cli

@@ -1,0 +1,120 @@
+// barrage-agent: dials a controller, runs its share of each test, and waits
+// for the next one (or exits after one with --once, for Kubernetes Jobs).
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "agent/session.h"
+#include "common/log.h"
+
+namespace {
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"barrage-agent: runs the VUs of a Barrage test for a controller", "barrage-agent"};
+  std::string controller;
+  std::string name;
+  bool once = false;
+  bool verbose = false;
+  std::string token_file, tls_ca, tls_cert, tls_key;
+  barrage::agent::SessionOptions options;
+  app.add_option("--controller", controller, "the controller's control address, HOST:PORT")->required();
+  app.add_option("--name", name, "this agent's name (default: the host name)");
+  app.add_flag("--once", once, "exit after one test");
+  app.add_option("--token-file", token_file, "a file holding the shared token");
+  app.add_option("--capacity", options.capacity, "relative share of the load (default 1)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", options.threads, "VU worker threads (default: the number of cores)");
+  app.add_option("--tls-ca", tls_ca, "CA certificate (PEM) to verify the controller");
+  app.add_option("--tls-cert", tls_cert, "client certificate (PEM) for mutual TLS");
+  app.add_option("--tls-key", tls_key, "client key (PEM) for mutual TLS");
+  app.add_flag("-v,--verbose", verbose, "debug output");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  barrage::ConfigureLog({verbose, isatty(STDERR_FILENO) != 0, false});
+  if (name.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    name = host;
+  }
+  options.name = name;
+  if (!token_file.empty()) {
+    std::optional<std::string> token = ReadFile(token_file);
+    if (!token) {
+      barrage::Log(barrage::Severity::kError, absl::StrCat("--token-file: cannot read ", token_file));
+      return 2;
+    }
+    options.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!tls_ca.empty() || !tls_cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    for (auto [flag, path, out] : {std::tuple{"--tls-ca", &tls_ca, &ssl.pem_root_certs},
+                                   std::tuple{"--tls-cert", &tls_cert, &ssl.pem_cert_chain},
+                                   std::tuple{"--tls-key", &tls_key, &ssl.pem_private_key}}) {
+      if (path->empty()) continue;
+      std::optional<std::string> pem = ReadFile(*path);
+      if (!pem) {
+        barrage::Log(barrage::Severity::kError, absl::StrCat(flag, ": cannot read ", *path));
+        return 2;
+      }
+      *out = *pem;
+    }
+    creds = grpc::SslCredentials(ssl);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  grpc::ChannelArguments args;
+  // Keepalive: a controller that vanishes without closing the connection is
+  // noticed within seconds, and the VUs stop.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
+  absl::Duration backoff = absl::Milliseconds(250);
+  bool said_waiting = false;
+  for (;;) {
+    auto channel = grpc::CreateCustomChannel(controller, creds, args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(2))) {
+      if (!said_waiting) {
+        barrage::Log(barrage::Severity::kInfo, absl::StrCat("waiting for the controller at ", controller));
+        said_waiting = true;
+      }
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+      continue;
+    }
+    said_waiting = false;
+    absl::Status st = barrage::agent::RunSession(channel, options);
+    if (st.ok()) {
+      backoff = absl::Milliseconds(250);
+      if (once) return 0;
+      continue;
+    }
+    barrage::Log(barrage::Severity::kError, st.message());
+    if (st.code() == absl::StatusCode::kPermissionDenied) return 3;  // refused: retrying would not help
+    if (once && st.message().find("lost the controller") != std::string::npos) return 4;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}

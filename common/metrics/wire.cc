@@ -1,0 +1,297 @@
+#include "common/metrics/wire.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/metrics/aggregate.h"
+#include "common/metrics/histogram.h"
+#include "common/metrics/metric.h"
+
+namespace barrage::metrics {
+namespace {
+
+namespace pb = ::barrage::v1;
+
+// Debian's abseil has its own string_view; StrCat takes no std::string_view.
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+pb::MetricType ToProto(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return pb::METRIC_TYPE_COUNTER;
+    case MetricType::kGauge:
+      return pb::METRIC_TYPE_GAUGE;
+    case MetricType::kRate:
+      return pb::METRIC_TYPE_RATE;
+    case MetricType::kTrend:
+      return pb::METRIC_TYPE_TREND;
+  }
+  return pb::METRIC_TYPE_UNSPECIFIED;
+}
+
+pb::ValueType ToProto(ValueType type) {
+  switch (type) {
+    case ValueType::kDefault:
+      return pb::VALUE_TYPE_DEFAULT;
+    case ValueType::kTime:
+      return pb::VALUE_TYPE_TIME;
+    case ValueType::kData:
+      return pb::VALUE_TYPE_DATA;
+  }
+  return pb::VALUE_TYPE_UNSPECIFIED;
+}
+
+// proto3 enums are open: any int32 may arrive, so these take the raw value.
+std::optional<MetricType> FromProto(pb::MetricType type) {
+  switch (static_cast<int>(type)) {
+    case pb::METRIC_TYPE_COUNTER:
+      return MetricType::kCounter;
+    case pb::METRIC_TYPE_GAUGE:
+      return MetricType::kGauge;
+    case pb::METRIC_TYPE_RATE:
+      return MetricType::kRate;
+    case pb::METRIC_TYPE_TREND:
+      return MetricType::kTrend;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<ValueType> FromProto(pb::ValueType type) {
+  switch (static_cast<int>(type)) {
+    case pb::VALUE_TYPE_DEFAULT:
+      return ValueType::kDefault;
+    case pb::VALUE_TYPE_TIME:
+      return ValueType::kTime;
+    case pb::VALUE_TYPE_DATA:
+      return ValueType::kData;
+    default:
+      return std::nullopt;
+  }
+}
+
+void SpanToProto(Histogram::BucketSpan span, pb::BucketSpan* out) {
+  if (span.counts.empty()) return;
+  out->set_offset(span.offset);
+  out->mutable_counts()->Add(span.counts.begin(), span.counts.end());
+}
+
+Histogram::BucketSpan SpanFromProto(const pb::BucketSpan& span) {
+  return {span.offset(), std::span<const uint64_t>(span.counts().data(), span.counts().size())};
+}
+
+std::string DefText(const MetricDef& def) {
+  return absl::StrCat(Sv(MetricTypeName(def.type)), " (", Sv(ValueTypeName(def.contains)), ")");
+}
+
+// Checks one series and rebuilds its aggregate. `name` is the series as
+// messages show it ("metric 'x' {k=v}"); errors come back without `where`.
+absl::StatusOr<Aggregate> SeriesFromProto(const pb::MetricSeries& s, MetricType type,
+                                          const std::string& name, const WireLimits& limits) {
+  auto bad = [&name](auto&&... what) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": ", what...));
+  };
+  const uint64_t count = s.count();
+  if (std::isnan(s.min())) return bad("min is NaN");
+  if (std::isnan(s.max())) return bad("max is NaN");
+  if (std::isnan(s.last())) return bad("last is NaN");
+  // inf + -inf is the one way samples give a NaN sum, and it takes both signs.
+  if (std::isnan(s.sum()) && !(s.min() < 0 && s.max() > 0)) {
+    return bad("sum is NaN, though no samples of both signs could make it so");
+  }
+  if (count == 0 && s.sum() != 0) return bad("sum ", s.sum(), " without samples");
+  if (count > 0) {
+    if (!(s.min() <= s.max())) return bad("min ", s.min(), " > max ", s.max());
+    if (!(s.min() <= s.last() && s.last() <= s.max())) {
+      return bad("last ", s.last(), " outside [min ", s.min(), ", max ", s.max(), "]");
+    }
+    if (s.last_time_ns() < s.first_seen_ns()) {
+      return bad("last_time_ns ", s.last_time_ns(), " < first_seen_ns ", s.first_seen_ns());
+    }
+  }
+  if (type == MetricType::kRate) {
+    if (s.passes() > count) return bad("passes ", s.passes(), " > count ", count);
+  } else if (s.passes() != 0) {
+    return bad("passes ", s.passes(), " on a ", Sv(MetricTypeName(type)));
+  }
+  if ((type == MetricType::kGauge || type == MetricType::kRate) && s.sum() != 0) {
+    return bad("sum ", s.sum(), " on a ", Sv(MetricTypeName(type)));
+  }
+
+  Histogram histogram;
+  const pb::Histogram& h = s.histogram();
+  if (type != MetricType::kTrend) {
+    if (h.positive().counts_size() != 0 || h.negative().counts_size() != 0 || h.zero_count() != 0) {
+      return bad("histogram on a ", Sv(MetricTypeName(type)));
+    }
+  } else {
+    const size_t buckets =
+        static_cast<size_t>(h.positive().counts_size()) + h.negative().counts_size();
+    if (buckets > limits.max_buckets_per_histogram) {
+      return bad("histogram of ", buckets, " buckets, more than the limit of ",
+                 limits.max_buckets_per_histogram);
+    }
+    const int64_t min_bucket = Histogram::MinBucket();
+    const int64_t max_bucket = Histogram::MaxBucket();
+    // Histogram::FromParts drops what lies outside, so the check is here,
+    // and the total is summed here too: Consistent() would let it wrap.
+    uint64_t total = h.zero_count();
+    uint64_t signed_totals[2] = {0, 0};  // positive, negative
+    for (int side = 0; side < 2; ++side) {
+      const pb::BucketSpan& span = side == 0 ? h.positive() : h.negative();
+      const char* label = side == 0 ? "positive" : "negative";
+      if (span.counts_size() == 0) continue;
+      const int64_t first = span.offset();
+      const int64_t last = first + span.counts_size() - 1;
+      if (first < min_bucket || last > max_bucket) {
+        return bad(label, " buckets [", first, ", ", last, "] beyond the histogram's range [",
+                   min_bucket, ", ", max_bucket, "]");
+      }
+      for (uint64_t c : span.counts()) {
+        if (c > std::numeric_limits<uint64_t>::max() - total) {
+          return bad("bucket counts overflow");
+        }
+        total += c;
+        signed_totals[side] += c;
+      }
+    }
+    if (total != count) {
+      return bad("buckets and zero_count hold ", total, " samples, count is ", count);
+    }
+    // Real data: a negative sample is the min's sign and has a negative
+    // bucket, and so on. Quantiles read from disagreeing parts would be
+    // clamped into nonsense.
+    if (count > 0 &&
+        ((signed_totals[0] > 0) != (s.max() > 0) || (signed_totals[1] > 0) != (s.min() < 0) ||
+         (h.zero_count() > 0 && !(s.min() <= 0 && s.max() >= 0)))) {
+      return bad("buckets (", signed_totals[1], " negative, ", h.zero_count(), " zero, ",
+                 signed_totals[0], " positive) disagree with min ", s.min(), " and max ", s.max());
+    }
+    histogram = Histogram::FromParts(SpanFromProto(h.positive()), SpanFromProto(h.negative()),
+                                     h.zero_count(), count, s.sum(), s.min(), s.max());
+  }
+  return Aggregate::FromParts(type, count, s.sum(), s.last(), s.last_time_ns(), s.min(), s.max(),
+                              s.passes(), std::move(histogram), s.first_seen_ns());
+}
+
+// A series of `in`, checked and ready to merge.
+struct Staged {
+  const std::string* metric;
+  std::string encoded_tags;
+  Aggregate agg;
+};
+
+}  // namespace
+
+void StoreToProto(const MetricStore& store, pb::MetricsDelta* out) {
+  out->Clear();
+  for (const auto& [name, def] : store.defs()) {
+    pb::MetricDefinition* d = out->add_definitions();
+    d->set_name(name);
+    d->set_type(ToProto(def.type));
+    d->set_contains(ToProto(def.contains));
+  }
+  out->mutable_series()->Reserve(static_cast<int>(store.series_count()));
+  store.ForEachSeries("",
+                      [out](const std::string& metric, const TagSet& tags, const Aggregate& agg) {
+                        pb::MetricSeries* s = out->add_series();
+                        s->set_metric(metric);
+                        for (const auto& [key, value] : tags) (*s->mutable_tags())[key] = value;
+                        s->set_count(agg.count());
+                        s->set_sum(agg.sum());
+                        s->set_last(agg.last());
+                        s->set_last_time_ns(agg.last_time_ns());
+                        s->set_min(agg.min());
+                        s->set_max(agg.max());
+                        s->set_passes(agg.passes());
+                        s->set_first_seen_ns(agg.first_seen_ns());
+                        if (agg.type() == MetricType::kTrend) {
+                          const Histogram& h = agg.histogram();
+                          pb::Histogram* wire = s->mutable_histogram();
+                          SpanToProto(h.positive_buckets(), wire->mutable_positive());
+                          SpanToProto(h.negative_buckets(), wire->mutable_negative());
+                          wire->set_zero_count(h.zero_count());
+                        }
+                      });
+}
+
+absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const WireLimits& limits,
+                            const std::string& where) {
+  auto invalid = [&where](absl::string_view what) {
+    return absl::InvalidArgumentError(where.empty() ? std::string(what)
+                                                    : absl::StrCat(where, ": ", what));
+  };
+
+  // Definitions: each valid, and agreeing with `into` and with each other.
+  std::map<std::string, MetricDef> new_defs;
+  for (int i = 0; i < in.definitions_size(); ++i) {
+    const pb::MetricDefinition& d = in.definitions(i);
+    if (d.name().empty()) return invalid(absl::StrCat("definition #", i, " has no name"));
+    const std::string metric = absl::StrCat("metric '", d.name(), "'");
+    const std::optional<MetricType> type = FromProto(d.type());
+    if (!type) return invalid(absl::StrCat(metric, ": unknown type ", static_cast<int>(d.type())));
+    const std::optional<ValueType> contains = FromProto(d.contains());
+    if (!contains)
+      return invalid(absl::StrCat(metric, ": unknown value type ", static_cast<int>(d.contains())));
+    const MetricDef def{d.name(), *type, *contains};
+    if (const MetricDef* known = into.Find(def.name); known != nullptr) {
+      if (!(*known == def)) {
+        return invalid(absl::StrCat(metric, " is a ", DefText(*known),
+                                    " here, but the delta defines it as a ", DefText(def)));
+      }
+      continue;
+    }
+    auto [it, inserted] = new_defs.try_emplace(def.name, def);
+    if (!inserted && !(it->second == def)) {
+      return invalid(absl::StrCat(metric, " is defined twice, as a ", DefText(it->second),
+                                  " and as a ", DefText(def)));
+    }
+  }
+
+  // Series: each of a defined metric, checked and rebuilt, within limits.
+  if (static_cast<size_t>(in.series_size()) > limits.max_series) {
+    return invalid(absl::StrCat(in.series_size(), " series in one delta, more than the limit of ",
+                                limits.max_series));
+  }
+  std::vector<Staged> staged;
+  staged.reserve(in.series_size());
+  std::set<std::pair<std::string, std::string>> added;  // series `into` does not have yet
+  const size_t existing = into.series_count();
+  for (const pb::MetricSeries& s : in.series()) {
+    TagSet tags;
+    for (const auto& [key, value] : s.tags()) tags.emplace(key, value);
+    std::string encoded = EncodeTagSet(tags);
+    const std::string name = absl::StrCat("metric '", s.metric(), "' {", encoded, "}");
+    const MetricDef* def = into.Find(s.metric());
+    if (def == nullptr) {
+      auto it = new_defs.find(s.metric());
+      if (it == new_defs.end()) return invalid(absl::StrCat(name, ": the metric is not defined"));
+      def = &it->second;
+    }
+    absl::StatusOr<Aggregate> agg = SeriesFromProto(s, def->type, name, limits);
+    if (!agg.ok()) return invalid(agg.status().message());
+    if (!into.HasSeries(s.metric(), encoded) && added.emplace(s.metric(), encoded).second &&
+        existing + added.size() > limits.max_series) {
+      return invalid(
+          absl::StrCat(name, ": a new series beyond the limit of ", limits.max_series, " series"));
+    }
+    staged.push_back({&s.metric(), std::move(encoded), *std::move(agg)});
+  }
+
+  // Nothing below can fail: the checks above saw to it.
+  for (const auto& [name, def] : new_defs) into.Define(def).IgnoreError();
+  for (const Staged& s : staged) into.MergeEncoded(*s.metric, s.encoded_tags, s.agg);
+  return absl::OkStatus();
+}
+
+}  // namespace barrage::metrics
