@@ -45,7 +45,10 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", tls_ca, "CA certificate (PEM) to verify the controller");
   app.add_option("--tls-cert", tls_cert, "client certificate (PEM) for mutual TLS");
   app.add_option("--tls-key", tls_key, "client key (PEM) for mutual TLS");
+  app.add_option("--max-archive-bytes", options.max_archive_bytes, "refuse test archives larger than this (default 64 MiB)");
   app.add_flag("-v,--verbose", verbose, "debug output");
+  // For tests of the version check: claims another protocol version.
+  app.add_option("--protocol-version", options.protocol_version)->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

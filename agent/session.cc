@@ -74,7 +74,7 @@ class Session {
 absl::Status Session::Run() {
   stream_ = stub_->Session(&context_);
   AgentMessage hello;
-  hello.mutable_hello()->set_protocol_version(kProtocolVersion);
+  hello.mutable_hello()->set_protocol_version(options_.protocol_version);
   hello.mutable_hello()->set_name(options_.name);
   hello.mutable_hello()->set_cores(std::thread::hardware_concurrency());
   hello.mutable_hello()->set_capacity(options_.capacity);
@@ -85,6 +85,7 @@ absl::Status Session::Run() {
   }
   ControllerMessage m;
   std::string archive;
+  bool archive_too_big = false;
   bool welcomed = false;
   while (stream_->Read(&m)) {
     switch (m.msg_case()) {
@@ -99,7 +100,10 @@ absl::Status Session::Run() {
         (void)stream_->Finish();
         return absl::PermissionDeniedError(absl::StrCat("the controller refused this agent: ", m.reject().reason()));
       case ControllerMessage::kArchiveChunk:
+        if (archive_too_big) break;
         if (archive.size() + m.archive_chunk().data().size() > options_.max_archive_bytes) {
+          archive_too_big = true;
+          archive.clear();
           SendFailure(v1::Failure::CONFIG, absl::StrCat("the archive is over this agent's limit of ",
                                                         options_.max_archive_bytes, " bytes"));
           break;
@@ -119,6 +123,7 @@ absl::Status Session::Run() {
             Send(line);
           });
         }
+        if (archive_too_big) break;  // refused above
         absl::Status st = Prepare(archive, m.assignment());
         archive.clear();
         if (!st.ok()) {

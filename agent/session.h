@@ -30,6 +30,7 @@ struct SessionOptions {
   bool forward_logs = true;  // send this process's log lines to the controller
   // Archives larger than this are refused.
   size_t max_archive_bytes = 64 << 20;
+  uint32_t protocol_version = kProtocolVersion;  // tests may claim another
 };
 
 // Runs one session to its end. OK after End; kUnavailable when the

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/fixture.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/paths.h"
 
@@ -21,35 +22,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace std::chrono_literals;
 
-class RunTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    target_ = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-target"), {"--listen", "127.0.0.1:0"});
-    absl::StatusOr<std::string> address = target_->WaitForAddress(10s);
-    ASSERT_TRUE(address.ok()) << address.status();
-    address_ = *address;
-    dir_ = testutil::TempDir();
-    std::filesystem::create_directories(dir_ + "/definitions");
-    std::filesystem::copy_file(testutil::SourcePath("scripts/examples/definitions/hello.proto"),
-                               dir_ + "/definitions/hello.proto");
-    Write("broken.proto", "syntax = \"proto3\";\nmessage A {\n  strin x = 1;\n}\n");
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    std::string path = dir_ + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
-  testutil::RunResult Barrage(std::vector<std::string> args, std::chrono::seconds timeout = 60s) {
-    args.insert(args.begin(), "run");
-    return testutil::Run(testutil::BinaryPath("barrage"), args, timeout);
-  }
-
-  std::unique_ptr<testutil::ChildProcess> target_;
-  std::string address_;
-  std::string dir_;
-};
+class RunTest : public testutil::TargetFixture {};
 
 TEST_F(RunTest, SeedScriptPassesItsChecksAndExitsZero) {
   std::string export_path = dir_ + "/summary.json";
