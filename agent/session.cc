@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/engine.h"
 #include "agent/js/runtime.h"
 #include "barrage/v1/control.grpc.pb.h"
@@ -273,6 +274,8 @@ void Session::StartRun(const v1::Start& s) {
     // Every agent starts at the same wall-clock time.
     const absl::Duration wait = start - absl::Now();
     if (wait > absl::ZeroDuration()) absl::SleepFor(std::min(wait, absl::Seconds(60)));
+    barrage::Log(Severity::kDebug, absl::StrFormat("scenarios started %.3f ms after the scheduled start",
+                                                   absl::ToDoubleMilliseconds(absl::Now() - start)));
     std::atomic<bool> finished{false};
     std::thread run([&] {
       engine_->Run(setup_data);

@@ -24,6 +24,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -107,10 +108,16 @@ class LocalAgentProcess {
     std::vector<std::string> copy = args;
     for (std::string& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The agent's lines reach the controller over the session (with its
+    // name); its own copies on stdout/stderr would print every line twice.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     pid_t pid = 0;
-    if (int err = posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv.data(), environ); err != 0) {
-      return absl::InternalError(absl::StrCat("cannot start ", path, ": ", strerror(err)));
-    }
+    const int err = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (err != 0) return absl::InternalError(absl::StrCat("cannot start ", path, ": ", strerror(err)));
     auto out = std::make_unique<LocalAgentProcess>();
     out->pid_ = pid;
     return out;
