@@ -95,28 +95,29 @@ int main(int argc, char** argv) {
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
   absl::Duration backoff = absl::Milliseconds(250);
-  bool said_waiting = false;
+  std::string last_wait_message;
   for (;;) {
     auto channel = grpc::CreateCustomChannel(controller, creds, args);
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(2))) {
-      if (!said_waiting) {
-        barrage::Log(barrage::Severity::kInfo, absl::StrCat("waiting for the controller at ", controller));
-        said_waiting = true;
-      }
-      absl::SleepFor(backoff);
-      backoff = std::min(backoff * 2, absl::Seconds(5));
-      continue;
-    }
-    said_waiting = false;
     absl::Status st = barrage::agent::RunSession(channel, options);
     if (st.ok()) {
       backoff = absl::Milliseconds(250);
+      last_wait_message.clear();
       if (once) return 0;
       continue;
     }
-    barrage::Log(barrage::Severity::kError, st.message());
-    if (st.code() == absl::StatusCode::kPermissionDenied) return 3;  // refused: retrying would not help
-    if (once && st.message().find("lost the controller") != std::string::npos) return 4;
+    if (st.code() == absl::StatusCode::kPermissionDenied) {  // refused: retrying would not help
+      barrage::Log(barrage::Severity::kError, st.message());
+      return 3;
+    }
+    const bool lost = st.message().find("lost the controller") != std::string::npos;
+    if (lost) {
+      barrage::Log(barrage::Severity::kError, st.message());
+      if (once) return 4;
+    } else if (st.message() != last_wait_message) {
+      // Not there yet (or a TLS problem): said once per distinct reason, then retried.
+      last_wait_message = std::string(st.message());
+      barrage::Log(barrage::Severity::kWarning, absl::StrCat("waiting for the controller at ", controller, ": ", st.message()));
+    }
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }

@@ -82,6 +82,7 @@ struct RunFlags {
   std::optional<std::string> execution_segment;
   std::optional<std::string> execution_segment_sequence;
   bool execution_requirements = false;  // inspect
+  std::string archive_out = "archive.tar";  // archive
   // Distributed modes.
   int agents = 0;
   std::optional<std::string> listen;
@@ -338,6 +339,9 @@ struct Prepared {
   std::optional<controller::ThresholdEvaluator> thresholds;
 };
 
+// Archives are read whole; this bounds a mistaken path to a huge file.
+constexpr size_t kMaxArchiveBytes = 256 << 20;
+
 // 0, or the exit code after logging what is wrong.
 int Prepare(const RunFlags& flags, Prepared& out) {
 
@@ -349,8 +353,20 @@ int Prepare(const RunFlags& flags, Prepared& out) {
                                                 "specified the right path to the file."));
     return kExitScriptException;
   }
-  const std::string main_path = std::filesystem::absolute(flags.script).lexically_normal().string();
-  absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer = agent::js::Transformer::Create();
+  // A test archive (`barrage archive`, like `k6 archive`): the init pass
+  // runs from it, never from the disk.
+  std::optional<Archive> from_archive;
+  if (absl::EndsWith(flags.script, ".tar")) {
+    absl::StatusOr<std::string> bytes = ReadFile(flags.script);
+    if (!bytes.ok()) return ConfigError(absl::StrCat(flags.script, ": cannot read"));
+    absl::StatusOr<Archive> archive = ReadArchive(*bytes, flags.script, kMaxArchiveBytes);
+    if (!archive.ok()) return ConfigError(std::string(archive.status().message()));
+    from_archive = *std::move(archive);
+  }
+  const std::string main_path = from_archive ? from_archive->main_path
+                                             : std::filesystem::absolute(flags.script).lexically_normal().string();
+  absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer =
+      from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr) : agent::js::Transformer::Create();
   if (!transformer.ok()) {
     barrage::Log(Severity::kError, transformer.status().message());
     return kExitInternal;
@@ -363,6 +379,13 @@ int Prepare(const RunFlags& flags, Prepared& out) {
       if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
+  // -e values recorded in an archive, then this run's -e over them.
+  if (from_archive) {
+    for (const auto& [k, v] : from_archive->env) {
+      env[k] = v;
+      out.cli_env[k] = v;
+    }
+  }
   for (const std::string& kv : flags.env) {
     size_t eq = kv.find('=');
     static const std::regex kEnvName("^[a-zA-Z_][a-zA-Z0-9_]*$");
@@ -370,9 +393,19 @@ int Prepare(const RunFlags& flags, Prepared& out) {
       return ConfigError(absl::StrCat("--env: expected KEY=VALUE with KEY matching [a-zA-Z_][a-zA-Z0-9_]*, got '", kv, "'"));
     }
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    out.cli_env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   auto bundle = std::make_shared<agent::js::Bundle>();
   bundle->main_path = main_path;
+  if (from_archive) {
+    bundle->modules = from_archive->modules;
+    bundle->files = from_archive->files;
+    absl::Status compiled = agent::js::Runtime::CompileBundle(*bundle);
+    if (!compiled.ok()) {
+      barrage::Log(Severity::kError, compiled.message());
+      return kExitScriptException;
+    }
+  }
   InitHost init_host;
   std::string options_json;
   std::vector<std::string> exported;
@@ -381,8 +414,12 @@ int Prepare(const RunFlags& flags, Prepared& out) {
     rc.vu_id = 0;
     rc.env = env;
     rc.host = &init_host;
-    rc.transformer = transformer->get();
-    rc.recording = bundle.get();
+    if (from_archive) {
+      rc.bundle = bundle;
+    } else {
+      rc.transformer = transformer->get();
+      rc.recording = bundle.get();
+    }
     absl::StatusOr<std::unique_ptr<agent::js::Runtime>> init = agent::js::Runtime::Create(std::move(rc));
     if (init_host.abort_reason) {
       barrage::Log(Severity::kError, *init_host.abort_reason);
@@ -397,7 +434,7 @@ int Prepare(const RunFlags& flags, Prepared& out) {
     options_json = *opts;
     exported = (*init)->ExportedFunctions();
   }
-  transformer->reset();  // Babel's heap is large; VUs need none of it.
+  if (*transformer) transformer->reset();  // Babel's heap is large; VUs need none of it.
   if (exported.empty()) {
     barrage::Log(Severity::kError, "no exported functions in script");
     return kExitInvalidConfig;
@@ -451,10 +488,6 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   out.bundle = bundle;
   out.env = std::move(env);
   out.script_options_json = options_json;
-  for (const std::string& kv : flags.env) {
-    const size_t eq = kv.find('=');
-    out.cli_env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
   out.exported = std::move(exported);
   out.options = std::move(options);
   out.scenarios = *std::move(scenarios);
@@ -462,6 +495,32 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   out.defs = std::move(defs);
   out.thresholds = *std::move(thresholds);
   return 0;
+}
+
+Archive MakeArchive(const Prepared& p) {
+  Archive archive;
+  archive.main_path = p.bundle->main_path;
+  archive.modules = p.bundle->modules;
+  archive.files = p.bundle->files;
+  archive.options_json = p.script_options_json;
+  archive.env = p.cli_env;
+  archive.barrage_version = kVersion;
+  return archive;
+}
+
+int ArchiveCommand(const RunFlags& flags) {
+  ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
+  Prepared p;
+  if (int code = Prepare(flags, p); code != 0) return code;
+  const std::string bytes = WriteArchive(MakeArchive(p));
+  std::ofstream out(flags.archive_out, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  out.close();
+  if (!out) {
+    barrage::Log(Severity::kError, absl::StrCat("-O/--archive-out: cannot write ", flags.archive_out));
+    return kExitInvalidConfig;
+  }
+  return kExitOk;
 }
 
 int InspectCommand(const RunFlags& flags) {
@@ -540,15 +599,8 @@ int RunCommand(const RunFlags& flags) {
   controller::ThresholdEvaluator& thresholds = *prepared.thresholds;
 
   // 3. The archive every agent runs from, and the control plane.
-  Archive archive;
-  archive.main_path = prepared.bundle->main_path;
-  archive.modules = prepared.bundle->modules;
-  archive.files = prepared.bundle->files;
-  archive.options_json = prepared.script_options_json;
-  archive.env = prepared.cli_env;
-  archive.barrage_version = kVersion;
   controller::CoordinatorConfig cc;
-  cc.archive = WriteArchive(archive);
+  cc.archive = WriteArchive(MakeArchive(prepared));
   cc.options_json = OptionsToJson(options, scenarios);
   cc.env = prepared.env;
   cc.expected_agents = plan.count;
@@ -885,6 +937,11 @@ int Main(int argc, char** argv) {
   inspect->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   inspect->add_flag("--execution-requirements", f.execution_requirements,
                     "also print maxVUs and totalDuration, as k6 inspect does");
+  CLI::App* archive = app.add_subcommand("archive", "pack the script and everything it reads into a .tar to run later");
+  archive->add_option("script", f.script, "the test script (.js)")->required();
+  archive->add_option("-O,--archive-out,-o", f.archive_out, "the archive to write (default archive.tar)");
+  archive->add_option("-e,--env", f.env, "an __ENV entry recorded in the archive, KEY=VALUE (repeatable)");
+  archive->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -895,7 +952,10 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // CLI11 reports by throwing; it stops here.
     std::cerr << "error: " << e.what() << "\n\n"
-              << (run->parsed() ? run->help() : inspect->parsed() ? inspect->help() : app.help());
+              << (run->parsed()       ? run->help()
+                  : inspect->parsed() ? inspect->help()
+                  : archive->parsed() ? archive->help()
+                                      : app.help());
     return kExitInvalidConfig;
   }
   if (app.got_subcommand("version")) {
@@ -903,6 +963,7 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   if (app.got_subcommand("inspect")) return InspectCommand(f);
+  if (app.got_subcommand("archive")) return ArchiveCommand(f);
   if (f.no_summary) {
     barrage::Log(Severity::kWarning, "--no-summary is deprecated; it also disables --summary-export");
   }

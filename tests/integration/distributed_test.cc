@@ -241,6 +241,94 @@ TEST_F(DistributedTest, ArchiveOverTheAgentsLimitIsAClearError) {
   EXPECT_EQ(agent->Wait(10s), 0);
 }
 
+// Certificates made at run time with the openssl command (never committed):
+// a CA, a server certificate for localhost/127.0.0.1, a client certificate,
+// and a second CA that signed neither.
+void MakeCertificates(const std::string& dir) {
+  const std::string script = R"(set -e
+cd ")" + dir + R"("
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other-ca.pem 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=agent -keyout client.key -out client.csr 2>/dev/null
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem 2>/dev/null
+)";
+  testutil::RunResult r = testutil::Run("/bin/bash", {"-c", script}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+}
+
+TEST_F(DistributedTest, MutualTlsOnTheControlPlane) {
+  MakeCertificates(dir_);
+  const std::string script = Write("tls.js", Script("{ iterations: 20 }"));
+  const std::string export_path = dir_ + "/summary.json";
+  const std::string address =
+      StartController({"--tls-cert", dir_ + "/server.pem", "--tls-key", dir_ + "/server.key", "--tls-ca",
+                       dir_ + "/ca.pem", "-e", "TARGET=" + address_, "--summary-export", export_path, script},
+                      1);
+  ASSERT_FALSE(address.empty());
+  const std::string host = "localhost" + address.substr(address.rfind(':'));
+  auto agent = StartAgent(host, "tls-agent",
+                          {"--tls-ca", dir_ + "/ca.pem", "--tls-cert", dir_ + "/client.pem", "--tls-key", dir_ + "/client.key"});
+  EXPECT_EQ(controller_->Wait(30s), 0) << controller_->stderr_text() << agent->stderr_text();
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->stderr_text();
+  EXPECT_EQ(Export(export_path)["metrics"]["iterations"]["count"].get<int>(), 20);
+}
+
+TEST_F(DistributedTest, AgentWithTheWrongCaNeverJoinsAndSaysWhy) {
+  MakeCertificates(dir_);
+  const std::string script = Write("tls.js", Script("{ iterations: 1 }"));
+  const std::string address =
+      StartController({"--tls-cert", dir_ + "/server.pem", "--tls-key", dir_ + "/server.key", "--agent-timeout", "5s",
+                       "-e", "TARGET=" + address_, script},
+                      1);
+  ASSERT_FALSE(address.empty());
+  const std::string host = "localhost" + address.substr(address.rfind(':'));
+  auto agent = StartAgent(host, "lost-agent", {"--tls-ca", dir_ + "/other-ca.pem"});
+  EXPECT_EQ(controller_->Wait(20s), 111);
+  EXPECT_THAT(controller_->stderr_text(), HasSubstr("only 0 of 1 agents joined"));
+  EXPECT_TRUE(agent->WaitForLine("waiting for the controller at localhost:[0-9]+: cannot reach the controller", 5s).ok())
+      << agent->stderr_text();
+  agent->Signal(SIGTERM);
+}
+
+TEST_F(DistributedTest, ArchiveRunsWithoutTheSourcesAndBadArchivesAreRefused) {
+  const std::string src = dir_ + "/src";
+  std::filesystem::create_directories(src + "/definitions");
+  std::filesystem::copy_file(dir_ + "/definitions/hello.proto", src + "/definitions/hello.proto");
+  std::ofstream(src + "/data.txt") << "from the archive";
+  std::ofstream(src + "/a.js") << std::string(R"(
+import grpc from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+const text = open('data.txt');
+export const options = { iterations: 5 };
+export default () => {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  check(client.invoke('hello.HelloService/SayHello', { greeting: text }), { 'ok': (r) => r.status === grpc.StatusOK });
+  check(text, { 'file from the archive': (t) => t === 'from the archive' });
+  client.close();
+};
+)");
+  const std::string tar = dir_ + "/test.tar";
+  testutil::RunResult made =
+      testutil::Run(testutil::BinaryPath("barrage"), {"archive", "-e", "TARGET=" + address_, "-o", tar, src + "/a.js"}, 30s);
+  ASSERT_EQ(made.exit_code, 0) << made.stderr_text;
+  std::filesystem::remove_all(src);  // the archive holds everything
+  const std::string export_path = dir_ + "/summary.json";
+  testutil::RunResult run = Barrage({"--agents", "2", "--summary-export", export_path, tar}, 60s);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  nlohmann::json summary = Export(export_path);
+  EXPECT_EQ(summary["metrics"]["iterations"]["count"].get<int>(), 5);
+  EXPECT_EQ(summary["metrics"]["checks"]["passes"].get<int>(), 10);
+  const std::string bad = Write("bad.tar", "this is not a tar file at all");
+  run = Barrage({bad}, 30s);
+  EXPECT_EQ(run.exit_code, 104);
+  EXPECT_THAT(run.stderr_text, HasSubstr("bad.tar"));
+}
+
 TEST_F(DistributedTest, ListeningBeyondLoopbackNeedsTlsOrAToken) {
   const std::string script = Write("t.js", "export default () => {};\n");
   testutil::RunResult run = Barrage({"--listen", "0.0.0.0:0", "--expect-agents", "1", script}, 30s);
