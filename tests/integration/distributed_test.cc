@@ -187,6 +187,39 @@ TEST_F(DistributedTest, AKilledAgentEndsTheRunWithItsCodeAndThePartialResult) {
   EXPECT_TRUE(lost_listed) << summary["agents"].dump();
 }
 
+TEST_F(DistributedTest, OnAgentLossContinueKeepsTheOthersGoing) {
+  const std::string script = Write("long.js", Script(
+      "{ scenarios: { steady: { executor: 'constant-vus', vus: 2, duration: '5s', gracefulStop: '1s' } } }"));
+  const std::string address =
+      StartController({"--on-agent-loss", "continue", "-e", "TARGET=" + address_, script}, 2);
+  ASSERT_FALSE(address.empty());
+  auto a1 = StartAgent(address, "a-1");
+  auto a2 = StartAgent(address, "a-2");
+  ASSERT_TRUE(controller_->WaitForLine("running \\(", 30s).ok()) << controller_->stderr_text();
+  const auto lost_at = std::chrono::steady_clock::now();
+  a2->Signal(SIGKILL);
+  // The survivor runs its scenario to the end; the run still reports the loss.
+  EXPECT_EQ(controller_->Wait(30s), 111) << controller_->stderr_text();
+  EXPECT_EQ(a1->Wait(10s), 0);
+  EXPECT_GT(std::chrono::duration<double>(std::chrono::steady_clock::now() - lost_at).count(), 0.5);
+  EXPECT_THAT(controller_->stdout_text(), HasSubstr("1/2 agents"));
+}
+
+TEST_F(DistributedTest, CtrlCStopsEveryAgentGracefully) {
+  const std::string script = Write("long.js", Script(
+      "{ scenarios: { steady: { executor: 'constant-vus', vus: 2, duration: '60s' } } }"));
+  const std::string address = StartController({"-e", "TARGET=" + address_, script}, 2);
+  ASSERT_FALSE(address.empty());
+  auto a1 = StartAgent(address, "a-1");
+  auto a2 = StartAgent(address, "a-2");
+  ASSERT_TRUE(controller_->WaitForLine("running \\(", 30s).ok()) << controller_->stderr_text();
+  controller_->Signal(SIGINT);
+  EXPECT_EQ(controller_->Wait(20s), 105) << controller_->stderr_text();
+  EXPECT_THAT(controller_->stdout_text(), HasSubstr("TOTAL RESULTS"));
+  EXPECT_EQ(a1->Wait(10s), 0);
+  EXPECT_EQ(a2->Wait(10s), 0);
+}
+
 TEST_F(DistributedTest, AKilledControllerStopsEveryAgentsLoad) {
   const std::string script = Write("long.js", Script(
       "{ scenarios: { steady: { executor: 'constant-vus', vus: 2, duration: '60s', gracefulStop: '2s' } } }"));
