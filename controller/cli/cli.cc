@@ -32,6 +32,7 @@
 #include "agent/js/runtime.h"
 #include "agent/session.h"
 #include "common/archive.h"
+#include "common/config_file.h"
 #include "controller/coordinator.h"
 #include "agent/js/transform.h"
 #include "common/duration.h"
@@ -89,6 +90,7 @@ struct RunFlags {
   int expect_agents = 0;
   std::optional<std::string> agent_timeout;
   std::string on_agent_loss = "stop";
+  bool on_agent_loss_set = false;  // given on the command line
   std::optional<std::string> token_file;
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
@@ -446,7 +448,9 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   if (flags.config) {
     absl::StatusOr<std::string> text = ReadFile(*flags.config);
     if (!text.ok()) return ConfigError(absl::StrCat("--config: cannot read ", *flags.config));
-    absl::StatusOr<Options> o = ParseOptionsJson(*text, *flags.config, &warnings);
+    absl::StatusOr<ConfigFile> file = ParseConfigFile(*text, *flags.config);
+    if (!file.ok()) return ConfigError(std::string(file.status().message()));
+    absl::StatusOr<Options> o = ParseOptionsJson(file->options_json, *flags.config, &warnings);
     if (!o.ok()) return ConfigError(std::string(o.status().message()));
     options = *o;
   }
@@ -550,9 +554,28 @@ std::string SelfDir() {
   return ec ? std::string(".") : self.parent_path().string();
 }
 
-int RunCommand(const RunFlags& flags) {
+int RunCommand(const RunFlags& command_line) {
   const bool tty = isatty(STDERR_FILENO) != 0;
-  ConfigureLog({flags.verbose, tty, tty && !flags.no_color});
+  ConfigureLog({command_line.verbose, tty, tty && !command_line.no_color});
+  // A YAML --config may hold the run settings too; flags win over it.
+  RunFlags flags = command_line;
+  if (flags.config) {
+    absl::StatusOr<std::string> text = ReadFile(*flags.config);
+    if (!text.ok()) return ConfigError(absl::StrCat("--config: cannot read ", *flags.config));
+    absl::StatusOr<ConfigFile> file = ParseConfigFile(*text, *flags.config);
+    if (!file.ok()) return ConfigError(std::string(file.status().message()));
+    const RunSettings& r = file->run;
+    if (flags.agents == 0 && r.agents) flags.agents = *r.agents;
+    if (!flags.listen && r.listen) flags.listen = r.listen;
+    if (flags.expect_agents == 0 && r.expect_agents) flags.expect_agents = *r.expect_agents;
+    if (!flags.agent_timeout && r.agent_timeout) flags.agent_timeout = r.agent_timeout;
+    if (!command_line.on_agent_loss_set && r.on_agent_loss) flags.on_agent_loss = *r.on_agent_loss;
+    if (!flags.token_file && r.token_file) flags.token_file = r.token_file;
+    if (!flags.tls_cert && r.tls_cert) flags.tls_cert = r.tls_cert;
+    if (!flags.tls_key && r.tls_key) flags.tls_key = r.tls_key;
+    if (!flags.tls_ca && r.tls_ca) flags.tls_ca = r.tls_ca;
+    if (!flags.insecure && r.insecure) flags.insecure = *r.insecure;
+  }
   AgentPlan plan;
   if (flags.agents > 0 && flags.listen) {
     return ConfigError("--agents and --listen: choose one (--agents starts local agents, --listen waits for remote ones)");
@@ -893,7 +916,8 @@ int Main(int argc, char** argv) {
   run->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET, e.g. 30s:10 (repeatable)");
   run->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
   run->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)");
-  run->add_option("-c,--config", f.config, "a JSON file of options");
+  run->add_option("-c,--config", f.config,
+                  "a JSON file of options, or a YAML file of options plus run settings under `barrage:`");
   run->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
   run->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
   run->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
@@ -962,6 +986,7 @@ int Main(int argc, char** argv) {
     std::cout << "barrage v" << kVersion << "\n";
     return kExitOk;
   }
+  f.on_agent_loss_set = run->count("--on-agent-loss") > 0;
   if (app.got_subcommand("inspect")) return InspectCommand(f);
   if (app.got_subcommand("archive")) return ArchiveCommand(f);
   if (f.no_summary) {

@@ -362,6 +362,27 @@ export default () => {
   EXPECT_THAT(run.stderr_text, HasSubstr("bad.tar"));
 }
 
+TEST_F(DistributedTest, YamlConfigHoldsOptionsAndRunSettings) {
+  const std::string script = Write("y.js", Script("{}"));
+  const std::string config = Write("run.yaml", R"(
+iterations: 40
+vus: 4
+barrage:
+  agents: 2
+  agentTimeout: 30s
+)");
+  const std::string export_path = dir_ + "/summary.json";
+  testutil::RunResult run =
+      Barrage({"--config", config, "-e", "TARGET=" + address_, "--summary-export", export_path, script}, 60s);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("execution: distributed over 2 agents"));
+  EXPECT_EQ(Export(export_path)["metrics"]["iterations"]["count"].get<int>(), 40);
+  const std::string bad = Write("bad.yaml", "barrage:\n  agents: many\n");
+  run = Barrage({"--config", bad, script}, 30s);
+  EXPECT_EQ(run.exit_code, 104);
+  EXPECT_THAT(run.stderr_text, HasSubstr("bad.yaml: barrage.agents: expected a positive integer"));
+}
+
 TEST_F(DistributedTest, ListeningBeyondLoopbackNeedsTlsOrAToken) {
   const std::string script = Write("t.js", "export default () => {};\n");
   testutil::RunResult run = Barrage({"--listen", "0.0.0.0:0", "--expect-agents", "1", script}, 30s);
