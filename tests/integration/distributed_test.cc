@@ -158,7 +158,8 @@ TEST_F(DistributedTest, AbortOnFailOnMergedDataStopsEveryAgent) {
   EXPECT_THAT(run.stderr_text, HasSubstr("stopping test prematurely"));
   // Evaluated every 2 s; both agents stop within two intervals of that.
   EXPECT_LT(seconds, 15) << run.stderr_text;
-  for (const auto& a : Export(export_path)["agents"]) EXPECT_EQ(a["state"], "done");
+  const nlohmann::json summary = Export(export_path);
+  for (const auto& a : summary["agents"]) EXPECT_EQ(a["state"], "done");
 }
 
 TEST_F(DistributedTest, AKilledAgentEndsTheRunWithItsCodeAndThePartialResult) {
