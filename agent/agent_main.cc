@@ -109,6 +109,12 @@ int main(int argc, char** argv) {
       barrage::Log(barrage::Severity::kError, st.message());
       return 3;
     }
+    if (st.code() == absl::StatusCode::kResourceExhausted) {  // not needed now (full, or over)
+      barrage::Log(barrage::Severity::kWarning, st.message());
+      if (once) return 3;
+      absl::SleepFor(absl::Seconds(2));
+      continue;
+    }
     const bool lost = st.message().find("lost the controller") != std::string::npos;
     if (lost) {
       barrage::Log(barrage::Severity::kError, st.message());

@@ -601,6 +601,11 @@ void Engine::AddArrivalVu(ScenarioRun& run) {
     absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
     if (!rt.ok()) {
       barrage::Log(Severity::kError, absl::StrCat("VU ", vu->id(), " init: ", rt.status().message()));
+      // A VU without a runtime must never run an iteration: out of the
+      // scenario, and not counted as initialised.
+      std::lock_guard<std::mutex> lock(mu_);
+      run.vus.erase(std::find(run.vus.begin(), run.vus.end(), vu));
+      vus_max_--;
     } else {
       vu->set_runtime(*std::move(rt));
       std::lock_guard<std::mutex> lock(run.pool_mu);
@@ -627,8 +632,12 @@ void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>
     if (stopped_) break;
     if (!run.share.iterations_striping.Owns(run.share.iterations_index, k)) continue;
     const absl::Time due = run.start + offset;
-    const absl::Duration wait = due - absl::Now();
-    if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    if (due > absl::Now()) {
+      // Waits on the engine's condition so that Stop() wakes it at once,
+      // however far away the next arrival is.
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_until(lock, absl::ToChronoTime(due), [&] { return stopped_.load(); });
+    }
     if (stopped_) break;
     Vu* vu = nullptr;
     {

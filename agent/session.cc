@@ -40,7 +40,7 @@ class Session {
  private:
   bool Send(const AgentMessage& m) {
     std::lock_guard<std::mutex> lock(write_mu_);
-    return stream_ != nullptr && stream_->Write(m);
+    return stream_ != nullptr && !closed_ && stream_->Write(m);
   }
   void SendFailure(v1::Failure::Kind kind, const std::string& message) {
     AgentMessage m;
@@ -65,6 +65,7 @@ class Session {
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<AgentMessage, ControllerMessage>> stream_;
   std::mutex write_mu_;
+  bool closed_ = false;  // WritesDone was called; guarded by write_mu_
   std::unique_ptr<Engine> engine_;
   Options test_options_;
   absl::Duration interval_ = absl::Seconds(1);
@@ -96,10 +97,17 @@ absl::Status Session::Run() {
         barrage::Log(options_.forward_logs ? Severity::kInfo : Severity::kDebug,
                      absl::StrCat("joined the controller as ", options_.name));
         break;
-      case ControllerMessage::kReject:
-        stream_->WritesDone();
+      case ControllerMessage::kReject: {
+        {
+          std::lock_guard<std::mutex> lock(write_mu_);
+          closed_ = true;
+          stream_->WritesDone();
+        }
         (void)stream_->Finish();
-        return absl::PermissionDeniedError(absl::StrCat("the controller refused this agent: ", m.reject().reason()));
+        const std::string why = absl::StrCat("the controller refused this agent: ", m.reject().reason());
+        if (m.reject().retryable()) return absl::ResourceExhaustedError(why);
+        return absl::PermissionDeniedError(why);
+      }
       case ControllerMessage::kArchiveChunk:
         if (archive_too_big) break;
         if (archive.size() + m.archive_chunk().data().size() > options_.max_archive_bytes) {
@@ -145,10 +153,12 @@ absl::Status Session::Run() {
         StopRun(m.stop().reason());
         break;
       case ControllerMessage::kEnd: {
+        StopRun("the controller ended the test");
         if (runner_.joinable()) runner_.join();
         SetLogForwarder(nullptr);
         {
           std::lock_guard<std::mutex> lock(write_mu_);
+          closed_ = true;
           stream_->WritesDone();
         }
         grpc::Status st = stream_->Finish();
@@ -162,6 +172,10 @@ absl::Status Session::Run() {
   }
   // The controller went away: no load without it.
   SetLogForwarder(nullptr);
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    closed_ = true;
+  }
   StopRun("the controller is gone");
   if (runner_.joinable()) runner_.join();
   grpc::Status st = stream_->Finish();

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <mutex>
+#include <shared_mutex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -33,11 +34,17 @@ LogForwarder& Forwarder() {
   static LogForwarder forwarder;
   return forwarder;
 }
+// Held shared while a forwarder runs, exclusively to change it: once
+// SetLogForwarder(nullptr) returns, no call of the old one is in progress.
+std::shared_mutex& ForwarderMutex() {
+  static std::shared_mutex mu;
+  return mu;
+}
 
 }  // namespace
 
 void SetLogForwarder(LogForwarder forwarder) {
-  std::lock_guard<std::mutex> lock(LogMutex());
+  std::unique_lock<std::shared_mutex> lock(ForwarderMutex());
   Forwarder() = std::move(forwarder);
 }
 
@@ -50,11 +57,9 @@ void ConfigureLog(const LogOptions& options) {
 void Log(Severity severity, absl::string_view message,
          const std::vector<std::pair<std::string, std::string>>& fields) {
   LogOptions options;
-  LogForwarder forwarder;
   {
     std::lock_guard<std::mutex> lock(LogMutex());
     options = Options();
-    forwarder = Forwarder();
   }
   if (severity == Severity::kDebug && !options.verbose) return;
   std::string line;
@@ -82,7 +87,8 @@ void Log(Severity severity, absl::string_view message,
     fwrite(line.data(), 1, line.size(), stderr);
     fflush(stderr);
   }
-  if (forwarder) forwarder(severity, message, fields);
+  std::shared_lock<std::shared_mutex> forwarding(ForwarderMutex());
+  if (Forwarder()) Forwarder()(severity, message, fields);
 }
 
 }  // namespace barrage

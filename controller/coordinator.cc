@@ -73,9 +73,19 @@ grpc::Status Coordinator::Session(grpc::ServerContext* context,
   Agent* agent;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (static_cast<int>(agents_.size()) >= config_.expected_agents || ended_) {
+    int live = 0;
+    for (const auto& other : agents_) live += other->state != Agent::State::kLost ? 1 : 0;
+    if (ended_ || assigned_ || live >= config_.expected_agents) {
+      const std::string why = ended_ ? "the test has ended"
+                                     : absl::StrCat("the test already has its ", config_.expected_agents, " agents");
       lock.unlock();
-      return reject(absl::StrCat("the test already has its ", config_.expected_agents, " agents"));
+      // Not the agent's fault: a long-running agent waits for the next test.
+      barrage::Log(Severity::kWarning, absl::StrCat("turned away agent '", hello.name(), "': ", why));
+      ControllerMessage r;
+      r.mutable_reject()->set_reason(why);
+      r.mutable_reject()->set_retryable(true);
+      stream->Write(r);
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why);
     }
     auto owned = std::make_unique<Agent>();
     owned->name = hello.name().empty() ? absl::StrCat("agent-", agents_.size() + 1) : hello.name();
@@ -171,11 +181,15 @@ grpc::Status Coordinator::Session(grpc::ServerContext* context,
 
 absl::Status Coordinator::WaitForAgents(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  const bool all = cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] {
-    return static_cast<int>(agents_.size()) >= config_.expected_agents;
-  });
+  auto live = [&] {
+    int n = 0;
+    for (const auto& a : agents_) n += a->state != Agent::State::kLost ? 1 : 0;
+    return n;
+  };
+  const bool all = cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                                [&] { return live() >= config_.expected_agents; });
   if (!all) {
-    return absl::DeadlineExceededError(absl::StrCat("only ", agents_.size(), " of ", config_.expected_agents,
+    return absl::DeadlineExceededError(absl::StrCat("only ", live(), " of ", config_.expected_agents,
                                                     " agents joined within ", absl::FormatDuration(timeout)));
   }
   return absl::OkStatus();
@@ -185,8 +199,16 @@ absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
   *script_error = false;
   std::vector<Agent*> agents;
   {
+    // Agents lost while others were joining have no part in the split.
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& a : agents_) agents.push_back(a.get());
+    assigned_ = true;
+    for (auto& a : agents_) {
+      if (a->state == Agent::State::kJoined) agents.push_back(a.get());
+    }
+  }
+  if (static_cast<int>(agents.size()) < config_.expected_agents) {
+    return absl::UnavailableError(absl::StrCat("only ", agents.size(), " of ", config_.expected_agents,
+                                               " agents are still connected"));
   }
   // The split: one segment per agent, as long as its capacity says (whole
   // units; the sequence's rationals stay small).
@@ -213,6 +235,9 @@ absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       a.segment = segment;
+      if (a.state != Agent::State::kJoined) {
+        return absl::UnavailableError(absl::StrCat("agent ", a.name, " was lost while getting ready"));
+      }
       a.state = Agent::State::kAssigned;
     }
     for (size_t at = 0; at < config_.archive.size(); at += config_.archive_chunk_bytes) {

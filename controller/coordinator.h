@@ -119,6 +119,7 @@ class Coordinator final : public v1::Control::Service {
   std::optional<std::string> abort_reason_;
   bool test_failed_ = false;
   bool ended_ = false;
+  bool assigned_ = false;  // the split is made: late agents are turned away
   metrics::MetricStore total_;
   std::vector<std::string> exports_;
 };

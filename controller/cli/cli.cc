@@ -117,8 +117,15 @@ class LocalAgentProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    // A process group of its own: a terminal's Ctrl-C reaches the controller
+    // only, which then stops the agents gracefully over the session.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid = 0;
-    const int err = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+    const int err = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     if (err != 0) return absl::InternalError(absl::StrCat("cannot start ", path, ": ", strerror(err)));
     auto out = std::make_unique<LocalAgentProcess>();
@@ -580,6 +587,9 @@ int RunCommand(const RunFlags& command_line) {
   if (flags.agents > 0 && flags.listen) {
     return ConfigError("--agents and --listen: choose one (--agents starts local agents, --listen waits for remote ones)");
   }
+  if (flags.agents > 0 && (flags.tls_cert || flags.tls_key || flags.tls_ca)) {
+    return ConfigError("--agents runs its agents on loopback without TLS; --tls-cert/--tls-key/--tls-ca are for --listen");
+  }
   if (flags.agents > 0) {
     plan = {flags.agents, false, "127.0.0.1:0"};
   } else if (flags.listen) {
@@ -720,10 +730,26 @@ int RunCommand(const RunFlags& command_line) {
 
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  if (absl::Status st = coordinator.WaitForAgents(agent_timeout); !st.ok()) {
-    barrage::Log(Severity::kError, st.message());
-    shutdown();
-    return kExitAgentLost;
+  {
+    // In slices, so that Ctrl-C while waiting ends the run at once.
+    const absl::Time give_up = absl::Now() + agent_timeout;
+    absl::Status st;
+    for (;;) {
+      const absl::Duration left = give_up - absl::Now();
+      st = coordinator.WaitForAgents(std::max(absl::ZeroDuration(), std::min(left, absl::Milliseconds(200))));
+      if (st.ok() || left <= absl::ZeroDuration()) break;
+      if (g_signals > 0) {
+        barrage::Log(Severity::kWarning, "stopped while waiting for agents");
+        shutdown();
+        return kExitExternalAbort;
+      }
+    }
+    if (!st.ok()) {
+      barrage::Log(Severity::kError, absl::StrCat(std::string(st.message()).substr(0, st.message().rfind(" within ")),
+                                                  " within ", FormatGoDuration(agent_timeout)));
+      shutdown();
+      return kExitAgentLost;
+    }
   }
   if (!flags.quiet) PrintBanner(flags.script, scenarios, prepared.tuple, plan.embedded ? 0 : plan.count);
   {
@@ -733,8 +759,11 @@ int RunCommand(const RunFlags& command_line) {
     if (!st.ok()) {
       barrage::Log(Severity::kError, st.message());
       shutdown();
-      return script_error ? kExitScriptException : st.code() == absl::StatusCode::kUnavailable ? kExitAgentLost
-                                                                                                : kExitInvalidConfig;
+      if (script_error) return kExitScriptException;
+      if (st.code() == absl::StatusCode::kUnavailable || st.code() == absl::StatusCode::kDeadlineExceeded) {
+        return kExitAgentLost;
+      }
+      return kExitInvalidConfig;
     }
     const double secs = absl::ToDoubleSeconds(absl::Now() - init_start);
     const int64_t vus = coordinator.PlannedVus();
@@ -750,7 +779,11 @@ int RunCommand(const RunFlags& command_line) {
   if (coordinator.Exports("setup") && !options.no_setup.value_or(false)) {
     absl::StatusOr<v1::LifecycleResult> r = coordinator.RunLifecycle("setup", std::nullopt, options.SetupTimeout());
     if (!r.ok() || !r->ok()) {
-      barrage::Log(Severity::kError, r.ok() ? r->error() : std::string(r.status().message()), {{"hint", "script exception"}});
+      if (r.ok() && !r->timed_out()) {
+        barrage::Log(Severity::kError, r->error(), {{"hint", "script exception"}});
+      } else {
+        barrage::Log(Severity::kError, r.ok() ? r->error() : std::string(r.status().message()));
+      }
       exit_code = !r.ok() ? kExitAgentLost : r->timed_out() ? kExitSetupTimeout : kExitScriptException;
       if (r.ok() && !r->abort_reason().empty()) exit_code = kExitScriptAborted;
       setup_failed = true;
@@ -770,16 +803,40 @@ int RunCommand(const RunFlags& command_line) {
     coordinator.Start(setup_data, start_at);
     if (plan.embedded) test_start = start_at;
     bool vus_sampled = false;
+    // Bounded even when an agent never finishes (a script stuck in a busy
+    // loop cannot be interrupted): past the planned end plus a margin the
+    // agents are stopped, and past gracefulStop plus a margin after that,
+    // the ones still running are given up on.
+    absl::Duration longest_graceful_stop;
+    for (const Scenario& sc : scenarios) longest_graceful_stop = std::max(longest_graceful_stop, sc.graceful_stop);
+    const absl::Time planned_end = start_at + TotalDuration(scenarios) + absl::Seconds(30);
+    absl::Time stop_sent = absl::InfiniteFuture();
     absl::Time last_progress = absl::Now(), last_eval = absl::Now(), last_vus = absl::Now();
     int handled_signals = 0;
     bool stopping = false;
     while (!coordinator.AllDone()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       const absl::Time now = absl::Now();
+      if (now > planned_end && !stopping) {
+        barrage::Log(Severity::kWarning, "the test ran past its planned end; stopping the agents");
+        stopping = true;
+        coordinator.Stop("the test ran past its planned end");
+      }
+      if (stopping && stop_sent == absl::InfiniteFuture()) stop_sent = now;
+      if (now - stop_sent > longest_graceful_stop + absl::Seconds(30)) {
+        for (const controller::AgentSummary& a : coordinator.Agents()) {
+          if (a.state == "running") {
+            barrage::Log(Severity::kError, absl::StrCat("agent ", a.name, " did not finish after being stopped; giving up on it"));
+          }
+        }
+        agent_lost = true;
+        break;
+      }
       if (g_signals > handled_signals) {
         handled_signals = g_signals;
         barrage::Log(Severity::kWarning, "Stopping the test run gracefully (press Ctrl+C again to abort at once)");
         coordinator.Stop("stopped by the user");
+        stopping = true;
         exit_code = kExitExternalAbort;
       }
       for (const std::string& lost : coordinator.TakeLost()) {
@@ -833,12 +890,21 @@ int RunCommand(const RunFlags& command_line) {
     if (coordinator.Exports("teardown") && !options.no_teardown.value_or(false)) {
       absl::StatusOr<v1::LifecycleResult> r = coordinator.RunLifecycle("teardown", setup_data, options.TeardownTimeout());
       if (!r.ok() || !r->ok()) {
-        barrage::Log(Severity::kError, r.ok() ? r->error() : std::string(r.status().message()), {{"hint", "script exception"}});
+        if (r.ok() && !r->timed_out()) {
+          barrage::Log(Severity::kError, r->error(), {{"hint", "script exception"}});
+        } else {
+          barrage::Log(Severity::kError, r.ok() ? r->error() : std::string(r.status().message()));
+        }
         if (exit_code == kExitOk) {
           exit_code = !r.ok() ? kExitAgentLost : r->timed_out() ? kExitTeardownTimeout : kExitScriptException;
+          if (r.ok() && !r->abort_reason().empty()) exit_code = kExitScriptAborted;
         }
       }
     }
+  }
+  for (const std::string& lost : coordinator.TakeLost()) {
+    barrage::Log(Severity::kError, absl::StrCat("agent ", lost, " was lost"));
+    agent_lost = true;
   }
   const absl::Duration test_duration = absl::Now() - test_start;
   const controller::RunProgress final_progress = coordinator.Progress();

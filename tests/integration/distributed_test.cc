@@ -221,6 +221,45 @@ TEST_F(DistributedTest, CtrlCStopsEveryAgentGracefully) {
   EXPECT_EQ(a2->Wait(10s), 0);
 }
 
+TEST_F(DistributedTest, CtrlCWhileWaitingForAgentsEndsAtOnce) {
+  const std::string script = Write("t.js", Script("{ iterations: 1 }"));
+  const std::string address = StartController({"-e", "TARGET=" + address_, script}, 2);
+  ASSERT_FALSE(address.empty());
+  controller_->Signal(SIGINT);
+  EXPECT_EQ(controller_->Wait(5s), 105) << controller_->stderr_text();
+  EXPECT_THAT(controller_->stderr_text(), HasSubstr("stopped while waiting for agents"));
+}
+
+TEST_F(DistributedTest, AnAgentTheTestDoesNotNeedIsTurnedAwayAsRetryable) {
+  const std::string script = Write("long.js", Script(
+      "{ scenarios: { steady: { executor: 'constant-vus', vus: 1, duration: '3s' } } }"));
+  const std::string address = StartController({"-e", "TARGET=" + address_, script}, 1);
+  ASSERT_FALSE(address.empty());
+  auto a1 = StartAgent(address, "a-1");
+  ASSERT_TRUE(controller_->WaitForLine("agent a-1 joined", 20s).ok()) << controller_->stderr_text();
+  auto extra = StartAgent(address, "extra");
+  EXPECT_EQ(extra->Wait(10s), 3);  // --once: nothing to wait for
+  EXPECT_THAT(extra->stderr_text(), HasSubstr("the controller refused this agent: the test already has its 1 agents"));
+  EXPECT_EQ(controller_->Wait(30s), 0) << controller_->stderr_text();
+  EXPECT_EQ(a1->Wait(10s), 0);
+}
+
+TEST_F(DistributedTest, StopWakesAnArrivalRateDispatcherWaitingForItsNextStart) {
+  // One iteration a minute: the dispatcher waits ~60 s for the second one;
+  // Ctrl-C must end the run at once, not at the next arrival.
+  const std::string script = Write("slow.js", R"(
+export const options = { scenarios: { slow: { executor: 'constant-arrival-rate', rate: 1, timeUnit: '1m',
+  duration: '10m', preAllocatedVUs: 1 } } };
+export default () => {};
+)");
+  controller_ = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), {"run", script});
+  ASSERT_TRUE(controller_->WaitForLine("running \\(", 30s).ok()) << controller_->stderr_text();
+  const auto stopped_at = std::chrono::steady_clock::now();
+  controller_->Signal(SIGINT);
+  EXPECT_EQ(controller_->Wait(20s), 105) << controller_->stderr_text();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count(), 5);
+}
+
 TEST_F(DistributedTest, AKilledControllerStopsEveryAgentsLoad) {
   const std::string script = Write("long.js", Script(
       "{ scenarios: { steady: { executor: 'constant-vus', vus: 2, duration: '60s', gracefulStop: '2s' } } }"));
