@@ -20,7 +20,7 @@ BUILD_PKGS=(
 )
 # Peers for benchmarks and servers for integration tests.
 TEST_PKGS=(
-  nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2 jq time openssl
+  nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2 jq time openssl curl
 )
 
 want=()

@@ -34,6 +34,7 @@
 #include "common/archive.h"
 #include "common/config_file.h"
 #include "controller/coordinator.h"
+#include "controller/prometheus_exporter.h"
 #include "agent/js/transform.h"
 #include "common/duration.h"
 #include "common/execution_segment.h"
@@ -96,6 +97,10 @@ struct RunFlags {
   std::optional<std::string> tls_key;
   std::optional<std::string> tls_ca;
   bool insecure = false;
+  // Observability.
+  std::optional<std::string> prometheus;
+  std::vector<std::string> prometheus_labels;
+  std::optional<std::string> linger;
 };
 
 // A local barrage-agent process (--agents N). Hand-written over
@@ -634,6 +639,18 @@ int RunCommand(const RunFlags& command_line) {
   // 3. The archive every agent runs from, and the control plane.
   controller::CoordinatorConfig cc;
   cc.archive = WriteArchive(MakeArchive(prepared));
+  // The run's phase and threshold state, for the Prometheus endpoint.
+  std::atomic<int> phase{0};  // index into kPhases
+  static constexpr const char* kPhases[] = {"init", "setup", "running", "teardown", "done"};
+  std::atomic<bool> thresholds_passing{true};
+  absl::Duration linger;
+  if (flags.linger) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*flags.linger);
+    if (!d.ok() || *d < absl::ZeroDuration()) {
+      return ConfigError(absl::StrCat("--linger: expected a duration like 30s, got '", *flags.linger, "'"));
+    }
+    linger = *d;
+  }
   cc.options_json = OptionsToJson(options, scenarios);
   cc.env = prepared.env;
   cc.expected_agents = plan.count;
@@ -652,6 +669,26 @@ int RunCommand(const RunFlags& command_line) {
     cc.fixed_sequence = options.execution_segment_sequence.value_or("");
   }
   controller::Coordinator coordinator(cc);
+  std::unique_ptr<controller::PrometheusExporter> exporter;
+  if (flags.prometheus) {
+    controller::ExporterConfig ec;
+    ec.address = *flags.prometheus;
+    ec.extra_labels = flags.prometheus_labels;
+    absl::StatusOr<std::unique_ptr<controller::PrometheusExporter>> started = controller::PrometheusExporter::Start(
+        ec, [&coordinator](const std::function<void(metrics::MetricStore&)>& fn) { coordinator.WithMetrics(fn); },
+        [&coordinator, &phase, &thresholds_passing] {
+          controller::RunState st;
+          st.agents_connected = coordinator.Progress().agents;
+          st.phase = kPhases[phase.load()];
+          st.thresholds_passing = thresholds_passing.load();
+          return st;
+        });
+    if (!started.ok()) return ConfigError(std::string(started.status().message()));
+    exporter = *std::move(started);
+    barrage::Log(Severity::kInfo, absl::StrCat("Prometheus metrics on http://", exporter->address(), "/metrics"));
+  } else if (!flags.prometheus_labels.empty() || flags.linger) {
+    return ConfigError("--prometheus-label and --linger: only with --prometheus ADDR");
+  }
   grpc::ServerBuilder builder;
   int port = 0;
   if (!plan.embedded) {
@@ -777,6 +814,7 @@ int RunCommand(const RunFlags& command_line) {
   std::optional<std::string> setup_data;
   bool setup_failed = false;
   if (coordinator.Exports("setup") && !options.no_setup.value_or(false)) {
+    phase = 1;
     absl::StatusOr<v1::LifecycleResult> r = coordinator.RunLifecycle("setup", std::nullopt, options.SetupTimeout());
     if (!r.ok() || !r->ok()) {
       if (r.ok() && !r->timed_out()) {
@@ -801,6 +839,7 @@ int RunCommand(const RunFlags& command_line) {
     // Remote agents get a moment to receive the start before it is due.
     const absl::Time start_at = absl::Now() + (plan.embedded ? absl::ZeroDuration() : absl::Milliseconds(500));
     coordinator.Start(setup_data, start_at);
+    phase = 2;
     if (plan.embedded) test_start = start_at;
     bool vus_sampled = false;
     // Bounded even when an agent never finishes (a script stuck in a busy
@@ -866,6 +905,7 @@ int RunCommand(const RunFlags& command_line) {
         last_eval = now;
         controller::ThresholdEvaluator::Result r;
         coordinator.WithMetrics([&](metrics::MetricStore& total) { r = thresholds.Evaluate(total, now - test_start, false); });
+        thresholds_passing = r.failed_metrics.empty();
         if (r.abort && !threshold_abort) {
           threshold_abort = true;
           barrage::Log(Severity::kError, absl::StrCat("thresholds on metrics '", absl::StrJoin(r.failed_metrics, ", "),
@@ -888,6 +928,7 @@ int RunCommand(const RunFlags& command_line) {
       agent_lost = true;
     }
     if (coordinator.Exports("teardown") && !options.no_teardown.value_or(false)) {
+      phase = 3;
       absl::StatusOr<v1::LifecycleResult> r = coordinator.RunLifecycle("teardown", setup_data, options.TeardownTimeout());
       if (!r.ok() || !r->ok()) {
         if (r.ok() && !r->timed_out()) {
@@ -929,6 +970,8 @@ int RunCommand(const RunFlags& command_line) {
     if (exit_code == kExitOk) exit_code = kExitThresholdsFailed;
   }
   if (coordinator.test_failed() && exit_code == kExitOk) exit_code = kExitTestFailed;
+  thresholds_passing = final_eval.failed_metrics.empty();
+  phase = 4;
   if (!flags.no_summary) {
     controller::SummaryInput in;
     in.store = &total;
@@ -959,6 +1002,13 @@ int RunCommand(const RunFlags& command_line) {
         barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", *flags.summary_export));
       }
     }
+  }
+  if (exporter != nullptr && linger > absl::ZeroDuration()) {
+    // The last scrapes see the final numbers; Ctrl-C ends the wait.
+    barrage::Log(Severity::kInfo, absl::StrCat("serving the final metrics for ", FormatGoDuration(linger)));
+    const absl::Time until = absl::Now() + linger;
+    const int signals = g_signals;
+    while (absl::Now() < until && g_signals == signals) absl::SleepFor(absl::Milliseconds(100));
   }
   return exit_code;
 }
@@ -1010,6 +1060,10 @@ int Main(int argc, char** argv) {
   run->add_option("--tls-key", f.tls_key, "TLS key (PEM) for the control plane");
   run->add_option("--tls-ca", f.tls_ca, "CA (PEM) that agents' client certificates must chain to (mutual TLS)");
   run->add_flag("--insecure", f.insecure, "allow listening beyond loopback without TLS or a token");
+  run->add_option("--prometheus", f.prometheus, "serve the merged metrics for Prometheus at http://ADDR/metrics");
+  run->add_option("--prometheus-label", f.prometheus_labels,
+                  "a tag to export as a Prometheus label besides method, status, scenario, group, name, check (repeatable)");
+  run->add_option("--linger", f.linger, "with --prometheus: keep serving the final metrics this long after the test");
   // `inspect` reads the same options as `run` and prints them resolved.
   CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");
   for (CLI::App* cmd : {run, inspect}) {
