@@ -127,6 +127,9 @@ grpc::Status Coordinator::Session(grpc::ServerContext* context,
         break;
       case AgentMessage::kMetrics: {
         absl::Status st = metrics::MergeFromProto(m.metrics(), total_, config_.limits, absl::StrCat("agent ", agent->name));
+        if (st.ok() && keep_intervals_) {
+          st = metrics::MergeFromProto(m.metrics(), interval_, config_.limits, absl::StrCat("agent ", agent->name));
+        }
         if (!st.ok()) {
           lock.unlock();
           barrage::Log(Severity::kError, st.message());
@@ -418,6 +421,18 @@ std::vector<AgentSummary> Coordinator::Agents() const {
                    kStates[static_cast<int>(a->state)], a->segment});
   }
   return out;
+}
+
+void Coordinator::KeepIntervals() {
+  std::lock_guard<std::mutex> lock(mu_);
+  keep_intervals_ = true;
+}
+
+void Coordinator::TakeInterval(metrics::MetricStore& into) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, def] : interval_.defs()) (void)into.Define(def);
+  (void)into.Merge(interval_);
+  interval_.Clear();
 }
 
 void Coordinator::WithMetrics(const std::function<void(metrics::MetricStore&)>& fn) {

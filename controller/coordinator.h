@@ -105,6 +105,10 @@ class Coordinator final : public v1::Control::Service {
 
   // The merged metrics so far; fn runs under the coordinator's lock.
   void WithMetrics(const std::function<void(metrics::MetricStore&)>& fn);
+  // The deltas merged since the last call (for --out), moved into `into`.
+  // Only kept once KeepIntervals() was called.
+  void KeepIntervals();
+  void TakeInterval(metrics::MetricStore& into);
 
  private:
   struct Agent;
@@ -121,6 +125,8 @@ class Coordinator final : public v1::Control::Service {
   bool ended_ = false;
   bool assigned_ = false;  // the split is made: late agents are turned away
   metrics::MetricStore total_;
+  bool keep_intervals_ = false;
+  metrics::MetricStore interval_;
   std::vector<std::string> exports_;
 };
 

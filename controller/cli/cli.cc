@@ -34,6 +34,7 @@
 #include "common/archive.h"
 #include "common/config_file.h"
 #include "controller/coordinator.h"
+#include "controller/outputs.h"
 #include "controller/prometheus_exporter.h"
 #include "agent/js/transform.h"
 #include "common/duration.h"
@@ -101,6 +102,7 @@ struct RunFlags {
   std::optional<std::string> prometheus;
   std::vector<std::string> prometheus_labels;
   std::optional<std::string> linger;
+  std::vector<std::string> outs;  // --out json=FILE / csv=FILE
 };
 
 // A local barrage-agent process (--agents N). Hand-written over
@@ -689,6 +691,26 @@ int RunCommand(const RunFlags& command_line) {
   } else if (!flags.prometheus_labels.empty() || flags.linger) {
     return ConfigError("--prometheus-label and --linger: only with --prometheus ADDR");
   }
+  std::vector<std::unique_ptr<controller::Output>> outputs;
+  for (const std::string& spec : flags.outs) {
+    absl::StatusOr<std::unique_ptr<controller::Output>> out = controller::Output::Open(spec);
+    if (!out.ok()) return ConfigError(std::string(out.status().message()));
+    outputs.push_back(*std::move(out));
+  }
+  if (!outputs.empty()) coordinator.KeepIntervals();
+  // Points of the interval that just ended, to every --out.
+  metrics::MetricStore controller_samples;  // the vus gauges, sampled here
+  auto write_outputs = [&](absl::Time at) {
+    if (outputs.empty()) return;
+    metrics::MetricStore interval;
+    coordinator.TakeInterval(interval);
+    for (const auto& [name, def] : controller_samples.defs()) (void)interval.Define(def);
+    (void)interval.Merge(controller_samples);
+    controller_samples.Clear();
+    for (auto& out : outputs) {
+      if (absl::Status st = out->Write(interval, at); !st.ok()) barrage::Log(Severity::kError, st.message());
+    }
+  };
   grpc::ServerBuilder builder;
   int port = 0;
   if (!plan.embedded) {
@@ -900,6 +922,14 @@ int RunCommand(const RunFlags& command_line) {
           total.Add("vus", test_tags, static_cast<double>(progress.vus_active), absl::ToUnixNanos(now));
           total.Add("vus_max", test_tags, static_cast<double>(progress.vus_max), absl::ToUnixNanos(now));
         });
+        if (!outputs.empty()) {
+          for (const char* g : {"vus", "vus_max"}) {
+            (void)controller_samples.Define({g, metrics::MetricType::kGauge, metrics::ValueType::kDefault});
+          }
+          controller_samples.Add("vus", test_tags, static_cast<double>(progress.vus_active), absl::ToUnixNanos(now));
+          controller_samples.Add("vus_max", test_tags, static_cast<double>(progress.vus_max), absl::ToUnixNanos(now));
+        }
+        write_outputs(now);
       }
       if (now - last_eval >= absl::Seconds(2) && !thresholds.empty()) {
         last_eval = now;
@@ -946,6 +976,10 @@ int RunCommand(const RunFlags& command_line) {
   for (const std::string& lost : coordinator.TakeLost()) {
     barrage::Log(Severity::kError, absl::StrCat("agent ", lost, " was lost"));
     agent_lost = true;
+  }
+  write_outputs(absl::Now());
+  for (auto& out : outputs) {
+    if (absl::Status st = out->Close(); !st.ok()) barrage::Log(Severity::kError, st.message());
   }
   const absl::Duration test_duration = absl::Now() - test_start;
   const controller::RunProgress final_progress = coordinator.Progress();
@@ -1063,6 +1097,7 @@ int Main(int argc, char** argv) {
   run->add_option("--prometheus", f.prometheus, "serve the merged metrics for Prometheus at http://ADDR/metrics");
   run->add_option("--prometheus-label", f.prometheus_labels,
                   "a tag to export as a Prometheus label besides method, status, scenario, group, name, check (repeatable)");
+  run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)");
   run->add_option("--linger", f.linger, "with --prometheus: keep serving the final metrics this long after the test");
   // `inspect` reads the same options as `run` and prints them resolved.
   CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");

@@ -431,6 +431,61 @@ export default () => { if (exec.scenario.iterationInTest === 1) exec.test.fail('
   EXPECT_THAT(run.stdout_text, HasSubstr("3 complete and 0 interrupted iterations"));
 }
 
+TEST_F(RunTest, OutJsonAndCsvHoldPerIntervalPointsThatAddUpToTheSummary) {
+  const std::string script = Write("out.js", R"(
+import grpc from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = { scenarios: { s: { executor: 'constant-vus', vus: 2, duration: '3s' } } };
+let connected = false;
+export default () => {
+  if (!connected) { client.connect(__ENV.TARGET, { plaintext: true }); connected = true; }
+  check(client.invoke('hello.HelloService/SayHello', { greeting: 'out' }), { 'ok': (r) => r.status === grpc.StatusOK });
+};
+)");
+  const std::string json_path = dir_ + "/points.json", csv_path = dir_ + "/points.csv", export_path = dir_ + "/s.json";
+  testutil::RunResult run = Barrage({"-e", "TARGET=" + address_, "--out", "json=" + json_path, "--out", "csv=" + csv_path,
+                                     "--summary-export", export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  const int iterations = nlohmann::json::parse(std::ifstream(export_path))["metrics"]["iterations"]["count"].get<int>();
+  std::ifstream json(json_path);
+  std::set<std::string> described;
+  double json_iterations = 0;
+  int points = 0;
+  for (std::string line; std::getline(json, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    const std::string metric = j["metric"];
+    if (j["type"] == "Metric") {
+      EXPECT_EQ(j["data"]["name"], metric);
+      described.insert(metric);
+      continue;
+    }
+    ASSERT_EQ(j["type"], "Point");
+    EXPECT_TRUE(described.count(metric)) << metric << " has a point before its Metric line";
+    EXPECT_TRUE(j["data"]["time"].is_string());
+    ++points;
+    if (metric == "iterations") json_iterations += j["data"]["value"].get<double>();
+  }
+  EXPECT_GT(points, 10);
+  EXPECT_EQ(json_iterations, iterations);
+  std::ifstream csv(csv_path);
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("metric_name,timestamp,metric_value,check,", 0), 0u) << header;
+  double csv_iterations = 0;
+  for (std::string line; std::getline(csv, line);) {
+    if (line.rfind("iterations,", 0) == 0) csv_iterations += std::stod(line.substr(line.find(',', 11) + 1));
+  }
+  EXPECT_EQ(csv_iterations, iterations);
+  run = Barrage({"--out", "json=/nonexistent-dir/x.json", script});
+  EXPECT_EQ(run.exit_code, 104);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--out json: cannot write /nonexistent-dir/x.json"));
+  run = Barrage({"--out", "influxdb=http://x", script});
+  EXPECT_EQ(run.exit_code, 104);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--out: unknown output 'influxdb' (json=FILE or csv=FILE)"));
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
