@@ -195,9 +195,11 @@ std::vector<Vu*> Engine::AcquireVus(int64_t n, std::unique_lock<std::mutex>& loc
   return out;
 }
 
-absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(const std::string& fn,
-                                                                const std::optional<std::string>& data,
-                                                                absl::Duration timeout, bool want_result) {
+absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(
+    const std::string& fn, const std::optional<std::string>& data, absl::Duration timeout, bool want_result,
+    const std::pair<std::string, std::string>* summary_text) {
+  std::optional<std::pair<std::string, std::string>> texts;
+  if (summary_text != nullptr) texts = *summary_text;
   int64_t unset = 0;
   test_start_ns_.compare_exchange_strong(unset, absl::ToUnixNanos(absl::Now()));
   // A VU of its own (__VU 0), kept until the engine goes: on a timeout its
@@ -213,7 +215,7 @@ absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(const std::strin
     absl::StatusOr<std::optional<std::string>> result = std::optional<std::string>();
   };
   auto outcome = std::make_shared<Outcome>();
-  vu->Start([this, vu, fn, data, want_result, outcome] {
+  vu->Start([this, vu, fn, data, want_result, outcome, texts] {
     js::RuntimeConfig rc;
     rc.vu_id = 0;
     rc.env = config_.env;
@@ -229,6 +231,7 @@ absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(const std::strin
       metrics::TagSet tags = config_.test_tags;
       (*rt)->set_vu_tags(tags);
       (*rt)->set_group("::" + fn);
+      if (texts) (*rt)->SetSummaryText(texts->first, texts->second);
       absl::StatusOr<std::string> r = (*rt)->Call(fn, data, want_result);
       if (!r.ok()) {
         result = r.status();
@@ -259,6 +262,13 @@ absl::StatusOr<std::optional<std::string>> Engine::RunSetup(absl::Duration timeo
 
 absl::Status Engine::RunTeardown(const std::optional<std::string>& data, absl::Duration timeout) {
   return RunLifecycle("teardown", data, timeout, /*want_result=*/false).status();
+}
+
+absl::StatusOr<std::optional<std::string>> Engine::RunHandleSummary(const std::string& data, const std::string& text,
+                                                                    const std::string& text_color,
+                                                                    absl::Duration timeout) {
+  const std::pair<std::string, std::string> texts(text, text_color);
+  return RunLifecycle("handleSummary", data, timeout, /*want_result=*/true, &texts);
 }
 
 void Engine::EnterScenario(Vu& vu, ScenarioRun& run) {

@@ -72,6 +72,10 @@ class Engine : public VuOwner {
   absl::StatusOr<std::optional<std::string>> RunSetup(absl::Duration timeout);
   // teardown(data), likewise.
   absl::Status RunTeardown(const std::optional<std::string>& data, absl::Duration timeout);
+  // handleSummary(data) with the default summary texts for textSummary();
+  // its result as JSON (nullopt for undefined).
+  absl::StatusOr<std::optional<std::string>> RunHandleSummary(const std::string& data, const std::string& text,
+                                                             const std::string& text_color, absl::Duration timeout);
   bool HasExport(const std::string& name) const;
 
   // Runs every scenario to its end (gracefulStop included) or until Stop().
@@ -100,7 +104,8 @@ class Engine : public VuOwner {
  private:
   struct ScenarioRun;
   absl::StatusOr<std::optional<std::string>> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
-                                                          absl::Duration timeout, bool want_result);
+                                                          absl::Duration timeout, bool want_result,
+                                                          const std::pair<std::string, std::string>* summary_text = nullptr);
   // Makes n more VUs and waits for their init contexts; they join vus_.
   absl::StatusOr<std::vector<Vu*>> MakeVus(int64_t n);
   // Takes n VUs from the idle pool (making more if it runs short) for a

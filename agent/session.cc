@@ -250,6 +250,18 @@ void Session::HandleLifecycle(const v1::RunLifecycle& r) {
       result->set_error(std::string(data.status().message()));
       result->set_timed_out(data.status().code() == absl::StatusCode::kDeadlineExceeded);
     }
+  } else if (r.function() == "handleSummary") {
+    absl::StatusOr<std::optional<std::string>> out =
+        engine_->RunHandleSummary(r.data_json(), r.summary_text(), r.summary_text_color(), timeout);
+    result->set_ok(out.ok());
+    if (out.ok() && out->has_value()) {
+      result->set_has_data(true);
+      result->set_data_json(**out);
+    }
+    if (!out.ok()) {
+      result->set_error(std::string(out.status().message()));
+      result->set_timed_out(out.status().code() == absl::StatusCode::kDeadlineExceeded);
+    }
   } else {
     std::optional<std::string> data;
     if (r.has_data()) data = r.data_json();

@@ -407,7 +407,7 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
       "noConnectionReuse", "noVUConnectionReuse", "discardResponseBodies", "batch", "batchPerHost",
       "maxRedirects", "rps", "noCookiesReset", "cloud", "ext", "paused", "hosts", "dns", "blacklistIPs",
       "blockHostnames", "localIPs", "httpDebug", "tlsVersion", "tlsCipherSuites", "tlsAuth", "summaryMode",
-      "handleSummaryTimeout", "noUsageReport", "linger",
+      "noUsageReport", "linger",
       "consoleOutput", "discardResponseMessage", "minIterationDuration"};
   std::vector<std::string> unknown;
   for (auto it = root.begin(); it != root.end(); ++it) {
@@ -493,6 +493,8 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
       if (auto d = ReadDuration(v, w, p)) o.setup_timeout = *d;
     } else if (k == "teardownTimeout") {
       if (auto d = ReadDuration(v, w, p)) o.teardown_timeout = *d;
+    } else if (k == "handleSummaryTimeout") {
+      if (auto d = ReadDuration(v, w, p)) o.handle_summary_timeout = *d;
     } else if (k == "noSetup") {
       if (auto b = ReadBool(v, w, p)) o.no_setup = *b;
     } else if (k == "noTeardown") {
@@ -564,6 +566,7 @@ Options MergeOptions(const Options& lower, const Options& higher, std::vector<st
   BARRAGE_MERGE(summary_time_unit);
   BARRAGE_MERGE(setup_timeout);
   BARRAGE_MERGE(teardown_timeout);
+  BARRAGE_MERGE(handle_summary_timeout);
   BARRAGE_MERGE(no_setup);
   BARRAGE_MERGE(no_teardown);
   BARRAGE_MERGE(throw_errors);

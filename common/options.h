@@ -96,6 +96,7 @@ struct Options {
   std::optional<std::string> summary_time_unit;
   std::optional<absl::Duration> setup_timeout;
   std::optional<absl::Duration> teardown_timeout;
+  std::optional<absl::Duration> handle_summary_timeout;
   std::optional<bool> no_setup;
   std::optional<bool> no_teardown;
   std::optional<bool> throw_errors;  // `throw`
@@ -112,6 +113,7 @@ struct Options {
   std::vector<std::string> TrendStats() const;
   absl::Duration SetupTimeout() const { return setup_timeout.value_or(absl::Seconds(60)); }
   absl::Duration TeardownTimeout() const { return teardown_timeout.value_or(absl::Seconds(60)); }
+  absl::Duration HandleSummaryTimeout() const { return handle_summary_timeout.value_or(absl::Seconds(120)); }
 };
 
 // Parses a JSON object of options (the script's exports.options, a config

@@ -303,7 +303,8 @@ Coordinator::Agent* Coordinator::FirstLiveAgent() {
 
 absl::StatusOr<v1::LifecycleResult> Coordinator::RunLifecycle(const std::string& fn,
                                                               const std::optional<std::string>& data,
-                                                              absl::Duration timeout) {
+                                                              absl::Duration timeout, const std::string& summary_text,
+                                                              const std::string& summary_text_color) {
   Agent* agent;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -314,6 +315,8 @@ absl::StatusOr<v1::LifecycleResult> Coordinator::RunLifecycle(const std::string&
   ControllerMessage m;
   m.mutable_run_lifecycle()->set_function(fn);
   m.mutable_run_lifecycle()->set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+  m.mutable_run_lifecycle()->set_summary_text(summary_text);
+  m.mutable_run_lifecycle()->set_summary_text_color(summary_text_color);
   if (data) {
     m.mutable_run_lifecycle()->set_has_data(true);
     m.mutable_run_lifecycle()->set_data_json(*data);

@@ -86,7 +86,8 @@ class Coordinator final : public v1::Control::Service {
 
   // setup() or teardown() on one agent (the first one still there).
   absl::StatusOr<v1::LifecycleResult> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
-                                                   absl::Duration timeout);
+                                                   absl::Duration timeout, const std::string& summary_text = "",
+                                                   const std::string& summary_text_color = "");
   // Every agent starts its scenarios at `at`.
   void Start(const std::optional<std::string>& setup_data, absl::Time at);
   // Stops every agent's VUs (abort, abortOnFail, Ctrl-C, a lost agent).

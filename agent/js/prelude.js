@@ -179,6 +179,23 @@
   b.modules['k6'] = k6;
   b.modules['k6/timers'] = {};
 
+  // ---- textSummary (jslib k6-summary) ----------------------------------------
+  // handleSummary() gets the default summary rendered by the controller (the
+  // same text as without handleSummary); textSummary() hands it back, with
+  // colours if asked and each line prefixed by `indent`.
+  b.modules['k6-summary'] = {
+    textSummary: function (data, options) {
+      var o = options || {};
+      var texts = b.summaryText;
+      if (!texts) throw new Error('textSummary() is only available in handleSummary()');
+      var text = o.enableColors ? texts.color : texts.plain;
+      if (o.indent) {
+        text = text.split('\n').map(function (line) { return line.length ? o.indent + line : line; }).join('\n');
+      }
+      return text;
+    }
+  };
+
   // ---- module k6/metrics -----------------------------------------------------------
   var metricNameRe = /^[a-zA-Z_][a-zA-Z0-9_]{1,128}$/;
   function metricCtor(type) {

@@ -76,6 +76,8 @@ class Runtime {
   // exec.vu.tags: the script's live changes to the VU's tags.
   void SetVuTag(const std::string& key, std::string value);
   void DeleteVuTag(const std::string& key);
+  // handleSummary(): the default summary for textSummary().
+  void SetSummaryText(const std::string& plain, const std::string& color);
   // A scenario's `env`: laid over __ENV while the scenario runs; the
   // previous overlay's keys get their base values back (or go).
   void set_scenario_env(const std::map<std::string, std::string>& env);

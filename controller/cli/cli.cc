@@ -568,6 +568,49 @@ std::string SelfDir() {
   return ec ? std::string(".") : self.parent_path().string();
 }
 
+// handleSummary(data) on an agent (spec §3.6): its returned map goes to
+// stdout ("stdout"), stderr ("stderr") or files (any other key, a path).
+// False when it failed or returned something else than an object: the
+// default summary is printed then, as k6 does.
+bool HandleSummary(controller::Coordinator& coordinator, const controller::SummaryInput& in, const Options& options) {
+  const nlohmann::json data =
+      controller::BuildHandleSummaryData(in, isatty(STDOUT_FILENO) != 0, isatty(STDERR_FILENO) != 0);
+  controller::SummaryInput plain = in, color = in;
+  plain.color = false;
+  color.color = true;
+  absl::StatusOr<v1::LifecycleResult> r =
+      coordinator.RunLifecycle("handleSummary", data.dump(), options.HandleSummaryTimeout(),
+                               controller::RenderSummaryText(plain), controller::RenderSummaryText(color));
+  if (!r.ok() || !r->ok()) {
+    barrage::Log(Severity::kError,
+                 absl::StrCat("handleSummary() failed: ", r.ok() ? r->error() : std::string(r.status().message())),
+                 {{"hint", "the default summary follows"}});
+    return false;
+  }
+  nlohmann::json out = r->has_data() ? nlohmann::json::parse(r->data_json(), nullptr, false) : nlohmann::json();
+  if (!out.is_object()) {
+    barrage::Log(Severity::kError, absl::StrCat("handleSummary() must return an object of outputs, got ",
+                                                r->has_data() ? r->data_json() : std::string("undefined")));
+    return false;
+  }
+  for (const auto& [key, value] : out.items()) {
+    const std::string content = value.is_string() ? value.get<std::string>() : value.dump();
+    if (key == "stdout") {
+      fputs(content.c_str(), stdout);
+      fflush(stdout);
+    } else if (key == "stderr") {
+      fputs(content.c_str(), stderr);
+      fflush(stderr);
+    } else {
+      std::ofstream file(key, std::ios::binary | std::ios::trunc);
+      file << content;
+      file.close();
+      if (!file) barrage::Log(Severity::kError, absl::StrCat("handleSummary(): cannot write ", key));
+    }
+  }
+  return true;
+}
+
 int RunCommand(const RunFlags& command_line) {
   const bool tty = isatty(STDERR_FILENO) != 0;
   ConfigureLog({command_line.verbose, tty, tty && !command_line.no_color});
@@ -984,7 +1027,6 @@ int RunCommand(const RunFlags& command_line) {
   const absl::Duration test_duration = absl::Now() - test_start;
   const controller::RunProgress final_progress = coordinator.Progress();
   const std::vector<controller::AgentSummary> agents = coordinator.Agents();
-  shutdown();
   if (!flags.quiet) {
     fputs(absl::StrCat(ProgressLine(test_duration, final_progress, plan.embedded ? 0 : plan.count), "\n").c_str(), stdout);
   }
@@ -1015,9 +1057,16 @@ int RunCommand(const RunFlags& command_line) {
     in.test_run_duration = test_duration;
     in.setup_data_json = setup_data;
     in.color = isatty(STDOUT_FILENO) && !flags.no_color;
-    std::string text = controller::RenderSummaryText(in);
-    fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
-    fflush(stdout);
+    in.no_color = flags.no_color;
+    const std::string text = controller::RenderSummaryText(in);
+    bool summary_handled = false;
+    if (coordinator.Exports("handleSummary")) {
+      summary_handled = HandleSummary(coordinator, in, options);
+    }
+    if (!summary_handled) {
+      fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
+      fflush(stdout);
+    }
     if (flags.summary_export) {
       nlohmann::json exported = nlohmann::json::parse(controller::RenderSummaryExport(in));
       if (!plan.embedded) {
@@ -1037,6 +1086,7 @@ int RunCommand(const RunFlags& command_line) {
       }
     }
   }
+  shutdown();
   if (exporter != nullptr && linger > absl::ZeroDuration()) {
     // The last scrapes see the final numbers; Ctrl-C ends the wait.
     barrage::Log(Severity::kInfo, absl::StrCat("serving the final metrics for ", FormatGoDuration(linger)));

@@ -486,6 +486,50 @@ export default () => {
   EXPECT_THAT(run.stderr_text, HasSubstr("--out: unknown output 'influxdb' (json=FILE or csv=FILE)"));
 }
 
+TEST_F(RunTest, HandleSummaryWritesItsOutputsAndTextSummaryIsBuiltIn) {
+  const std::string out_file = dir_ + "/custom.json";
+  const std::string script = Write("hs.js", R"(
+import { textSummary } from 'https://jslib.k6.io/k6-summary/0.0.2/index.js';
+export const options = { iterations: 4, thresholds: { iterations: ['count==4'] } };
+export default () => {};
+export function handleSummary(data) {
+  const out = { stdout: 'CUSTOM SUMMARY\n' + textSummary(data, { indent: '> ', enableColors: false }) };
+  out[__ENV.OUT] = JSON.stringify({ iterations: data.metrics.iterations.values.count,
+                                    passed: data.metrics.iterations.thresholds['count==4'].ok,
+                                    stdoutTTY: data.state.isStdOutTTY });
+  return out;
+}
+)");
+  for (const std::string mode : {"embedded", "agents"}) {
+    std::vector<std::string> args = {"-q", "-e", "OUT=" + out_file, script};
+    if (mode == "agents") args.insert(args.begin(), {"--agents", "2"});
+    std::filesystem::remove(out_file);
+    testutil::RunResult run = Barrage(args);
+    ASSERT_EQ(run.exit_code, 0) << mode << run.stderr_text;
+    EXPECT_THAT(run.stdout_text, HasSubstr("CUSTOM SUMMARY\n")) << mode;
+    EXPECT_THAT(run.stdout_text, HasSubstr(">   █ TOTAL RESULTS")) << mode;
+    EXPECT_EQ(run.stdout_text.find("\n  █ TOTAL RESULTS"), std::string::npos) << "the default summary is replaced";
+    nlohmann::json written = nlohmann::json::parse(std::ifstream(out_file));
+    EXPECT_EQ(written["iterations"], 4) << mode;
+    EXPECT_EQ(written["passed"], true) << mode;
+    EXPECT_EQ(written["stdoutTTY"], false) << mode;
+  }
+}
+
+TEST_F(RunTest, AFailingHandleSummaryFallsBackToTheDefaultSummary) {
+  testutil::RunResult run = Barrage({"-q", Write("hs1.js", "export default () => {};\n"
+                                                           "export function handleSummary() { throw new Error('boom'); }\n")});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_THAT(run.stderr_text, HasSubstr("handleSummary() failed: Error: boom"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("TOTAL RESULTS"));
+  run = Barrage({"-q", Write("hs2.js", "export default () => {};\nexport function handleSummary() { return 5; }\n")});
+  EXPECT_THAT(run.stderr_text, HasSubstr("handleSummary() must return an object of outputs, got 5"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("TOTAL RESULTS"));
+  run = Barrage({"-q", Write("hs3.js", "export default () => {};\n"
+                                       "export function handleSummary() { return { '/nonexistent-dir/x.txt': 'x' }; }\n")});
+  EXPECT_THAT(run.stderr_text, HasSubstr("handleSummary(): cannot write /nonexistent-dir/x.txt"));
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
