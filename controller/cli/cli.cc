@@ -101,6 +101,7 @@ struct RunFlags {
   // Observability.
   std::optional<std::string> prometheus;
   std::vector<std::string> prometheus_labels;
+  size_t prometheus_max_series = 10000;
   std::optional<std::string> linger;
   std::vector<std::string> outs;  // --out json=FILE / csv=FILE
 };
@@ -719,6 +720,7 @@ int RunCommand(const RunFlags& command_line) {
     controller::ExporterConfig ec;
     ec.address = *flags.prometheus;
     ec.extra_labels = flags.prometheus_labels;
+    ec.max_series = flags.prometheus_max_series;
     absl::StatusOr<std::unique_ptr<controller::PrometheusExporter>> started = controller::PrometheusExporter::Start(
         ec, [&coordinator](const std::function<void(metrics::MetricStore&)>& fn) { coordinator.WithMetrics(fn); },
         [&coordinator, &phase, &thresholds_passing] {
@@ -1147,6 +1149,8 @@ int Main(int argc, char** argv) {
   run->add_option("--prometheus", f.prometheus, "serve the merged metrics for Prometheus at http://ADDR/metrics");
   run->add_option("--prometheus-label", f.prometheus_labels,
                   "a tag to export as a Prometheus label besides method, status, scenario, group, name, check (repeatable)");
+  run->add_option("--prometheus-max-series", f.prometheus_max_series,
+                  "with --prometheus: series exported at most; the rest are dropped with a warning (default 10000)");
   run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)");
   run->add_option("--linger", f.linger, "with --prometheus: keep serving the final metrics this long after the test");
   // `inspect` reads the same options as `run` and prints them resolved.

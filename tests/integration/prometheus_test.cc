@@ -138,6 +138,43 @@ export default () => {
   EXPECT_EQ(Query("barrage_thresholds_passing", end + 2), 1);
 }
 
+TEST_F(PrometheusTest, SeriesBeyondTheLimitAreDroppedWithOneWarningAndCounted) {
+  // 30 values of a user-named label: more series than the limit of 20.
+  const std::string script = Write("many.js", R"(
+import { Counter } from 'k6/metrics';
+const hits = new Counter('hits');
+export const options = { iterations: 60 };
+export default () => { hits.add(1, { shard: 'shard-' + (__ITER % 30) + '-' + __VU }); };
+)");
+  auto controller = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"), {"run", "-q", "--prometheus", "127.0.0.1:0", "--prometheus-label", "shard",
+                                        "--prometheus-max-series", "20", "--linger", "10s", script});
+  absl::StatusOr<std::string> line = controller->WaitForLine("Prometheus metrics on (http://[0-9.:]+/metrics)", 20s);
+  ASSERT_TRUE(line.ok()) << line.status();
+  const std::string url = line->substr(line->find("http://"), line->find("/metrics") + 8 - line->find("http://"));
+  ASSERT_TRUE(controller->WaitForLine("serving the final metrics", 60s).ok()) << controller->stderr_text();
+  testutil::RunResult first = testutil::Run("/usr/bin/curl", {"-sf", url}, 10s);
+  testutil::RunResult second = testutil::Run("/usr/bin/curl", {"-sf", url}, 10s);
+  ASSERT_EQ(second.exit_code, 0);
+  int series = 0;
+  std::istringstream in(second.stdout_text);
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("barrage_", 0) == 0 && l.rfind("barrage_exporter", 0) != 0 && l.rfind("barrage_run_phase", 0) != 0 &&
+        l.find("_bucket{") == std::string::npos && l.find("_quantile") == std::string::npos &&
+        l.find("_sum{") == std::string::npos && l.find("_count{") == std::string::npos) {
+      ++series;
+    }
+  }
+  EXPECT_LE(series, 24) << second.stdout_text;  // 20 series (+ a few unlabelled run-state lines)
+  EXPECT_THAT(second.stdout_text, HasSubstr("barrage_exporter_series_dropped_scrapes_total 2"));
+  controller->Signal(SIGINT);
+  controller->Wait(20s);
+  const std::string log = controller->stderr_text();
+  const std::string warning = "prometheus: metric 'hits' has more label combinations than the limit of 20 series";
+  ASSERT_THAT(log, HasSubstr(warning));
+  EXPECT_EQ(log.find(warning), log.rfind(warning)) << "warned once";
+}
+
 TEST_F(PrometheusTest, AnAddressInUseOrInvalidIsAnErrorBeforeTheTest) {
   const std::string script = Write("t.js", "export default () => {};\n");
   const int port = FreePort();
