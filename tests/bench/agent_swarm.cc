@@ -38,7 +38,7 @@ struct Totals {
 };
 
 void RunAgent(int index, const std::string& controller, int series, int samples, absl::Duration interval,
-              absl::Duration duration, Totals& totals) {
+              absl::Duration duration, bool distinct, Totals& totals) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   auto channel = grpc::CreateCustomChannel(controller, grpc::InsecureChannelCredentials(), args);
@@ -86,7 +86,10 @@ void RunAgent(int index, const std::string& controller, int series, int samples,
           barrage::metrics::MetricType::kTrend, barrage::metrics::MetricType::kGauge};
       (void)delta.Define({kNames[kind], kTypes[kind], kind == 2 ? barrage::metrics::ValueType::kTime
                                                                 : barrage::metrics::ValueType::kDefault});
-      const barrage::metrics::TagSet tags = {{"method", absl::StrCat("Method", s / kinds)},
+      // --distinct: every agent's methods are its own, so the controller
+      // holds agents x series distinct series (the exporter benchmark).
+      const barrage::metrics::TagSet tags = {{"method", distinct ? absl::StrCat("A", index, "Method", s / kinds)
+                                                                 : absl::StrCat("Method", s / kinds)},
                                              {"status", "0"},
                                              {"scenario", "default"}};
       if (kind == 0) {
@@ -130,18 +133,20 @@ int main(int argc, char** argv) {
   std::string controller;
   int agents = 200, series = 50, samples = 200;
   double interval_s = 1, duration_s = 20;
+  bool distinct = false;
   app.add_option("--controller", controller, "the controller's control address")->required();
   app.add_option("--agents", agents, "simulated agents");
   app.add_option("--series", series, "series per agent per interval");
   app.add_option("--samples", samples, "samples per trend series per interval");
   app.add_option("--interval", interval_s, "seconds between deltas");
   app.add_option("--duration", duration_s, "seconds of metrics after the start");
+  app.add_flag("--distinct", distinct, "every agent reports series of its own (no two agents share one)");
   CLI11_PARSE(app, argc, argv);
   Totals totals;
   std::vector<std::thread> threads;
   for (int i = 0; i < agents; ++i) {
     threads.emplace_back(RunAgent, i + 1, controller, series, samples, absl::Seconds(interval_s),
-                         absl::Seconds(duration_s), std::ref(totals));
+                         absl::Seconds(duration_s), distinct, std::ref(totals));
   }
   for (auto& t : threads) t.join();
   std::vector<double> w = totals.write_ms;
