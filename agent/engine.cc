@@ -29,6 +29,7 @@ struct Engine::ScenarioRun {
   std::atomic<int64_t> next_shared{0};      // shared-iterations pool
   std::atomic<int64_t> next_iteration{0};   // the scenario's local iteration numbers
   std::atomic<int64_t> completed{0};
+  std::atomic<int64_t> active{0};           // its VUs inside an iteration loop
   std::atomic<int64_t> dropped{0};
   int remaining = 0;              // VU loops (or the dispatcher) still running; guarded by mu_
   bool interrupted = false;       // guarded by mu_
@@ -335,6 +336,7 @@ void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::op
       if (active) {
         active = false;
         vus_active_--;
+        run.active--;
       }
       // Waiting to be needed: the planned count moves in steps, so a short
       // poll keeps the curve within one VU of the plan.
@@ -345,6 +347,7 @@ void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::op
     if (!active) {
       active = true;
       vus_active_++;
+      run.active++;
     }
     run.iterating[idx] = true;
     const int64_t n = run.next_iteration++;
@@ -357,13 +360,17 @@ void Engine::RunRampingVuLoop(Vu& vu, ScenarioRun& run, int64_t k, const std::op
       vu.ClearInterrupt();
     }
   }
-  if (active) vus_active_--;
+  if (active) {
+    vus_active_--;
+    run.active--;
+  }
 }
 
 void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, const std::optional<std::string>& data) {
   const Scenario& s = *run.scenario;
   EnterScenario(vu, run);
   vus_active_++;
+  run.active++;
   int64_t local_iterations = 0;
   while (!vu.Interrupted() && !stopped_) {
     const absl::Time now = absl::Now();
@@ -387,6 +394,7 @@ void Engine::RunVuLoop(Vu& vu, ScenarioRun& run, const std::optional<std::string
     if (!RunIteration(vu, run, data, n, run.share.IterationInTest(n))) break;
   }
   vus_active_--;
+  run.active--;
 }
 
 void Engine::StartRun(ScenarioRun& run, const std::optional<std::string>& data, std::unique_lock<std::mutex>& lock) {
@@ -424,6 +432,7 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
   const absl::Time test_start = absl::Now();
   int64_t unset = 0;
   test_start_ns_.compare_exchange_strong(unset, absl::ToUnixNanos(test_start));
+  std::unique_lock<std::mutex> lock(mu_);  // Progress() reads runs_
   for (const Scenario& s : config_.scenarios) {
     auto run = std::make_unique<ScenarioRun>();
     run->scenario = &s;
@@ -437,7 +446,6 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
     }
     runs_.push_back(std::move(run));
   }
-  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     bool all_done = true;
     absl::Time now = absl::Now();
@@ -667,9 +675,11 @@ void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>
     vu->Start([this, vu, &run, &data, due, n, k, &late] {
       const double delay_ms = absl::ToDoubleMilliseconds(absl::Now() - due);
       vus_active_++;
+      run.active++;
       if (vu->scenario_state().run != &run) EnterScenario(*vu, run);
       const bool completed = RunIteration(*vu, run, data, n, k);
       vus_active_--;
+      run.active--;
       {
         std::lock_guard<std::mutex> lock(run.pool_mu);
         run.start_delay_ms.Add(delay_ms);
@@ -700,7 +710,14 @@ void Engine::DispatchArrivals(ScenarioRun& run, const std::optional<std::string>
 }
 
 EngineProgress Engine::Progress() const {
-  return {vus_active_.load(), vus_max_.load(), iterations_completed_.load(), iterations_interrupted_.load()};
+  EngineProgress p{vus_active_.load(), vus_max_.load(), iterations_completed_.load(), iterations_interrupted_.load(), {}};
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& run : runs_) {
+    if (!run->share.has_work) continue;
+    p.scenarios.push_back({run->scenario->name, run->active.load(), run->completed.load(),
+                           run->started ? Progress(*run) : 0.0, run->released});
+  }
+  return p;
 }
 
 }  // namespace barrage::agent

@@ -46,11 +46,20 @@ struct EngineConfig {
   bool emit_vus_gauges = true;
 };
 
+struct ScenarioProgress {
+  std::string name;
+  int64_t vus_active = 0;
+  int64_t iterations_completed = 0;
+  double progress = 0;  // 0..1, as exec.scenario.progress
+  bool done = false;
+};
+
 struct EngineProgress {
   int64_t vus_active = 0;
   int64_t vus_max = 0;
   int64_t iterations_completed = 0;
   int64_t iterations_interrupted = 0;
+  std::vector<ScenarioProgress> scenarios;  // those with work on this instance
 };
 
 class Engine : public VuOwner {

@@ -319,6 +319,14 @@ void Session::StartRun(const v1::Start& s) {
       progress.mutable_progress()->set_vus_max(p.vus_max);
       progress.mutable_progress()->set_iterations_completed(p.iterations_completed);
       progress.mutable_progress()->set_iterations_interrupted(p.iterations_interrupted);
+      for (const ScenarioProgress& sp : p.scenarios) {
+        v1::ScenarioProgress* out = progress.mutable_progress()->add_scenarios();
+        out->set_name(sp.name);
+        out->set_vus_active(sp.vus_active);
+        out->set_iterations_completed(sp.iterations_completed);
+        out->set_progress(sp.progress);
+        out->set_done(sp.done);
+      }
       Send(progress);
     }
     run.join();
@@ -329,6 +337,13 @@ void Session::StartRun(const v1::Start& s) {
     last.mutable_progress()->set_vus_max(p.vus_max);
     last.mutable_progress()->set_iterations_completed(p.iterations_completed);
     last.mutable_progress()->set_iterations_interrupted(p.iterations_interrupted);
+    for (const ScenarioProgress& sp : p.scenarios) {
+      v1::ScenarioProgress* out = last.mutable_progress()->add_scenarios();
+      out->set_name(sp.name);
+      out->set_iterations_completed(sp.iterations_completed);
+      out->set_progress(sp.progress);
+      out->set_done(true);
+    }
     Send(last);
     AgentMessage done;
     if (auto reason = engine_->abort_reason()) done.mutable_done()->set_abort_reason(*reason);

@@ -404,6 +404,7 @@ bool Coordinator::test_failed() const {
 RunProgress Coordinator::Progress() const {
   std::lock_guard<std::mutex> lock(mu_);
   RunProgress p;
+  std::map<std::string, int> counts;
   for (const auto& a : agents_) {
     if (a->state == Agent::State::kLost || a->state == Agent::State::kFailed) continue;
     p.agents++;
@@ -411,7 +412,23 @@ RunProgress Coordinator::Progress() const {
     p.vus_max += std::max(a->progress.vus_max(), a->vus);
     p.iterations_completed += a->progress.iterations_completed();
     p.iterations_interrupted += a->progress.iterations_interrupted();
+    for (const v1::ScenarioProgress& sp : a->progress.scenarios()) {
+      auto it = std::find_if(p.scenarios.begin(), p.scenarios.end(),
+                             [&](const ScenarioRunProgress& x) { return x.name == sp.name(); });
+      if (it == p.scenarios.end()) {
+        p.scenarios.push_back({sp.name(), 0, 0, 0, true});
+        it = p.scenarios.end() - 1;
+      }
+      it->vus_active += sp.vus_active();
+      it->iterations_completed += sp.iterations_completed();
+      it->progress += sp.progress();  // summed here, divided below
+      it->done = it->done && sp.done();
+      counts[sp.name()]++;
+    }
   }
+  for (ScenarioRunProgress& sp : p.scenarios) sp.progress /= std::max(1, counts[sp.name]);
+  std::sort(p.scenarios.begin(), p.scenarios.end(),
+            [](const ScenarioRunProgress& a, const ScenarioRunProgress& b) { return a.name < b.name; });
   return p;
 }
 

@@ -54,7 +54,16 @@ struct AgentSummary {
   std::string segment;
 };
 
+struct ScenarioRunProgress {
+  std::string name;
+  int64_t vus_active = 0;
+  int64_t iterations_completed = 0;
+  double progress = 0;  // the mean over the agents that run it
+  bool done = true;     // on every agent
+};
+
 struct RunProgress {
+  std::vector<ScenarioRunProgress> scenarios;  // by name
   int agents = 0;
   int64_t vus_active = 0;
   int64_t vus_max = 0;

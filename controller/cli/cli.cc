@@ -341,6 +341,25 @@ std::string ProgressLine(absl::Duration elapsed, const controller::RunProgress& 
   return line;
 }
 
+// One line per scenario under the progress line, as k6 draws them:
+// "default   [=====>        ] 10 VUs  1234 complete  45%".
+std::vector<std::string> ScenarioLines(const controller::RunProgress& p) {
+  size_t width = 0;
+  for (const auto& sp : p.scenarios) width = std::max(width, sp.name.size());
+  std::vector<std::string> out;
+  for (const auto& sp : p.scenarios) {
+    constexpr int kBar = 40;
+    const int filled = static_cast<int>(std::clamp(sp.progress, 0.0, 1.0) * kBar);
+    std::string bar(kBar, ' ');
+    for (int i = 0; i < filled; ++i) bar[i] = '=';
+    if (filled < kBar && filled > 0) bar[filled] = '>';
+    out.push_back(absl::StrFormat("%-*s %s [%s] %d VUs  %d complete  %3.0f%%", static_cast<int>(width), sp.name,
+                                  sp.done ? "✓" : " ", bar, sp.vus_active, sp.iterations_completed,
+                                  100 * std::clamp(sp.progress, 0.0, 1.0)));
+  }
+  return out;
+}
+
 // What the init pass and the options make of a script: everything `run`
 // and `inspect` need before VUs exist.
 struct Prepared {
@@ -919,6 +938,7 @@ int RunCommand(const RunFlags& command_line) {
     absl::Time stop_sent = absl::InfiniteFuture();
     absl::Time last_progress = absl::Now(), last_eval = absl::Now(), last_vus = absl::Now();
     int handled_signals = 0;
+    int drawn_lines = 0;  // terminal lines of the last progress display
     bool stopping = false;
     while (!coordinator.AllDone()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -991,13 +1011,25 @@ int RunCommand(const RunFlags& command_line) {
       }
       if (!flags.quiet && now - last_progress >= (tty ? absl::Seconds(1) : absl::Seconds(5))) {
         last_progress = now;
-        std::string line = ProgressLine(now - test_start, progress, plan.embedded ? 0 : plan.count);
-        if (tty) fprintf(stdout, "\r\x1b[K%s", line.c_str());
-        else fprintf(stdout, "%s\n", line.c_str());
+        std::vector<std::string> lines = {ProgressLine(now - test_start, progress, plan.embedded ? 0 : plan.count)};
+        for (std::string& l : ScenarioLines(progress)) lines.push_back(std::move(l));
+        if (tty) {
+          // Redrawn in place: back to the first line drawn last time.
+          if (drawn_lines > 1) fprintf(stdout, "\x1b[%dA", drawn_lines - 1);
+          for (size_t i = 0; i < lines.size(); ++i) {
+            fprintf(stdout, "\r\x1b[K%s%s", lines[i].c_str(), i + 1 < lines.size() ? "\n" : "");
+          }
+          drawn_lines = static_cast<int>(lines.size());
+        } else {
+          for (const std::string& l : lines) fprintf(stdout, "%s\n", l.c_str());
+        }
         fflush(stdout);
       }
     }
-    if (!flags.quiet && tty) fputs("\r\x1b[K", stdout);
+    if (!flags.quiet && tty) {
+      if (drawn_lines > 1) fprintf(stdout, "\x1b[%dA", drawn_lines - 1);
+      fputs("\r\x1b[J", stdout);  // the live lines go; the final ones follow
+    }
     for (const std::string& lost : coordinator.TakeLost()) {
       barrage::Log(Severity::kError, absl::StrCat("agent ", lost, " was lost; the metrics it sent are kept"));
       agent_lost = true;
@@ -1031,6 +1063,7 @@ int RunCommand(const RunFlags& command_line) {
   const std::vector<controller::AgentSummary> agents = coordinator.Agents();
   if (!flags.quiet) {
     fputs(absl::StrCat(ProgressLine(test_duration, final_progress, plan.embedded ? 0 : plan.count), "\n").c_str(), stdout);
+    for (const std::string& l : ScenarioLines(final_progress)) fputs(absl::StrCat(l, "\n").c_str(), stdout);
   }
 
   // 5. Thresholds, summary, export, exit code.
