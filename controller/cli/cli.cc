@@ -634,6 +634,10 @@ bool HandleSummary(controller::Coordinator& coordinator, const controller::Summa
 int RunCommand(const RunFlags& command_line) {
   const bool tty = isatty(STDERR_FILENO) != 0;
   ConfigureLog({command_line.verbose, tty, tty && !command_line.no_color});
+  // From the start: a Ctrl-C at any point is counted, and the first one
+  // stops the run at the next step rather than killing the process.
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
   // A YAML --config may hold the run settings too; flags win over it.
   RunFlags flags = command_line;
   if (flags.config) {
@@ -851,8 +855,6 @@ int RunCommand(const RunFlags& command_line) {
     for (auto& c : children) c->Wait(absl::Seconds(10));
   };
 
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
   {
     // In slices, so that Ctrl-C while waiting ends the run at once.
     const absl::Time give_up = absl::Now() + agent_timeout;
