@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <mutex>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -15,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "agent/session.h"
 #include "common/log.h"
+#include "common/metrics/prometheus_exporter.h"
 
 namespace {
 
@@ -45,6 +48,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", tls_ca, "CA certificate (PEM) to verify the controller");
   app.add_option("--tls-cert", tls_cert, "client certificate (PEM) for mutual TLS");
   app.add_option("--tls-key", tls_key, "client key (PEM) for mutual TLS");
+  std::string prometheus;
+  app.add_option("--prometheus", prometheus, "serve this agent's own metrics at http://ADDR/metrics (debugging)");
   app.add_option("--max-archive-bytes", options.max_archive_bytes, "refuse test archives larger than this (default 64 MiB)");
   app.add_flag("-v,--verbose", verbose, "debug output");
   // For tests of the version check: claims another protocol version.
@@ -86,6 +91,36 @@ int main(int argc, char** argv) {
     creds = grpc::SslCredentials(ssl);
   }
   signal(SIGPIPE, SIG_IGN);
+  // This agent's own view, summed over its tests: for debugging an agent;
+  // the controller's endpoint has the whole test.
+  barrage::metrics::MetricStore local_metrics;
+  std::mutex local_mu;
+  std::atomic<bool> in_test{false};
+  std::unique_ptr<barrage::metrics::PrometheusExporter> exporter;
+  if (!prometheus.empty()) {
+    barrage::metrics::ExporterConfig ec;
+    ec.address = prometheus;
+    auto started = barrage::metrics::PrometheusExporter::Start(
+        ec,
+        [&](const std::function<void(barrage::metrics::MetricStore&)>& fn) {
+          std::lock_guard<std::mutex> lock(local_mu);
+          fn(local_metrics);
+        },
+        [&] {
+          barrage::metrics::RunState st;
+          st.agents_connected = in_test ? 1 : 0;
+          st.phase = in_test ? "running" : "init";
+          return st;
+        });
+    if (!started.ok()) {
+      barrage::Log(barrage::Severity::kError, started.status().message());
+      return 2;
+    }
+    exporter = *std::move(started);
+    barrage::Log(barrage::Severity::kInfo, absl::StrCat("Prometheus metrics on http://", exporter->address(), "/metrics"));
+    options.local_metrics = &local_metrics;
+    options.local_metrics_mu = &local_mu;
+  }
   grpc::ChannelArguments args;
   // Keepalive: a controller that vanishes without closing the connection is
   // noticed within seconds, and the VUs stop.
@@ -98,7 +133,9 @@ int main(int argc, char** argv) {
   std::string last_wait_message;
   for (;;) {
     auto channel = grpc::CreateCustomChannel(controller, creds, args);
+    in_test = true;
     absl::Status st = barrage::agent::RunSession(channel, options);
+    in_test = false;
     if (st.ok()) {
       backoff = absl::Milliseconds(250);
       last_wait_message.clear();

@@ -288,6 +288,10 @@ void Session::SendDelta(bool sample_vus) {
   AgentMessage m;
   metrics::StoreToProto(delta, m.mutable_metrics());
   Send(m);
+  if (options_.local_metrics != nullptr) {
+    std::lock_guard<std::mutex> lock(*options_.local_metrics_mu);
+    (void)options_.local_metrics->Merge(delta);
+  }
 }
 
 void Session::StartRun(const v1::Start& s) {

@@ -13,10 +13,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/metrics/metric_store.h"
 
 namespace barrage::agent {
 
@@ -31,6 +33,10 @@ struct SessionOptions {
   // Archives larger than this are refused.
   size_t max_archive_bytes = 64 << 20;
   uint32_t protocol_version = kProtocolVersion;  // tests may claim another
+  // barrage-agent --prometheus: every delta this agent sends is also merged
+  // here (under local_metrics_mu) for its own /metrics.
+  metrics::MetricStore* local_metrics = nullptr;
+  std::mutex* local_metrics_mu = nullptr;
 };
 
 // Runs one session to its end. OK after End; kUnavailable when the

@@ -33,9 +33,9 @@
 #include "agent/session.h"
 #include "common/archive.h"
 #include "common/config_file.h"
+#include "common/metrics/prometheus_exporter.h"
 #include "controller/coordinator.h"
 #include "controller/outputs.h"
-#include "controller/prometheus_exporter.h"
 #include "agent/js/transform.h"
 #include "common/duration.h"
 #include "common/execution_segment.h"
@@ -738,16 +738,16 @@ int RunCommand(const RunFlags& command_line) {
     cc.fixed_sequence = options.execution_segment_sequence.value_or("");
   }
   controller::Coordinator coordinator(cc);
-  std::unique_ptr<controller::PrometheusExporter> exporter;
+  std::unique_ptr<metrics::PrometheusExporter> exporter;
   if (flags.prometheus) {
-    controller::ExporterConfig ec;
+    metrics::ExporterConfig ec;
     ec.address = *flags.prometheus;
     ec.extra_labels = flags.prometheus_labels;
     ec.max_series = flags.prometheus_max_series;
-    absl::StatusOr<std::unique_ptr<controller::PrometheusExporter>> started = controller::PrometheusExporter::Start(
+    absl::StatusOr<std::unique_ptr<metrics::PrometheusExporter>> started = metrics::PrometheusExporter::Start(
         ec, [&coordinator](const std::function<void(metrics::MetricStore&)>& fn) { coordinator.WithMetrics(fn); },
         [&coordinator, &phase, &thresholds_passing] {
-          controller::RunState st;
+          metrics::RunState st;
           st.agents_connected = coordinator.Progress().agents;
           st.phase = kPhases[phase.load()];
           st.thresholds_passing = thresholds_passing.load();

@@ -175,6 +175,31 @@ export default () => { hits.add(1, { shard: 'shard-' + (__ITER % 30) + '-' + __V
   EXPECT_EQ(log.find(warning), log.rfind(warning)) << "warned once";
 }
 
+TEST_F(PrometheusTest, AnAgentServesItsOwnMetrics) {
+  const std::string script = Write("agent.js", R"(
+export const options = { scenarios: { s: { executor: 'constant-vus', vus: 1, duration: '4s' } } };
+export default () => {};
+)");
+  auto controller = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"), {"run", "-q", "--listen", "127.0.0.1:0", "--expect-agents", "1", script});
+  absl::StatusOr<std::string> line = controller->WaitForLine("control plane listening on ([0-9.:]+)", 20s);
+  ASSERT_TRUE(line.ok()) << line.status();
+  const size_t at = line->find("listening on ") + 13;
+  const std::string control = line->substr(at, line->find_first_of(", ", at) - at);
+  auto agent = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"),
+                                             {"--controller", control, "--once", "--prometheus", "127.0.0.1:0"});
+  absl::StatusOr<std::string> metrics = agent->WaitForLine("Prometheus metrics on (http://[0-9.:]+/metrics)", 20s);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::string url = metrics->substr(metrics->find("http://"), metrics->find("/metrics") + 8 - metrics->find("http://"));
+  std::this_thread::sleep_for(3s);
+  testutil::RunResult scrape = testutil::Run("/usr/bin/curl", {"-sf", url}, 10s);
+  ASSERT_EQ(scrape.exit_code, 0);
+  EXPECT_THAT(scrape.stdout_text, HasSubstr("barrage_iterations_total{scenario=\"s\"}"));
+  EXPECT_THAT(scrape.stdout_text, HasSubstr("barrage_agents_connected 1"));
+  EXPECT_EQ(controller->Wait(30s), 0);
+  EXPECT_EQ(agent->Wait(10s), 0);
+}
+
 TEST_F(PrometheusTest, AnAddressInUseOrInvalidIsAnErrorBeforeTheTest) {
   const std::string script = Write("t.js", "export default () => {};\n");
   const int port = FreePort();

@@ -1,4 +1,4 @@
-#include "controller/prometheus_exporter.h"
+#include "common/metrics/prometheus_exporter.h"
 
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/metrics/aggregate.h"
 
-namespace barrage::controller {
+namespace barrage::metrics {
 namespace {
 
 // Histogram bucket bounds in the metric's base unit (seconds for time):
@@ -24,27 +24,27 @@ constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0
                               0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
 constexpr double kQuantiles[] = {0.5, 0.9, 0.95, 0.99};
 
-std::string Unit(const metrics::MetricDef& def) {
-  if (def.contains == metrics::ValueType::kTime) return "_seconds";
-  if (def.contains == metrics::ValueType::kData) return "_bytes";
+std::string Unit(const MetricDef& def) {
+  if (def.contains == ValueType::kTime) return "_seconds";
+  if (def.contains == ValueType::kData) return "_bytes";
   return "";
 }
 
 // k6 keeps time in ms; Prometheus wants seconds.
-double Scale(const metrics::MetricDef& def) { return def.contains == metrics::ValueType::kTime ? 1e-3 : 1.0; }
+double Scale(const MetricDef& def) { return def.contains == ValueType::kTime ? 1e-3 : 1.0; }
 
 // Samples <= bound (in the histogram's own unit), at bucket resolution:
 // a bucket counts when its representative value is within the bound.
-uint64_t CountAtMost(const metrics::Histogram& h, double bound) {
+uint64_t CountAtMost(const Histogram& h, double bound) {
   uint64_t n = 0;
-  const metrics::Histogram::BucketSpan neg = h.negative_buckets();
-  const metrics::Histogram::BucketSpan pos = h.positive_buckets();
+  const Histogram::BucketSpan neg = h.negative_buckets();
+  const Histogram::BucketSpan pos = h.positive_buckets();
   for (size_t k = 0; k < neg.counts.size(); ++k) {
-    if (-metrics::Histogram::BucketValue(neg.offset + static_cast<int32_t>(k)) <= bound) n += neg.counts[k];
+    if (-Histogram::BucketValue(neg.offset + static_cast<int32_t>(k)) <= bound) n += neg.counts[k];
   }
   if (bound >= 0) n += h.zero_count();
   for (size_t k = 0; k < pos.counts.size(); ++k) {
-    if (metrics::Histogram::BucketValue(pos.offset + static_cast<int32_t>(k)) <= bound) n += pos.counts[k];
+    if (Histogram::BucketValue(pos.offset + static_cast<int32_t>(k)) <= bound) n += pos.counts[k];
   }
   return n;
 }
@@ -56,12 +56,12 @@ const std::vector<std::string>& DefaultExportedLabels() {
   return labels;
 }
 
-std::string PrometheusName(const metrics::MetricDef& def) {
+std::string PrometheusName(const MetricDef& def) {
   const std::string stem = absl::StrCat("barrage_", def.name);
   switch (def.type) {
-    case metrics::MetricType::kCounter:
+    case MetricType::kCounter:
       return absl::StrCat(stem, Unit(def), "_total");
-    case metrics::MetricType::kRate:
+    case MetricType::kRate:
       return absl::StrCat(stem, "_total");
     default:
       return absl::StrCat(stem, Unit(def));
@@ -79,13 +79,13 @@ class PrometheusExporter::Collector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     // metric -> allowed labels -> merged aggregate. Built under the owner's
     // lock, rendered after it.
-    std::map<std::string, metrics::MetricDef> defs;
-    std::map<std::string, std::map<std::vector<prometheus::ClientMetric::Label>, metrics::Aggregate>> merged;
+    std::map<std::string, MetricDef> defs;
+    std::map<std::string, std::map<std::vector<prometheus::ClientMetric::Label>, Aggregate>> merged;
     size_t series = 0;
     std::set<std::string> over_limit;
-    with_metrics_([&](metrics::MetricStore& store) {
+    with_metrics_([&](MetricStore& store) {
       defs = store.defs();
-      store.ForEachSeries("", [&](const std::string& metric, const metrics::TagSet& tags, const metrics::Aggregate& agg) {
+      store.ForEachSeries("", [&](const std::string& metric, const TagSet& tags, const Aggregate& agg) {
         std::vector<prometheus::ClientMetric::Label> labels;
         for (const auto& [k, v] : tags) {
           if (labels_.count(k) && !v.empty()) labels.push_back({k, v});
@@ -127,11 +127,11 @@ class PrometheusExporter::Collector : public prometheus::Collectable {
     for (const auto& [metric, by_labels] : merged) {
       auto def_it = defs.find(metric);
       if (def_it == defs.end()) continue;
-      const metrics::MetricDef& def = def_it->second;
+      const MetricDef& def = def_it->second;
       const double scale = Scale(def);
-      const std::string help = absl::StrCat("k6 metric ", def.name, " (", std::string(metrics::MetricTypeName(def.type)), ")");
+      const std::string help = absl::StrCat("k6 metric ", def.name, " (", std::string(MetricTypeName(def.type)), ")");
       switch (def.type) {
-        case metrics::MetricType::kCounter: {
+        case MetricType::kCounter: {
           prometheus::MetricFamily f{PrometheusName(def), help, prometheus::MetricType::Counter, {}};
           for (const auto& [labels, agg] : by_labels) {
             prometheus::ClientMetric c;
@@ -142,7 +142,7 @@ class PrometheusExporter::Collector : public prometheus::Collectable {
           out.push_back(std::move(f));
           break;
         }
-        case metrics::MetricType::kGauge: {
+        case MetricType::kGauge: {
           prometheus::MetricFamily f{PrometheusName(def), help, prometheus::MetricType::Gauge, {}};
           for (const auto& [labels, agg] : by_labels) {
             prometheus::ClientMetric c;
@@ -153,7 +153,7 @@ class PrometheusExporter::Collector : public prometheus::Collectable {
           out.push_back(std::move(f));
           break;
         }
-        case metrics::MetricType::kRate: {
+        case MetricType::kRate: {
           prometheus::MetricFamily total{PrometheusName(def), absl::StrCat(help, ": samples"),
                                          prometheus::MetricType::Counter, {}};
           prometheus::MetricFamily passes{absl::StrCat("barrage_", def.name, "_passes_total"),
@@ -170,13 +170,13 @@ class PrometheusExporter::Collector : public prometheus::Collectable {
           out.push_back(std::move(passes));
           break;
         }
-        case metrics::MetricType::kTrend: {
+        case MetricType::kTrend: {
           prometheus::MetricFamily hist{PrometheusName(def), help, prometheus::MetricType::Histogram, {}};
           prometheus::MetricFamily quant{absl::StrCat("barrage_", def.name, "_quantile", Unit(def)),
                                          absl::StrCat(help, ": quantiles of the merged histogram"),
                                          prometheus::MetricType::Gauge, {}};
           for (const auto& [labels, agg] : by_labels) {
-            const metrics::Histogram& h = agg.histogram();
+            const Histogram& h = agg.histogram();
             prometheus::ClientMetric c;
             c.label = labels;
             c.histogram.sample_count = h.count();
@@ -277,4 +277,4 @@ std::string PrometheusExporter::Render() {
   return prometheus::TextSerializer().Serialize(impl_->collector->Collect());
 }
 
-}  // namespace barrage::controller
+}  // namespace barrage::metrics

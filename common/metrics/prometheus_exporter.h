@@ -1,6 +1,8 @@
-// The controller's Prometheus endpoint (`barrage run --prometheus ADDR`):
-// the merged metrics as Prometheus sees them, built at each scrape from the
-// merged store (prometheus-cpp serves /metrics; a Collectable renders).
+// A Prometheus endpoint over a MetricStore: the controller's (`barrage run
+// --prometheus ADDR`, the merged metrics of the whole test) and an agent's
+// own (`barrage-agent --prometheus ADDR`, for debugging). Built at each
+// scrape from the store (prometheus-cpp serves /metrics; a Collectable
+// renders).
 //
 // Names: `barrage_` + the k6 name + the base unit (time trends in seconds,
 // data in bytes); counters end in `_total`; rates are two counters
@@ -11,8 +13,8 @@
 // name, check, plus the ones the user names); series that differ only in
 // other tags are merged. Run state: barrage_agents_connected,
 // barrage_run_phase{phase}, barrage_thresholds_passing.
-#ifndef BARRAGE_CONTROLLER_PROMETHEUS_EXPORTER_H_
-#define BARRAGE_CONTROLLER_PROMETHEUS_EXPORTER_H_
+#ifndef BARRAGE_COMMON_METRICS_PROMETHEUS_EXPORTER_H_
+#define BARRAGE_COMMON_METRICS_PROMETHEUS_EXPORTER_H_
 
 #include <functional>
 #include <memory>
@@ -22,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "common/metrics/metric_store.h"
 
-namespace barrage::controller {
+namespace barrage::metrics {
 
 struct RunState {
   int agents_connected = 0;
@@ -39,7 +41,7 @@ struct ExporterConfig {
 class PrometheusExporter {
  public:
   // Runs fn with the merged store (under the owner's lock).
-  using WithMetrics = std::function<void(const std::function<void(metrics::MetricStore&)>&)>;
+  using WithMetrics = std::function<void(const std::function<void(MetricStore&)>&)>;
   using StateFn = std::function<RunState()>;
 
   // Listens at once; an address in use or invalid is an error naming it.
@@ -68,8 +70,8 @@ const std::vector<std::string>& DefaultExportedLabels();
 // The Prometheus name of a k6 metric: "grpc_req_duration" (trend, time) ->
 // "barrage_grpc_req_duration_seconds"; "iterations" (counter) ->
 // "barrage_iterations_total".
-std::string PrometheusName(const metrics::MetricDef& def);
+std::string PrometheusName(const MetricDef& def);
 
-}  // namespace barrage::controller
+}  // namespace barrage::metrics
 
-#endif  // BARRAGE_CONTROLLER_PROMETHEUS_EXPORTER_H_
+#endif  // BARRAGE_COMMON_METRICS_PROMETHEUS_EXPORTER_H_
