@@ -343,7 +343,7 @@ std::string ProgressLine(absl::Duration elapsed, const controller::RunProgress& 
 
 // One line per scenario under the progress line, as k6 draws them:
 // "default   [=====>        ] 10 VUs  1234 complete  45%".
-std::vector<std::string> ScenarioLines(const controller::RunProgress& p) {
+std::vector<std::string> ScenarioLines(const controller::RunProgress& p, const std::vector<Scenario>& scenarios) {
   size_t width = 0;
   for (const auto& sp : p.scenarios) width = std::max(width, sp.name.size());
   std::vector<std::string> out;
@@ -353,9 +353,22 @@ std::vector<std::string> ScenarioLines(const controller::RunProgress& p) {
     std::string bar(kBar, ' ');
     for (int i = 0; i < filled; ++i) bar[i] = '=';
     if (filled < kBar && filled > 0) bar[filled] = '>';
-    out.push_back(absl::StrFormat("%-*s %s [%s] %d VUs  %d complete  %3.0f%%", static_cast<int>(width), sp.name,
-                                  sp.done ? "✓" : " ", bar, sp.vus_active, sp.iterations_completed,
-                                  100 * std::clamp(sp.progress, 0.0, 1.0)));
+    // k6's right-hand column: elapsed/total time, or done/total iterations.
+    std::string where = absl::StrFormat("%3.0f%%", 100 * std::clamp(sp.progress, 0.0, 1.0));
+    for (const Scenario& sc : scenarios) {
+      if (sc.name != sp.name) continue;
+      if (sc.executor == "shared-iterations" || sc.executor == "per-vu-iterations") {
+        const int64_t total = sc.executor == "shared-iterations" ? sc.iterations : sc.iterations * sc.vus;
+        where = absl::StrFormat("%d/%d iters", sp.iterations_completed, total);
+      } else {
+        const absl::Duration length = sc.RegularDuration();
+        where = absl::StrCat(FormatGoDuration(absl::Milliseconds(
+                                 absl::ToInt64Milliseconds(length * std::clamp(sp.progress, 0.0, 1.0)) / 100 * 100)),
+                             "/", FormatGoDuration(length));
+      }
+    }
+    out.push_back(absl::StrFormat("%-*s %s [%s] %d VUs  %d complete  %s", static_cast<int>(width), sp.name,
+                                  sp.done ? "✓" : " ", bar, sp.vus_active, sp.iterations_completed, where));
   }
   return out;
 }
@@ -1014,7 +1027,7 @@ int RunCommand(const RunFlags& command_line) {
       if (!flags.quiet && now - last_progress >= (tty ? absl::Seconds(1) : absl::Seconds(5))) {
         last_progress = now;
         std::vector<std::string> lines = {ProgressLine(now - test_start, progress, plan.embedded ? 0 : plan.count)};
-        for (std::string& l : ScenarioLines(progress)) lines.push_back(std::move(l));
+        for (std::string& l : ScenarioLines(progress, scenarios)) lines.push_back(std::move(l));
         if (tty) {
           // Redrawn in place: back to the first line drawn last time.
           if (drawn_lines > 1) fprintf(stdout, "\x1b[%dA", drawn_lines - 1);
@@ -1065,7 +1078,7 @@ int RunCommand(const RunFlags& command_line) {
   const std::vector<controller::AgentSummary> agents = coordinator.Agents();
   if (!flags.quiet) {
     fputs(absl::StrCat(ProgressLine(test_duration, final_progress, plan.embedded ? 0 : plan.count), "\n").c_str(), stdout);
-    for (const std::string& l : ScenarioLines(final_progress)) fputs(absl::StrCat(l, "\n").c_str(), stdout);
+    for (const std::string& l : ScenarioLines(final_progress, scenarios)) fputs(absl::StrCat(l, "\n").c_str(), stdout);
   }
 
   // 5. Thresholds, summary, export, exit code.
