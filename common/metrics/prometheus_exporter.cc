@@ -33,20 +33,42 @@ std::string Unit(const MetricDef& def) {
 // k6 keeps time in ms; Prometheus wants seconds.
 double Scale(const MetricDef& def) { return def.contains == ValueType::kTime ? 1e-3 : 1.0; }
 
-// Samples <= bound (in the histogram's own unit), at bucket resolution:
-// a bucket counts when its representative value is within the bound.
-uint64_t CountAtMost(const Histogram& h, double bound) {
-  uint64_t n = 0;
-  const Histogram::BucketSpan neg = h.negative_buckets();
+// For each bound (ascending, > 0, in the histogram's own unit) the highest
+// positive bucket whose representative value is within it. Computed once
+// per render: BucketValue() is a pow(), and calling it per bucket per
+// bound per series was half of a scrape's CPU (perf, 10,000 series).
+std::vector<int32_t> BucketLimits(double scale) {
+  std::vector<int32_t> limits;
+  for (double bound : kBounds) {
+    const double b = bound / scale;
+    int32_t i = Histogram::Bucket(b);
+    while (Histogram::BucketValue(i) > b) --i;
+    while (Histogram::BucketValue(i + 1) <= b) ++i;
+    limits.push_back(i);
+  }
+  return limits;
+}
+
+// Samples <= each bound, at bucket resolution (a bucket counts when its
+// representative value is within the bound), in one pass over the
+// buckets. Every negative and zero sample is below the (positive) bounds.
+std::vector<uint64_t> CumulativeCounts(const Histogram& h, const std::vector<int32_t>& limits) {
+  uint64_t cumulative = h.zero_count();
+  for (uint64_t c : h.negative_buckets().counts) cumulative += c;
+  std::vector<uint64_t> out;
+  out.reserve(limits.size());
   const Histogram::BucketSpan pos = h.positive_buckets();
-  for (size_t k = 0; k < neg.counts.size(); ++k) {
-    if (-Histogram::BucketValue(neg.offset + static_cast<int32_t>(k)) <= bound) n += neg.counts[k];
-  }
-  if (bound >= 0) n += h.zero_count();
+  size_t j = 0;
   for (size_t k = 0; k < pos.counts.size(); ++k) {
-    if (Histogram::BucketValue(pos.offset + static_cast<int32_t>(k)) <= bound) n += pos.counts[k];
+    const int32_t index = pos.offset + static_cast<int32_t>(k);
+    while (j < limits.size() && index > limits[j]) {
+      out.push_back(cumulative);
+      ++j;
+    }
+    cumulative += pos.counts[k];
   }
-  return n;
+  while (out.size() < limits.size()) out.push_back(cumulative);
+  return out;
 }
 
 }  // namespace
@@ -175,15 +197,15 @@ class PrometheusExporter::Collector : public prometheus::Collectable {
           prometheus::MetricFamily quant{absl::StrCat("barrage_", def.name, "_quantile", Unit(def)),
                                          absl::StrCat(help, ": quantiles of the merged histogram"),
                                          prometheus::MetricType::Gauge, {}};
+          const std::vector<int32_t> limits = BucketLimits(scale);
           for (const auto& [labels, agg] : by_labels) {
             const Histogram& h = agg.histogram();
             prometheus::ClientMetric c;
             c.label = labels;
             c.histogram.sample_count = h.count();
             c.histogram.sample_sum = h.sum() * scale;
-            for (double bound : kBounds) {
-              c.histogram.bucket.push_back({CountAtMost(h, bound / scale), bound});
-            }
+            const std::vector<uint64_t> counts = CumulativeCounts(h, limits);
+            for (size_t b = 0; b < counts.size(); ++b) c.histogram.bucket.push_back({counts[b], kBounds[b]});
             c.histogram.bucket.push_back({h.count(), std::numeric_limits<double>::infinity()});
             hist.metric.push_back(std::move(c));
             for (double q : kQuantiles) {
