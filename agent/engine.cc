@@ -217,15 +217,8 @@ absl::StatusOr<std::optional<std::string>> Engine::RunLifecycle(
   };
   auto outcome = std::make_shared<Outcome>();
   vu->Start([this, vu, fn, data, want_result, outcome, texts] {
-    js::RuntimeConfig rc;
-    rc.vu_id = 0;
-    rc.env = config_.env;
-    rc.host = vu;
-    rc.bundle = config_.bundle;
-    rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
-    rc.test_options_json = config_.options_json;
     absl::StatusOr<std::optional<std::string>> result = std::optional<std::string>();
-    absl::StatusOr<std::unique_ptr<js::Runtime>> rt = js::Runtime::Create(std::move(rc));
+    absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);  // __VU 0: its id
     if (!rt.ok()) {
       result = rt.status();
     } else {

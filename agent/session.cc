@@ -24,6 +24,26 @@ namespace {
 using v1::AgentMessage;
 using v1::ControllerMessage;
 
+// The progress report of an interval; the final one, sent after the run,
+// has no VU active and every scenario done.
+AgentMessage ProgressMessage(const EngineProgress& p, bool final) {
+  AgentMessage m;
+  v1::Progress* out = m.mutable_progress();
+  out->set_vus_active(final ? 0 : p.vus_active);
+  out->set_vus_max(p.vus_max);
+  out->set_iterations_completed(p.iterations_completed);
+  out->set_iterations_interrupted(p.iterations_interrupted);
+  for (const ScenarioProgress& sp : p.scenarios) {
+    v1::ScenarioProgress* s = out->add_scenarios();
+    s->set_name(sp.name);
+    s->set_vus_active(final ? 0 : sp.vus_active);
+    s->set_iterations_completed(sp.iterations_completed);
+    s->set_progress(sp.progress);
+    s->set_done(final || sp.done);
+  }
+  return m;
+}
+
 class Session {
  public:
   Session(const std::shared_ptr<grpc::Channel>& channel, const SessionOptions& options)
@@ -317,38 +337,11 @@ void Session::StartRun(const v1::Start& s) {
       if (absl::Now() < next) continue;
       next += interval_;
       SendDelta(/*sample_vus=*/true);
-      const EngineProgress p = engine_->Progress();
-      AgentMessage progress;
-      progress.mutable_progress()->set_vus_active(p.vus_active);
-      progress.mutable_progress()->set_vus_max(p.vus_max);
-      progress.mutable_progress()->set_iterations_completed(p.iterations_completed);
-      progress.mutable_progress()->set_iterations_interrupted(p.iterations_interrupted);
-      for (const ScenarioProgress& sp : p.scenarios) {
-        v1::ScenarioProgress* out = progress.mutable_progress()->add_scenarios();
-        out->set_name(sp.name);
-        out->set_vus_active(sp.vus_active);
-        out->set_iterations_completed(sp.iterations_completed);
-        out->set_progress(sp.progress);
-        out->set_done(sp.done);
-      }
-      Send(progress);
+      Send(ProgressMessage(engine_->Progress(), /*final=*/false));
     }
     run.join();
     SendDelta(/*sample_vus=*/false);
-    const EngineProgress p = engine_->Progress();
-    AgentMessage last;
-    last.mutable_progress()->set_vus_active(0);
-    last.mutable_progress()->set_vus_max(p.vus_max);
-    last.mutable_progress()->set_iterations_completed(p.iterations_completed);
-    last.mutable_progress()->set_iterations_interrupted(p.iterations_interrupted);
-    for (const ScenarioProgress& sp : p.scenarios) {
-      v1::ScenarioProgress* out = last.mutable_progress()->add_scenarios();
-      out->set_name(sp.name);
-      out->set_iterations_completed(sp.iterations_completed);
-      out->set_progress(sp.progress);
-      out->set_done(true);
-    }
-    Send(last);
+    Send(ProgressMessage(engine_->Progress(), /*final=*/true));
     AgentMessage done;
     if (auto reason = engine_->abort_reason()) done.mutable_done()->set_abort_reason(*reason);
     done.mutable_done()->set_test_failed(engine_->test_failed());

@@ -73,9 +73,7 @@ grpc::Status Coordinator::Session(grpc::ServerContext* context,
   Agent* agent;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    int live = 0;
-    for (const auto& other : agents_) live += other->state != Agent::State::kLost ? 1 : 0;
-    if (ended_ || assigned_ || live >= config_.expected_agents) {
+    if (ended_ || assigned_ || LiveAgentsLocked() >= config_.expected_agents) {
       const std::string why = ended_ ? "the test has ended"
                                      : absl::StrCat("the test already has its ", config_.expected_agents, " agents");
       lock.unlock();
@@ -182,20 +180,21 @@ grpc::Status Coordinator::Session(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-absl::Status Coordinator::WaitForAgents(absl::Duration timeout) {
+int Coordinator::LiveAgentsLocked() const {
+  int n = 0;
+  for (const auto& a : agents_) n += a->state != Agent::State::kLost ? 1 : 0;
+  return n;
+}
+
+int Coordinator::LiveAgents() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return LiveAgentsLocked();
+}
+
+bool Coordinator::WaitForAgents(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  auto live = [&] {
-    int n = 0;
-    for (const auto& a : agents_) n += a->state != Agent::State::kLost ? 1 : 0;
-    return n;
-  };
-  const bool all = cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
-                                [&] { return live() >= config_.expected_agents; });
-  if (!all) {
-    return absl::DeadlineExceededError(absl::StrCat("only ", live(), " of ", config_.expected_agents,
-                                                    " agents joined within ", absl::FormatDuration(timeout)));
-  }
-  return absl::OkStatus();
+  return cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                      [&] { return LiveAgentsLocked() >= config_.expected_agents; });
 }
 
 absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {

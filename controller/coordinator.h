@@ -80,9 +80,10 @@ class Coordinator final : public v1::Control::Service {
   grpc::Status Session(grpc::ServerContext* context,
                        grpc::ServerReaderWriter<v1::ControllerMessage, v1::AgentMessage>* stream) override;
 
-  // Blocks until the expected number of agents have joined. kDeadlineExceeded
-  // naming how many did.
-  absl::Status WaitForAgents(absl::Duration timeout);
+  // Blocks until the expected number of agents have joined, or timeout:
+  // false then (LiveAgents() says how many did).
+  bool WaitForAgents(absl::Duration timeout);
+  int LiveAgents() const;
 
   // Plans the segment sequence (weighted by the agents' capacity), sends
   // each agent the archive and its assignment, and waits until all are
@@ -124,6 +125,7 @@ class Coordinator final : public v1::Control::Service {
   struct Agent;
   void Send(Agent& agent, const v1::ControllerMessage& m);
   Agent* FirstLiveAgent();
+  int LiveAgentsLocked() const;  // mu_ held
 
   CoordinatorConfig config_;
   mutable std::mutex mu_;

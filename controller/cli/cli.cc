@@ -871,20 +871,20 @@ int RunCommand(const RunFlags& command_line) {
   {
     // In slices, so that Ctrl-C while waiting ends the run at once.
     const absl::Time give_up = absl::Now() + agent_timeout;
-    absl::Status st;
+    bool joined = false;
     for (;;) {
       const absl::Duration left = give_up - absl::Now();
-      st = coordinator.WaitForAgents(std::max(absl::ZeroDuration(), std::min(left, absl::Milliseconds(200))));
-      if (st.ok() || left <= absl::ZeroDuration()) break;
+      joined = coordinator.WaitForAgents(std::max(absl::ZeroDuration(), std::min(left, absl::Milliseconds(200))));
+      if (joined || left <= absl::ZeroDuration()) break;
       if (g_signals > 0) {
         barrage::Log(Severity::kWarning, "stopped while waiting for agents");
         shutdown();
         return kExitExternalAbort;
       }
     }
-    if (!st.ok()) {
-      barrage::Log(Severity::kError, absl::StrCat(std::string(st.message()).substr(0, st.message().rfind(" within ")),
-                                                  " within ", FormatGoDuration(agent_timeout)));
+    if (!joined) {
+      barrage::Log(Severity::kError, absl::StrCat("only ", coordinator.LiveAgents(), " of ", plan.count,
+                                                  " agents joined within ", FormatGoDuration(agent_timeout)));
       shutdown();
       return kExitAgentLost;
     }
