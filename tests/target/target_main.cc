@@ -40,6 +40,9 @@ int Main(int argc, char** argv) {
     std::cerr << "barrage-target: " << server.status().message() << "\n";
     return 1;
   }
+  // The mode goes to stderr: stdout is exactly one line, the ready line,
+  // which tests and scripts read to its end as the address.
+  std::cerr << "barrage-target mode: " << DescribeMode(*options) << std::endl;
   // Tests and scripts wait for exactly this line (tests/testing's WaitForAddress).
   std::cout << "barrage-target listening on " << (*server)->address() << std::endl;
 

@@ -4,10 +4,11 @@
 
 namespace barrage::target {
 
-// Parses flags, starts the server, prints "barrage-target listening on
-// <host>:<port>" once ready, and serves until SIGTERM or SIGINT. Returns the
-// exit code: 0 after a clean shutdown or --help, 2 for bad flags, 1 when it
-// cannot listen.
+// Parses flags, starts the server, prints "barrage-target mode: <mode>"
+// (DescribeMode) on stderr, then "barrage-target listening on <host>:<port>"
+// on stdout once ready, and serves until SIGTERM or SIGINT. Returns the exit
+// code: 0 after a clean shutdown or --help, 2 for bad flags or unreadable TLS
+// files, 1 when it cannot listen.
 int Main(int argc, char** argv);
 
 }  // namespace barrage::target

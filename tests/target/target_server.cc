@@ -1,7 +1,9 @@
 #include "tests/target/target_server.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <shared_mutex>
 #include <string>
@@ -16,6 +18,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/security/server_credentials.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -52,18 +56,57 @@ gpr_timespec DeadlineAfter(absl::Duration d) {
                       gpr_time_from_nanos(absl::ToInt64Nanoseconds(d), GPR_TIMESPAN));
 }
 
+// Request metadata whose key starts with this comes back as response header
+// and trailer, values untouched ("-bin" values are bytes both ways), so
+// clients can check what they sent and how they read headers and trailers.
+constexpr std::string_view kEchoPrefix = "x-echo-";
+
+// Adds the x-echo- metadata of the request to the response's headers and
+// trailers; true if there was any.
+bool EchoMetadata(grpc::ServerContextBase& context) {
+  bool any = false;
+  for (const auto& [key, value] : context.client_metadata()) {
+    if (!key.starts_with(grpc::string_ref(kEchoPrefix.data(), kEchoPrefix.size()))) continue;
+    std::string k(key.data(), key.size());
+    std::string v(value.data(), value.size());
+    context.AddInitialMetadata(k, v);
+    context.AddTrailingMetadata(k, v);
+    any = true;
+  }
+  return any;
+}
+
+grpc::Status InjectedStreamError(int code) {
+  return grpc::Status(static_cast<grpc::StatusCode>(code), "injected stream error");
+}
+
+// How a streaming call misbehaves, drawn when it starts: it fails after
+// fail_after messages (never when negative).
+struct StreamFault {
+  int fail_after = -1;
+  int error_status = 13;
+};
+
 // LotsOfReplies: stream_count replies, stream_interval apart (the first at once).
 class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
  public:
-  RepliesReactor(const TargetOptions& options, const HelloRequest& request)
-      : remaining_(options.stream_count), interval_(options.stream_interval) {
+  RepliesReactor(const TargetOptions& options, const HelloRequest& request, StreamFault fault)
+      : remaining_(options.stream_count), interval_(options.stream_interval), fault_(fault) {
     reply_.set_reply(MakeReply(request.greeting(), options.reply_size));
+    if (fault_.fail_after == 0) {
+      Finish(InjectedStreamError(fault_.error_status));
+      return;
+    }
     WriteNext();
   }
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      return;
+    }
+    if (++sent_ == fault_.fail_after) {
+      Finish(InjectedStreamError(fault_.error_status));
       return;
     }
     if (interval_ <= absl::ZeroDuration() || remaining_ == 0) {
@@ -90,6 +133,8 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
 
   int remaining_;
   const absl::Duration interval_;
+  const StreamFault fault_;
+  int sent_ = 0;
   HelloResponse reply_;
   std::unique_ptr<grpc::Alarm> alarm_;
 };
@@ -97,8 +142,15 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
 // LotsOfGreetings: "hello g1, g2, ..." once the client half-closes.
 class GreetingsReactor : public grpc::ServerReadReactor<HelloRequest> {
  public:
-  GreetingsReactor(const TargetOptions& options, HelloResponse* response)
-      : reply_size_(options.reply_size), response_(response) {
+  GreetingsReactor(const TargetOptions& options, HelloResponse* response, StreamFault fault,
+                   bool send_headers)
+      : reply_size_(options.reply_size), response_(response), fault_(fault) {
+    if (fault_.fail_after == 0) {
+      Finish(InjectedStreamError(fault_.error_status));
+      return;
+    }
+    // Echoed headers go out at once, not with the reply at the very end.
+    if (send_headers) StartSendInitialMetadata();
     StartRead(&request_);
   }
 
@@ -106,6 +158,10 @@ class GreetingsReactor : public grpc::ServerReadReactor<HelloRequest> {
     if (ok) {
       if (count_++ > 0) greetings_.append(", ");
       greetings_.append(request_.greeting());
+      if (count_ == fault_.fail_after) {
+        Finish(InjectedStreamError(fault_.error_status));
+        return;
+      }
       StartRead(&request_);
       return;
     }
@@ -118,15 +174,24 @@ class GreetingsReactor : public grpc::ServerReadReactor<HelloRequest> {
  private:
   const int reply_size_;
   HelloResponse* const response_;
+  const StreamFault fault_;
   HelloRequest request_;
   std::string greetings_;
   int count_ = 0;
 };
 
-// BidiHello: one reply per message; ends when the client half-closes.
+// BidiHello: an echo, bidi_replies replies per message (one by default), each
+// sent before the next message is read; ends with OK when the client half-closes.
 class BidiReactor : public grpc::ServerBidiReactor<HelloRequest, HelloResponse> {
  public:
-  explicit BidiReactor(const TargetOptions& options) : reply_size_(options.reply_size) {
+  BidiReactor(const TargetOptions& options, StreamFault fault, bool send_headers)
+      : reply_size_(options.reply_size), replies_per_message_(options.bidi_replies), fault_(fault) {
+    if (fault_.fail_after == 0) {
+      Finish(InjectedStreamError(fault_.error_status));
+      return;
+    }
+    // Echoed headers go out at once, before the first message arrives.
+    if (send_headers) StartSendInitialMetadata();
     StartRead(&request_);
   }
 
@@ -136,7 +201,8 @@ class BidiReactor : public grpc::ServerBidiReactor<HelloRequest, HelloResponse> 
       return;
     }
     reply_.set_reply(MakeReply(request_.greeting(), reply_size_));
-    StartWrite(&reply_);
+    pending_ = replies_per_message_;
+    WriteOrRead();
   }
 
   void OnWriteDone(bool ok) override {
@@ -144,37 +210,104 @@ class BidiReactor : public grpc::ServerBidiReactor<HelloRequest, HelloResponse> 
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
-    StartRead(&request_);
+    if (++sent_ == fault_.fail_after) {
+      Finish(InjectedStreamError(fault_.error_status));
+      return;
+    }
+    WriteOrRead();
   }
 
   void OnDone() override { delete this; }
 
  private:
+  // One operation each way at a time: the replies to a message, then the next read.
+  void WriteOrRead() {
+    if (pending_ > 0) {
+      --pending_;
+      StartWrite(&reply_);
+      return;
+    }
+    StartRead(&request_);
+  }
+
   const int reply_size_;
+  const int replies_per_message_;
+  const StreamFault fault_;
+  int pending_ = 0;
+  int sent_ = 0;
   HelloRequest request_;
   HelloResponse reply_;
 };
 
 class HelloServiceImpl : public HybridService {
  public:
-  explicit HelloServiceImpl(const TargetOptions& options) : options_(options) {}
+  // Streams draw from an engine of their own: their handlers run on gRPC's
+  // callback threads, not on the unary queues' threads.
+  explicit HelloServiceImpl(const TargetOptions& options)
+      : options_(options), stream_rng_(options.seed ^ 0x73747265616d73ULL) {}
 
-  grpc::ServerWriteReactor<HelloResponse>* LotsOfReplies(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<HelloResponse>* LotsOfReplies(grpc::CallbackServerContext* context,
                                                          const HelloRequest* request) override {
-    return new RepliesReactor(options_, *request);
+    EchoMetadata(*context);  // the first write carries the headers
+    return new RepliesReactor(options_, *request, DrawFault());
   }
-  grpc::ServerReadReactor<HelloRequest>* LotsOfGreetings(grpc::CallbackServerContext*,
+  grpc::ServerReadReactor<HelloRequest>* LotsOfGreetings(grpc::CallbackServerContext* context,
                                                          HelloResponse* response) override {
-    return new GreetingsReactor(options_, response);
+    const bool echo = EchoMetadata(*context);
+    return new GreetingsReactor(options_, response, DrawFault(), echo);
   }
   grpc::ServerBidiReactor<HelloRequest, HelloResponse>* BidiHello(
-      grpc::CallbackServerContext*) override {
-    return new BidiReactor(options_);
+      grpc::CallbackServerContext* context) override {
+    const bool echo = EchoMetadata(*context);
+    return new BidiReactor(options_, DrawFault(), echo);
   }
 
  private:
+  // --error-rate picks the failing streams; without it --stream-error-after
+  // fails every stream.
+  StreamFault DrawFault() {
+    StreamFault fault;
+    fault.error_status = options_.error_status;
+    if (options_.error_rate > 0) {
+      std::lock_guard lock(stream_rng_mu_);
+      if (std::uniform_real_distribution<double>(0, 1)(stream_rng_) < options_.error_rate) {
+        fault.fail_after = std::max(options_.stream_error_after, 0);
+      }
+      return fault;
+    }
+    fault.fail_after = options_.stream_error_after;
+    return fault;
+  }
+
   const TargetOptions& options_;
+  std::mutex stream_rng_mu_;
+  std::mt19937_64 stream_rng_;
 };
+
+// Drops the server reflection plugin. grpc++_reflection registers it for
+// every ServerBuilder from a static initializer, so not calling
+// InitProtoReflectionServerBuilderPlugin() is not enough to go without it.
+class WithoutReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    const std::string name = grpc::reflection::ProtoServerReflectionPlugin().name();
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [&](const auto& plugin) { return plugin->name() == name; }),
+                   plugins->end());
+  }
+};
+
+std::shared_ptr<grpc::ServerCredentials> Credentials(const TargetOptions& options) {
+  if (!options.tls.has_value()) return grpc::InsecureServerCredentials();
+  const TargetTls& tls = *options.tls;
+  grpc::SslServerCredentialsOptions ssl(
+      tls.client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = tls.client_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({tls.private_key_pem, tls.cert_chain_pem});
+  return grpc::SslServerCredentials(ssl);
+}
 
 // One completion queue and the thread that polls it. The random engine is
 // used only by that thread, so draws need no lock and, per queue, follow the seed.
@@ -254,6 +387,7 @@ class UnaryCall {
 
   void Finish() {
     state_ = State::kFinishing;
+    EchoMetadata(ctx_);
     if (fail_) {
       responder_.FinishWithError(
           grpc::Status(static_cast<grpc::StatusCode>(server_->options.error_status),
@@ -292,10 +426,12 @@ absl::StatusOr<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetOp
   }
   auto impl = std::make_unique<Impl>(options);
 
-  grpc::EnableDefaultHealthCheckService(true);
+  // Both are read when the builder is made.
+  grpc::EnableDefaultHealthCheckService(options.health);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
+  builder.AddListeningPort(options.listen, Credentials(options), &impl->port);
   // gRPC sets SO_REUSEPORT by default; two targets on one fixed port would
   // then share it silently instead of the second one failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -316,7 +452,11 @@ absl::StatusOr<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetOp
     }
     return absl::UnavailableError(absl::StrCat(options.listen, ": cannot listen"));
   }
-  impl->server->GetHealthCheckService()->SetServingStatus("hello.HelloService", true);
+  if (options.health) {
+    grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
+    health->SetServingStatus("hello.HelloService", true);
+    for (const std::string& name : options.not_serving) health->SetServingStatus(name, false);
+  }
   impl->address = absl::StrCat(options.listen.substr(0, colon), ":", impl->port);
 
   for (auto& queue : impl->queues) {

@@ -1,5 +1,7 @@
 // The gRPC server behind barrage-target: hello.HelloService (as grpcbin
-// answers it), the standard health service and server reflection.
+// answers it), the standard health service and server reflection (each can
+// be left out), plaintext or TLS (mutual with a client CA). Request metadata
+// keyed "x-echo-*" comes back as response headers and trailers on every method.
 //
 // It is the server of the client-CPU benchmarks, so it must not be the
 // bottleneck: SayHello, the hot path, runs on async completion queues, one
@@ -21,7 +23,9 @@ namespace barrage::target {
 class TargetServer {
  public:
   // Builds and starts the server. kUnavailable (naming the address) when it
-  // cannot listen, kInvalidArgument for a malformed address.
+  // cannot listen, kInvalidArgument for a malformed address. Not to be called
+  // from two threads at once: whether a server gets the health service is a
+  // process-wide gRPC setting, set here for each server.
   static absl::StatusOr<std::unique_ptr<TargetServer>> Start(const TargetOptions& options);
 
   // Stops accepting calls, gives calls in flight up to grace to finish, then
