@@ -125,6 +125,9 @@ void Vu::Interrupt() {
   tasks_.fetch_add(1, std::memory_order_acq_rel);  // the post below uses this Vu
   worker_.Post([this] {
     if (sleep_timer_ != nullptr) sleep_timer_->Cancel();
+    // A VU waiting in its event loop (streams, timers, promises) wakes up to
+    // cancel them. Safe here: on the worker, with the coroutine suspended.
+    if (runtime_ != nullptr) runtime_->WakeEventLoop();
     tasks_.fetch_sub(1, std::memory_order_acq_rel);
   });
 }
@@ -150,6 +153,22 @@ void Vu::Sleep(absl::Duration d) {
   sleep_timer_ = &timer;
   SwitchOut();
   sleep_timer_ = nullptr;
+}
+
+namespace {
+class VuTimer : public js::VuHost::Timer {
+ public:
+  VuTimer(Worker& worker, absl::Duration after, std::function<void(bool)> fn)
+      : timer_(worker, absl::Now() + after, std::move(fn)) {}
+  void Cancel() override { timer_.Cancel(); }
+
+ private:
+  Worker::Timer timer_;
+};
+}  // namespace
+
+std::unique_ptr<js::VuHost::Timer> Vu::StartTimer(absl::Duration after, std::function<void(bool fired)> fn) {
+  return std::make_unique<VuTimer>(worker_, after, std::move(fn));
 }
 
 absl::Status Vu::DefineMetric(const metrics::MetricDef& def) { return owner_.DefineMetric(def); }

@@ -74,6 +74,7 @@ class Vu : public js::VuHost {
   void Sleep(absl::Duration d) override;
   bool Interrupted() const override { return interrupted_.load(std::memory_order_relaxed); }
   grpc::CompletionQueue* completion_queue() override { return worker_.cq(); }
+  std::unique_ptr<Timer> StartTimer(absl::Duration after, std::function<void(bool fired)> fn) override;
   absl::Status DefineMetric(const metrics::MetricDef& def) override;
   void Emit(const std::string& metric, const std::string& encoded_tags, double value) override;
   void Log(js::LogLevel level, std::string_view message) override;

@@ -1,7 +1,16 @@
 #include "agent/grpc/connection.h"
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <chrono>
+#include <fstream>
 #include <limits>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -9,6 +18,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/grpc/stream_call.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -76,18 +89,215 @@ void CopyMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& in, M
   }
 }
 
+
+// ---- TLS (spec §1.5.1) -------------------------------------------------------
+
+std::string OpenSslError() {
+  unsigned long e = ERR_get_error();  // NOLINT(runtime/int): OpenSSL's type
+  ERR_clear_error();
+  if (e == 0) return "unknown error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  return buf;
+}
+
+// The roots a client trusts when it adds its own: the system's, as Go's
+// x509.SystemCertPool gives k6. gRPC has no "system plus these", so the
+// system bundle is read here.
+std::string SystemRoots() {
+  static const std::string* roots = [] {
+    for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+      std::ifstream in(path);
+      if (!in) continue;
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return new std::string(ss.str());
+    }
+    return new std::string();
+  }();
+  return *roots;
+}
+
+// Checks that pem holds at least one certificate.
+absl::Status CheckCertificates(const std::string& pem, const std::string& what) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (cert == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(absl::StrCat("invalid tls ", what, " value: failed to find any PEM data in ", what, " input"));
+  }
+  X509_free(cert);
+  return absl::OkStatus();
+}
+
+// The client key as unencrypted PEM, for gRPC: a legacy encrypted PEM key is
+// decrypted with the password, as Go's x509.DecryptPEMBlock does for k6.
+absl::StatusOr<std::string> ClientKey(const std::string& pem, const std::string& password) {
+  if (absl::StrContains(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+    return absl::InvalidArgumentError("encrypted pkcs8 formatted key is not supported");
+  }
+  BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(in, nullptr, nullptr, const_cast<char*>(password.c_str()));
+  BIO_free(in);
+  if (key == nullptr) {
+    const bool encrypted = absl::StrContains(pem, "ENCRYPTED");
+    std::string why = OpenSslError();
+    if (encrypted && password.empty()) return absl::InvalidArgumentError("tls key is encrypted and no password was given");
+    if (encrypted) return absl::InvalidArgumentError(absl::StrCat("can't decrypt the tls key: x509: decryption password incorrect (", why, ")"));
+    return absl::InvalidArgumentError("invalid tls key value: failed to find any PEM data in key input");
+  }
+  BIO* out = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(out, &data);  // NOLINT(runtime/int): OpenSSL's type
+  std::string result(data, static_cast<size_t>(n));
+  BIO_free(out);
+  EVP_PKEY_free(key);
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const ConnectParams& params) {
+  if (params.plaintext) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  if (!params.tls_cacerts.empty()) {
+    options.pem_root_certs = SystemRoots();
+    for (const std::string& ca : params.tls_cacerts) {
+      if (absl::Status st = CheckCertificates(ca, "cacerts"); !st.ok()) return st;
+      if (!options.pem_root_certs.empty() && options.pem_root_certs.back() != '\n') options.pem_root_certs += '\n';
+      options.pem_root_certs += ca;
+    }
+  }
+  if (!params.tls_cert.empty() && !params.tls_key.empty()) {
+    if (absl::Status st = CheckCertificates(params.tls_cert, "cert"); !st.ok()) return st;
+    absl::StatusOr<std::string> key = ClientKey(params.tls_key, params.tls_password);
+    if (!key.ok()) return key.status();
+    options.pem_cert_chain = params.tls_cert;
+    options.pem_private_key = *std::move(key);
+  }
+  return grpc::SslCredentials(options);
+}
+
+// ---- reflection (spec §1.5.2) -------------------------------------------------
+
+// What one reflection stream found: files by name, serialized.
+struct Reflected {
+  std::map<std::string, std::string> files;
+  grpc::Status status;  // non-OK: the listing failed
+};
+
+// One ServerReflectionInfo stream of reflection version V (v1 or v1alpha,
+// the same messages in two packages): lists the services, then fetches the
+// file of each and the files they import, each once. Runs on its own thread
+// with the synchronous API: a VU reflects once per connect, and its
+// coroutine is suspended meanwhile.
+template <typename Service, typename Request, typename Response>
+Reflected ReflectWith(const std::shared_ptr<grpc::Channel>& channel, const Metadata& metadata,
+                      std::chrono::system_clock::time_point deadline, std::vector<ReflectionCall>* calls) {
+  Reflected out;
+  const auto start = std::chrono::steady_clock::now();
+  grpc::ClientContext context;
+  for (const auto& [k, v] : metadata) context.AddMetadata(k, v);
+  context.set_deadline(deadline);
+  auto stub = Service::NewStub(channel);
+  auto stream = stub->ServerReflectionInfo(&context);
+  auto ask = [&](const Request& request, Response* response) {
+    return stream->Write(request) && stream->Read(response);
+  };
+  Request request;
+  Response response;
+  request.set_list_services("*");
+  bool listed = ask(request, &response) && response.has_list_services_response();
+  std::vector<std::string> wanted;  // symbols, then file names
+  std::set<std::string> asked_files;
+  auto add_files = [&](const Response& r) {
+    for (const std::string& bytes : r.file_descriptor_response().file_descriptor_proto()) {
+      google::protobuf::FileDescriptorProto file;
+      if (!file.ParseFromString(bytes) || out.files.count(file.name())) continue;
+      out.files.emplace(file.name(), bytes);
+      for (const std::string& dep : file.dependency()) {
+        if (!out.files.count(dep) && asked_files.insert(dep).second) wanted.push_back(dep);
+      }
+    }
+  };
+  if (listed) {
+    for (const auto& service : response.list_services_response().service()) {
+      Request by_symbol;
+      by_symbol.set_file_containing_symbol(service.name());
+      Response r;
+      if (!ask(by_symbol, &r)) break;
+      add_files(r);  // an error response is tolerated: that service's file is missing
+    }
+    while (!wanted.empty()) {
+      std::string name = std::move(wanted.back());
+      wanted.pop_back();
+      if (out.files.count(name)) continue;
+      Request by_name;
+      by_name.set_file_by_filename(name);
+      Response r;
+      if (!ask(by_name, &r)) break;
+      add_files(r);
+    }
+    stream->WritesDone();
+  } else if (response.has_error_response()) {
+    out.status = grpc::Status(static_cast<grpc::StatusCode>(response.error_response().error_code()),
+                              response.error_response().error_message());
+  }
+  grpc::Status finish = stream->Finish();
+  if (!listed && out.status.ok()) {
+    out.status = finish.ok() ? grpc::Status(grpc::StatusCode::UNKNOWN, "no list of services in the reply") : finish;
+  }
+  calls->push_back(ReflectionCall{static_cast<int>((listed ? finish : out.status).error_code()),
+                                  absl::FromChrono(std::chrono::steady_clock::now() - start)});
+  return out;
+}
+
+// v1 first, v1alpha when the server has no v1 (spec §1.5.2).
+absl::StatusOr<std::string> Reflect(const std::shared_ptr<grpc::Channel>& channel, const Metadata& metadata,
+                                    std::chrono::system_clock::time_point deadline,
+                                    std::vector<ReflectionCall>* calls) {
+  namespace v1 = grpc::reflection::v1;
+  namespace v1alpha = grpc::reflection::v1alpha;
+  Reflected found = ReflectWith<v1::ServerReflection, v1::ServerReflectionRequest, v1::ServerReflectionResponse>(
+      channel, metadata, deadline, calls);
+  if (found.status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    found = ReflectWith<v1alpha::ServerReflection, v1alpha::ServerReflectionRequest,
+                        v1alpha::ServerReflectionResponse>(channel, metadata, deadline, calls);
+  }
+  if (!found.status.ok()) {
+    return absl::UnavailableError(absl::StrCat("can't list services: rpc error: code = ",
+                                               CodeName(static_cast<int>(found.status.error_code())),
+                                               " desc = ", found.status.error_message()));
+  }
+  google::protobuf::FileDescriptorSet set;
+  for (const auto& [name, bytes] : found.files) {
+    if (!set.add_file()->ParseFromString(bytes)) set.mutable_file()->RemoveLast();
+  }
+  return set.SerializeAsString();
+}
+
 }  // namespace
+
+const char* CodeName(int code) {
+  static constexpr const char* kNames[] = {
+      "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+      "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
+      "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"};
+  if (code < 0 || code >= static_cast<int>(std::size(kNames))) return "Unknown";
+  return kNames[code];
+}
 
 // One pending Connect: re-arms on every state change until READY, a
 // failure, or the deadline.
 class ConnectOp : public ConnectPoller::Tag {
  public:
-  ConnectOp(std::string address, std::shared_ptr<grpc::Channel> channel, absl::Duration timeout,
-            Connection::ConnectDone done)
-      : address_(std::move(address)),
+  ConnectOp(const ConnectParams& params, std::shared_ptr<grpc::Channel> channel, Connection::ConnectDone done)
+      : address_(params.address),
         channel_(std::move(channel)),
-        timeout_(timeout),
-        deadline_(DeadlineAfter(timeout)),
+        timeout_(params.timeout),
+        deadline_(DeadlineAfter(params.timeout)),
+        reflect_(params.reflect),
+        reflect_metadata_(params.reflect_metadata),
         done_(std::move(done)) {}
 
   void Start() {
@@ -162,10 +372,25 @@ class ConnectOp : public ConnectPoller::Tag {
   }
 
   void Succeed() {
-    Finish(std::shared_ptr<Connection>(new Connection(address_, channel_)));
+    Connection::Connected connected;
+    connected.connection = std::shared_ptr<Connection>(new Connection(address_, channel_));
+    if (!reflect_) {
+      Finish(std::move(connected));
+      return;
+    }
+    // Reflection blocks: it gets a thread of its own, not the poller's.
+    std::thread([this, connected = std::move(connected)]() mutable {
+      absl::StatusOr<std::string> set = Reflect(channel_, reflect_metadata_, deadline_, &connected.reflection_calls);
+      if (!set.ok()) {
+        Finish(absl::Status(set.status().code(), absl::StrCat("failed to connect to ", address_, ": ", set.status().message())));
+        return;
+      }
+      connected.reflected = *std::move(set);
+      Finish(std::move(connected));
+    }).detach();
   }
 
-  void Finish(absl::StatusOr<std::shared_ptr<Connection>> result) {
+  void Finish(absl::StatusOr<Connection::Connected> result) {
     Connection::ConnectDone done = std::move(done_);
     delete this;
     done(std::move(result));
@@ -175,6 +400,8 @@ class ConnectOp : public ConnectPoller::Tag {
   std::shared_ptr<grpc::Channel> channel_;
   const absl::Duration timeout_;
   const std::chrono::system_clock::time_point deadline_;
+  const bool reflect_;
+  const Metadata reflect_metadata_;
   Connection::ConnectDone done_;
   std::unique_ptr<ProbeCall> probe_;
 };
@@ -221,10 +448,13 @@ void Connection::Connect(const ConnectParams& params, ConnectDone done) {
     if (!params.plaintext) args.SetSslTargetNameOverride(params.authority);
   }
   if (!params.user_agent.empty()) args.SetUserAgentPrefix(params.user_agent);
-  std::shared_ptr<grpc::ChannelCredentials> creds =
-      params.plaintext ? grpc::InsecureChannelCredentials() : grpc::SslCredentials(grpc::SslCredentialsOptions());
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(params.address, creds, args);
-  (new ConnectOp(params.address, std::move(channel), params.timeout, std::move(done)))->Start();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeCredentials(params);
+  if (!creds.ok()) {
+    done(creds.status());
+    return;
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(params.address, *creds, args);
+  (new ConnectOp(params, std::move(channel), std::move(done)))->Start();
 }
 
 Connection::Connection(std::string address, std::shared_ptr<grpc::Channel> channel)
@@ -352,11 +582,11 @@ struct QueuedUnaryCall : QueueTag {
 
 }  // namespace
 
-void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
-                           grpc::CompletionQueue* cq, std::function<void(CallResult)> done) {
+grpc::ClientContext* Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
+                                           grpc::CompletionQueue* cq, std::function<void(CallResult)> done) {
   if (stub_ == nullptr) {
     done(ClosedConnectionResult());
-    return;
+    return nullptr;
   }
   auto* op = new QueuedUnaryCall;
   UnaryCallState* call = op->call;
@@ -364,6 +594,17 @@ void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, 
   op->reader = stub_->PrepareUnaryCall(&call->context, method.full_method, call->request, cq);
   op->reader->StartCall();
   op->reader->Finish(&call->response, &op->status, static_cast<QueueTag*>(op));
+  return &call->context;
+}
+
+StreamCall* Connection::StartStream(const MethodInfo& method, const CallOptions& options,
+                                    std::optional<absl::Duration> timeout, grpc::CompletionQueue* cq,
+                                    StreamCallHandlers handlers) {
+  if (stub_ == nullptr) return nullptr;
+  std::unique_ptr<StreamCall> call(new StreamCall(channel_, method.client_streaming, std::move(handlers)));
+  StreamCall* raw = call.get();
+  raw->Start(*stub_, method.full_method, options, timeout, cq, std::move(call));
+  return raw;
 }
 
 }  // namespace barrage::agent::grpc_client

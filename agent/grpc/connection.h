@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +29,7 @@ class CompletionQueue;
 template <class R, class W>
 class TemplatedGenericStub;
 class ByteBuffer;
+class ClientContext;
 }  // namespace grpc
 
 namespace barrage::agent::grpc_client {
@@ -39,11 +42,29 @@ struct ConnectParams {
   int64_t max_send_size = 0;     // 0: no limit
   std::string authority;         // empty: the host part of the address
   std::string user_agent;        // prefix of the user-agent header
-  // TLS (plaintext == false) verifies the server against the system roots.
-  // TODO(#tls): client certificates and extra CA roots from params.tls.
+  // TLS (plaintext == false) verifies the server against the system roots,
+  // plus tls_cacerts when given (PEM). A client certificate when both
+  // tls_cert and tls_key are given (PEM); tls_password decrypts a legacy
+  // encrypted PEM key.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_password;
+  std::vector<std::string> tls_cacerts;
+  // Server reflection after the dial (spec §1.5.2): the services' files come
+  // back in ConnectResult.reflected. reflect_metadata goes on its calls.
+  bool reflect = false;
+  std::vector<std::pair<std::string, std::string>> reflect_metadata;
+};
+
+// One reflection stream's outcome, for its grpc_req_duration sample.
+struct ReflectionCall {
+  int code = 0;
+  absl::Duration elapsed;
 };
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+class StreamCall;
 
 // A tag on a grpc::CompletionQueue that the queue's poller completes: the
 // agent's workers poll their own queue and call Complete(ok) for each tag.
@@ -75,12 +96,25 @@ struct CallResult {
   absl::Duration elapsed;  // from the start of the call to its final status
 };
 
+// What a streaming call reports (StreamCall), on the polling thread.
+struct StreamCallHandlers {
+  std::function<void(std::string message)> on_message;  // each message received, in order
+  std::function<void()> on_sent;                         // each message that made it onto the wire
+  std::function<void(CallResult)> on_finish;            // once, last; response_bytes empty
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using ConnectDone = std::function<void(absl::StatusOr<std::shared_ptr<Connection>>)>;
+  struct Connected {
+    std::shared_ptr<Connection> connection;
+    std::string reflected;                  // a serialized FileDescriptorSet (reflect only)
+    std::vector<ReflectionCall> reflection_calls;
+  };
+  using ConnectDone = std::function<void(absl::StatusOr<Connected>)>;
 
   // Dials params.address and calls `done` once: with the connection when the
-  // channel is READY; kInvalidArgument for a malformed address; kUnavailable
+  // channel is READY (and reflection, if asked, is done); a TLS parameter
+  // that does not parse is kInvalidArgument naming it; kInvalidArgument for a malformed address; kUnavailable
   // at once when the dial fails (connection refused, TLS failure), naming the
   // address (`failed to connect to 127.0.0.1:1: connection refused`);
   // kDeadlineExceeded when params.timeout passes first.
@@ -103,8 +137,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The same call on a completion queue that the caller polls: done runs on
   // the polling thread, with no thread hop. This is the hot path of the
   // agent's workers, which poll their own queue (agent/worker_pool.h).
-  void UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
-                 grpc::CompletionQueue* cq, std::function<void(CallResult)> done);
+  // Returns the call's context, valid until done runs, for TryCancel (an
+  // asyncInvoke cancelled with its iteration); nullptr when done already ran.
+  grpc::ClientContext* UnaryCall(const MethodInfo& method, std::string request_bytes, CallOptions options,
+                                 grpc::CompletionQueue* cq, std::function<void(CallResult)> done);
+  // Starts a streaming call on cq (see StreamCall); the call owns itself
+  // until its on_finish has run. nullptr after Close(). timeout: a deadline
+  // for the whole stream, none when unset.
+  StreamCall* StartStream(const MethodInfo& method, const CallOptions& options,
+                          std::optional<absl::Duration> timeout, grpc::CompletionQueue* cq,
+                          StreamCallHandlers handlers);
   void Close();
 
   const std::string& address() const { return address_; }
@@ -117,6 +159,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> stub_;
 };
+
+// grpc-go's name of a status code ("Unimplemented"), for k6's error texts.
+const char* CodeName(int code);
 
 // Checks "host:port" as Go's net.SplitHostPort and k6's dialer do. Returns
 // kInvalidArgument naming the address, e.g. `address 127.0.0.1: missing port

@@ -8,7 +8,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/grpc/json_codec.h"
+#include "agent/grpc/stream_call.h"
 #include "agent/js/runtime.h"
+#include "grpc/health/v1/health.pb.h"
 #include "agent/js/values.h"
 #include "common/duration.h"
 #include "common/status_macros.h"
@@ -17,6 +20,24 @@ namespace barrage::agent::js {
 namespace {
 
 namespace gc = ::barrage::agent::grpc_client;
+
+}  // namespace
+
+// One open Stream (spec §1.13). Lives in its client's map until the call
+// finishes; the handlers below hold it too.
+struct GrpcClientState::Stream {
+  gc::StreamCall* call = nullptr;  // owns itself; nullptr once finished
+  std::shared_ptr<const gc::ProtoRegistry> registry;  // keeps method alive
+  const gc::MethodInfo* method = nullptr;
+  bool discard = false;
+  int64_t loop_op = 0;
+  // The VU's tags, group and the call's tags as they were at creation, with
+  // the system tags; `status` is added for grpc_req_duration.
+  metrics::TagSet tags;
+  std::string counter_tags;  // encoded, for the message counters
+};
+
+namespace {
 
 constexpr char kGrpcJs[] =
 #include "agent/js/module_grpc_js.inc"
@@ -36,6 +57,8 @@ std::unordered_map<std::string, CachedLoad>& Cache() {
   static auto* cache = new std::unordered_map<std::string, CachedLoad>();
   return *cache;
 }
+
+absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wrap, gc::Metadata& out);
 
 absl::StatusOr<GrpcClientState*> ClientAt(Runtime& rt, duk_context* ctx) {
   auto& clients = rt.grpc_clients();
@@ -161,8 +184,23 @@ absl::StatusOr<int> ParseDurationImpl(duk_context* ctx, Runtime&) {
   return 1;
 }
 
+// Reads the string or string-array at idx into out (connect's tls.cacerts).
+absl::Status ReadPemList(duk_context* ctx, duk_idx_t idx, std::vector<std::string>& out) {
+  if (duk_is_string(ctx, idx)) {
+    out.emplace_back(duk_get_string(ctx, idx));
+    return absl::OkStatus();
+  }
+  if (duk_is_array(ctx, idx)) {
+    for (const std::string& pem : ReadStringArray(ctx, idx)) out.push_back(pem);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("invalid tls cacerts value, it needs to be a PEM formatted string or an array of them");
+}
+
+// connect(id, address, params): params already checked by the JS half.
 absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
+  const std::string wrap = "invalid grpc.connect() parameters: ";
   gc::ConnectParams params;
   params.address = duk_safe_to_string(ctx, 1);
   duk_get_prop_string(ctx, 2, "plaintext");
@@ -175,19 +213,65 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   params.max_send_size = static_cast<int64_t>(duk_get_number_default(ctx, -1, 0));
   duk_get_prop_string(ctx, 2, "authority");
   params.authority = duk_safe_to_string(ctx, -1);
-  duk_pop_n(ctx, 5);
+  duk_get_prop_string(ctx, 2, "reflect");
+  params.reflect = duk_to_boolean(ctx, -1);
+  duk_pop_n(ctx, 6);
+  if (duk_get_prop_string(ctx, 2, "reflectMetadata")) {
+    BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, params.reflect_metadata));
+  }
+  duk_pop(ctx);
+  if (duk_get_prop_string(ctx, 2, "tls") && !params.plaintext) {
+    // Keys other than these four are ignored, as k6 does.
+    auto pem = [&](const char* key, std::string& out) -> absl::Status {
+      if (duk_get_prop_string(ctx, -1, key) && !duk_is_undefined(ctx, -1)) {
+        if (!duk_is_string(ctx, -1)) {
+          duk_pop(ctx);
+          return absl::InvalidArgumentError(absl::StrCat(
+              wrap, "invalid tls ", key, " value: ", std::string(key) == "password" ? "it needs to be a string"
+                                                                                    : "it needs to be a PEM formatted string"));
+        }
+        out = duk_get_string(ctx, -1);
+      }
+      duk_pop(ctx);
+      return absl::OkStatus();
+    };
+    BARRAGE_RETURN_IF_ERROR(pem("cert", params.tls_cert));
+    BARRAGE_RETURN_IF_ERROR(pem("key", params.tls_key));
+    BARRAGE_RETURN_IF_ERROR(pem("password", params.tls_password));
+    if (duk_get_prop_string(ctx, -1, "cacerts") && !duk_is_undefined(ctx, -1)) {
+      absl::Status st = ReadPemList(ctx, -1, params.tls_cacerts);
+      if (!st.ok()) return absl::InvalidArgumentError(wrap + std::string(st.message()));
+    }
+    duk_pop(ctx);
+  }
+  duk_pop(ctx);
   params.user_agent = "Barrage/0.1.0";
-  absl::StatusOr<std::shared_ptr<gc::Connection>> result = absl::UnknownError("connect did not finish");
+  absl::StatusOr<gc::Connection::Connected> result = absl::UnknownError("connect did not finish");
   rt.host().Block([&](VuHost::Resume resume) {
-    gc::Connection::Connect(params, [&result, resume](absl::StatusOr<std::shared_ptr<gc::Connection>> r) {
+    gc::Connection::Connect(params, [&result, resume](absl::StatusOr<gc::Connection::Connected> r) {
       result = std::move(r);
       resume();
     });
   });
   if (!result.ok()) return result.status();
-  // A second connect replaces the connection (k6 leaks the old one; we drop it).
+  // Reflection calls: one sample each, with the VU's tags and the status only.
+  for (const gc::ReflectionCall& call : result->reflection_calls) {
+    metrics::TagSet tags{{"status", absl::StrCat(call.code)}};
+    rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(call.elapsed), &tags);
+  }
+  if (params.reflect) {
+    auto registry = std::make_shared<gc::ProtoRegistry>();
+    absl::StatusOr<std::vector<gc::MethodInfo>> loaded = registry->LoadProtoset(result->reflected, "reflection");
+    if (!loaded.ok()) {
+      result->connection->Close();
+      return absl::InvalidArgumentError(absl::StrCat("can't load the reflected descriptors: ", loaded.status().message()));
+    }
+    client->registry = std::move(registry);
+  }
+  // A second connect replaces the connection (k6 leaks the old one; we drop
+  // it: streams still open on it keep it until they end).
   if (client->connection) client->connection->Close();
-  client->connection = *std::move(result);
+  client->connection = std::move(result->connection);
   client->address = params.address;
   duk_push_true(ctx);
   return 1;
@@ -195,6 +279,10 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
 
 absl::StatusOr<int> CloseImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
+  // Streams still open are cancelled: they fire only `end` (spec §1.11).
+  for (auto& [id, stream] : client->streams) {
+    if (stream->call != nullptr) stream->call->Cancel();
+  }
   if (client->connection) client->connection->Close();
   client->connection.reset();
   return 0;
@@ -224,6 +312,37 @@ bool IsUint8Array(duk_context* ctx, duk_idx_t idx) {
   return result;
 }
 
+// Params.metadata (and connect's reflectMetadata), spec §1.8.
+absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wrap, gc::Metadata& out) {
+  idx = duk_normalize_index(ctx, idx);
+  if (!duk_is_object(ctx, idx) || duk_is_null(ctx, idx)) {
+    return absl::InvalidArgumentError(wrap + "invalid metadata param: metadata must be an object with key-value pairs");
+  }
+  absl::Status st;
+  duk_enum(ctx, idx, DUK_ENUM_OWN_PROPERTIES_ONLY);
+  while (st.ok() && duk_next(ctx, -1, 1)) {
+    const std::string raw = duk_safe_to_string(ctx, -2);
+    std::string mkey = absl::AsciiStrToLower(raw);
+    if (absl::EndsWith(mkey, "-bin")) {
+      // k6 takes a Uint8Array (not an ArrayBuffer) for binary values.
+      if (!IsUint8Array(ctx, -1)) {
+        st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be binary"));
+      } else {
+        duk_size_t n = 0;
+        const char* data = static_cast<const char*>(duk_get_buffer_data(ctx, -1, &n));
+        out.emplace_back(std::move(mkey), std::string(data, n));
+      }
+    } else if (!duk_is_string(ctx, -1)) {
+      st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be a string"));
+    } else {
+      out.emplace_back(std::move(mkey), duk_get_string(ctx, -1));
+    }
+    duk_pop_2(ctx);
+  }
+  duk_pop(ctx);
+  return st;
+}
+
 // Params of invoke (and later Stream), spec §1.8, read natively: this runs
 // once per call.
 struct CallParams {
@@ -241,32 +360,7 @@ absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap
   while (st.ok() && duk_next(ctx, -1, 1)) {
     const std::string key = duk_safe_to_string(ctx, -2);
     if (key == "metadata") {
-      if (!duk_is_object(ctx, -1) || duk_is_null(ctx, -1)) {
-        st = absl::InvalidArgumentError(wrap + "invalid metadata param: metadata must be an object with key-value pairs");
-      } else {
-        duk_enum(ctx, -1, DUK_ENUM_OWN_PROPERTIES_ONLY);
-        while (st.ok() && duk_next(ctx, -1, 1)) {
-          const std::string raw = duk_safe_to_string(ctx, -2);
-          std::string mkey = absl::AsciiStrToLower(raw);
-          if (absl::EndsWith(mkey, "-bin")) {
-            // k6 takes a Uint8Array (not an ArrayBuffer) for binary values.
-            if (!IsUint8Array(ctx, -1)) {
-              st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be binary"));
-            }
-            if (st.ok()) {
-              duk_size_t n = 0;
-              const char* data = static_cast<const char*>(duk_get_buffer_data(ctx, -1, &n));
-              out.options.metadata.emplace_back(std::move(mkey), std::string(data, n));
-            }
-          } else if (!duk_is_string(ctx, -1)) {
-            st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be a string"));
-          } else {
-            out.options.metadata.emplace_back(std::move(mkey), duk_get_string(ctx, -1));
-          }
-          duk_pop_2(ctx);
-        }
-        duk_pop(ctx);
-      }
+      st = ReadMetadata(ctx, -1, wrap, out.options.metadata);
     } else if (key == "tags") {
       st = ReadMetricTags(ctx, -1, wrap + "metric tags: ", out.tags);
     } else if (key == "timeout") {
@@ -317,67 +411,85 @@ absl::StatusOr<std::string> EncodeRequest(duk_context* ctx, duk_idx_t idx) {
   return normalised;
 }
 
-// invoke(id, url, request, params): the checks in k6's order (spec §1.6).
-absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
+// What invoke and asyncInvoke send, after the checks in k6's order (spec §1.6).
+struct PreparedCall {
+  GrpcClientState* client = nullptr;
+  std::shared_ptr<const gc::ProtoRegistry> registry;  // keeps method alive
+  const gc::MethodInfo* method = nullptr;
+  std::string request;
+  CallParams params;
+};
+
+std::string NormaliseUrl(duk_context* ctx, duk_idx_t idx) {
+  std::string url = duk_safe_to_string(ctx, idx);
+  if (url.empty() || url[0] != '/') url.insert(0, "/");
+  return url;
+}
+
+const char* StreamingKind(const gc::MethodInfo& m) {
+  if (m.client_streaming && m.server_streaming) return "bidirectional streaming";
+  return m.client_streaming ? "client streaming" : "server streaming";
+}
+
+// invoke(id, url, request, params) and asyncInvoke's arguments.
+absl::StatusOr<PreparedCall> PrepareInvoke(duk_context* ctx, Runtime& rt, const char* fn) {
   if (rt.in_init()) return absl::InvalidArgumentError("invoking RPC methods in the init context is not supported");
-  BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
-  if (client->connection == nullptr) return absl::InvalidArgumentError("no gRPC connection, you must call connect first");
+  PreparedCall call;
+  BARRAGE_ASSIGN_OR_RETURN(call.client, ClientAt(rt, ctx));
+  if (call.client->connection == nullptr) return absl::InvalidArgumentError("no gRPC connection, you must call connect first");
   if (duk_is_undefined(ctx, 1) || duk_is_null(ctx, 1) || (duk_is_string(ctx, 1) && duk_get_length(ctx, 1) == 0)) {
     return absl::InvalidArgumentError("method to invoke cannot be empty");
   }
-  std::string url = duk_safe_to_string(ctx, 1);
-  if (url[0] != '/') url.insert(0, "/");
-  const gc::MethodInfo* method = client->registry ? client->registry->FindMethod(url) : nullptr;
-  if (method == nullptr) return absl::NotFoundError(absl::StrCat("method \"", url, "\" not found in file descriptors"));
-  CallParams params;
-  BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 3, "invalid GRPC's client.invoke() parameters: ", absl::Minutes(2), params));
+  const std::string url = NormaliseUrl(ctx, 1);
+  call.registry = call.client->registry;
+  call.method = call.registry ? call.registry->FindMethod(url) : nullptr;
+  if (call.method == nullptr) return absl::NotFoundError(absl::StrCat("method \"", url, "\" not found in file descriptors"));
+  if (call.method->client_streaming || call.method->server_streaming) {
+    // grpc-go would send one message and fail the call on the second reply
+    // (a cardinality violation); a clear error is more useful.
+    return absl::InvalidArgumentError(absl::StrCat("method \"", url, "\" is a ", StreamingKind(*call.method),
+                                                   " method: ", fn, " calls unary methods, use a grpc.Stream for it"));
+  }
+  BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 3, absl::StrCat("invalid GRPC's client.", fn, "() parameters: "),
+                                     absl::Minutes(2), call.params));
   if (duk_is_undefined(ctx, 2)) return absl::InvalidArgumentError("request cannot be nil");
   if (duk_is_null(ctx, 2)) return absl::InvalidArgumentError("TypeError: request cannot be null");
   BARRAGE_ASSIGN_OR_RETURN(std::string json, EncodeRequest(ctx, 2));
-  absl::StatusOr<std::string> request = gc::JsonToBinary(*client->registry, method->descriptor->input_type(), json);
+  absl::StatusOr<std::string> request = gc::JsonToBinary(*call.registry, call.method->descriptor->input_type(), json);
   if (!request.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("unable to serialise request object to protocol buffer: ", request.status().message()));
   }
+  call.request = *std::move(request);
+  return call;
+}
 
-  gc::CallResult result;
-  std::shared_ptr<gc::Connection> connection = client->connection;
-  grpc::CompletionQueue* cq = rt.host().completion_queue();
-  rt.host().Block([&](VuHost::Resume resume) {
-    auto done = [&result, resume](gc::CallResult r) {
-      result = std::move(r);
-      resume();
-    };
-    if (cq != nullptr) {
-      connection->UnaryCall(*method, *std::move(request), std::move(params.options), cq, std::move(done));
-    } else {
-      connection->UnaryCall(*method, *std::move(request), std::move(params.options), std::move(done));
-    }
-  });
-
-  // The sample (spec §2.1): the call's tags, then the system tags.
-  metrics::TagSet& tags = params.tags;
-  if (!tags.count("name")) tags["name"] = method->full_method;
-  tags["method"] = method->method;
+// The sample's tags (spec §2.1): the call's tags, then the system tags;
+// `status` only on grpc_req_duration.
+void AddSystemTags(metrics::TagSet& tags, const std::string& address, const gc::MethodInfo& method) {
+  if (!tags.count("name")) tags["name"] = method.full_method;
+  tags["method"] = method.method;
   // "/hello.HelloService/SayHello" -> "hello.HelloService"
-  tags["service"] = method->full_method.substr(1, method->full_method.rfind('/') - 1);
-  tags["url"] = absl::StrCat(client->address, method->full_method);
-  tags["status"] = absl::StrCat(result.code);
-  rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
-  rt.AddData(result.bytes_sent, result.bytes_received);
+  tags["service"] = method.full_method.substr(1, method.full_method.rfind('/') - 1);
+  tags["url"] = absl::StrCat(address, method.full_method);
+}
 
-  // The Response object (spec §1.9).
+// The Response object (spec §1.9).
+absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, const gc::MethodInfo& method,
+                          bool discard, const gc::CallResult& result) {
   duk_push_object(ctx);
   duk_push_int(ctx, result.code);
   duk_put_prop_string(ctx, -2, "status");
-  const google::protobuf::Descriptor* output = method->descriptor->output_type();
-  if (params.discard) {
+  const google::protobuf::Descriptor* output = method.descriptor->output_type();
+  if (discard) {
     duk_push_null(ctx);
   } else {
-    absl::StatusOr<std::string> message = result.code == 0
-        ? gc::BinaryToJson(*client->registry, output, result.response_bytes)
-        : gc::DefaultJson(*client->registry, output);
-    if (!message.ok()) return absl::InternalError(absl::StrCat("unable to decode the response: ", message.status().message()));
+    absl::StatusOr<std::string> message = result.code == 0 ? gc::BinaryToJson(registry, output, result.response_bytes)
+                                                           : gc::DefaultJson(registry, output);
+    if (!message.ok()) {
+      duk_pop(ctx);
+      return absl::InternalError(absl::StrCat("unable to decode the response: ", message.status().message()));
+    }
     BARRAGE_RETURN_IF_ERROR(PushJson(ctx, *message));
   }
   duk_put_prop_string(ctx, -2, "message");
@@ -388,11 +500,281 @@ absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
   if (result.code == 0) {
     duk_push_null(ctx);
   } else {
-    std::string error = gc::StatusErrorJson(*client->registry, result.code, result.message, result.status_details_bin);
-    BARRAGE_RETURN_IF_ERROR(PushJson(ctx, error));
+    BARRAGE_RETURN_IF_ERROR(
+        PushJson(ctx, gc::StatusErrorJson(registry, result.code, result.message, result.status_details_bin)));
   }
   duk_put_prop_string(ctx, -2, "error");
+  return absl::OkStatus();
+}
+
+// The call's grpc_req_duration sample and its bytes.
+void RecordCall(Runtime& rt, metrics::TagSet tags, const std::string& address, const gc::MethodInfo& method,
+                const gc::CallResult& result) {
+  AddSystemTags(tags, address, method);
+  tags["status"] = absl::StrCat(result.code);
+  rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
+  rt.AddData(result.bytes_sent, result.bytes_received);
+}
+
+// invoke(id, url, request, params): blocks the VU (spec §1.6).
+absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
+  BARRAGE_ASSIGN_OR_RETURN(PreparedCall call, PrepareInvoke(ctx, rt, "invoke"));
+  gc::CallResult result;
+  std::shared_ptr<gc::Connection> connection = call.client->connection;
+  grpc::CompletionQueue* cq = rt.host().completion_queue();
+  rt.host().Block([&](VuHost::Resume resume) {
+    auto done = [&result, resume](gc::CallResult r) {
+      result = std::move(r);
+      resume();
+    };
+    if (cq != nullptr) {
+      connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), cq, std::move(done));
+    } else {
+      connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), std::move(done));
+    }
+  });
+  RecordCall(rt, std::move(call.params.tags), call.client->address, *call.method, result);
+  BARRAGE_RETURN_IF_ERROR(PushResponse(ctx, *call.registry, *call.method, call.params.discard, result));
   return 1;
+}
+
+// asyncInvoke(id, url, request, params, settleId): the RPC runs in the
+// background; its result settles the promise through __b.grpc.settle on the
+// event loop (spec §1.7). Errors in the checks throw here and the JS half
+// turns them into a rejection.
+absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
+  BARRAGE_ASSIGN_OR_RETURN(PreparedCall prepared, PrepareInvoke(ctx, rt, "asyncInvoke"));
+  grpc::CompletionQueue* cq = rt.host().completion_queue();
+  if (cq == nullptr) return absl::FailedPreconditionError("asyncInvoke needs an event loop, which this host lacks");
+  const auto settle_id = static_cast<int64_t>(duk_get_number(ctx, 4));
+  struct Pending {
+    grpc::ClientContext* context = nullptr;  // valid while the call runs
+    bool done = false;
+  };
+  auto pending = std::make_shared<Pending>();
+  auto call = std::make_shared<PreparedCall>(std::move(prepared));
+  EventLoop& loop = rt.event_loop();
+  const int64_t op = loop.Register([pending] {
+    if (!pending->done && pending->context != nullptr) pending->context->TryCancel();
+  });
+  std::shared_ptr<gc::Connection> connection = call->client->connection;
+  const std::string address = call->client->address;
+  grpc::ClientContext* context = connection->UnaryCall(
+      *call->method, std::move(call->request), call->params.options, cq,
+      [&rt, &loop, op, pending, call, address, settle_id](gc::CallResult result) {
+        pending->done = true;
+        RecordCall(rt, call->params.tags, address, *call->method, result);
+        loop.Enqueue([call, settle_id, result = std::move(result)](duk_context* c) {
+          duk_get_global_string(c, "__b");
+          duk_get_prop_string(c, -1, "grpc");
+          duk_get_prop_string(c, -1, "settle");
+          duk_push_number(c, static_cast<double>(settle_id));
+          absl::Status st = PushResponse(c, *call->registry, *call->method, call->params.discard, result);
+          if (!st.ok()) {
+            duk_push_error_object(c, DUK_ERR_ERROR, "%s", std::string(st.message()).c_str());
+            duk_push_false(c);
+          } else {
+            duk_push_true(c);
+          }
+          duk_call(c, 3);
+          duk_pop_3(c);
+        });
+        loop.Release(op);
+      });
+  if (!pending->done) pending->context = context;
+  return 0;
+}
+
+// healthCheck(id, service): grpc.health.v1.Health/Check; an RPC error throws
+// (spec §1.10). No timeout of its own: a long deadline stands in for one.
+absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
+  if (rt.in_init()) return absl::InvalidArgumentError("health checks in the init context are not supported");
+  BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
+  if (client->connection == nullptr) return absl::InvalidArgumentError("no gRPC connection, you must call connect first");
+  static const gc::MethodInfo* const kCheck = [] {
+    auto* m = new gc::MethodInfo;
+    m->package = "grpc.health.v1";
+    m->service = "Health";
+    m->method = "Check";
+    m->full_method = "/grpc.health.v1.Health/Check";
+    return m;
+  }();
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(duk_is_undefined(ctx, 1) ? "" : duk_safe_to_string(ctx, 1));
+  gc::CallOptions options;
+  options.timeout = absl::Hours(24);
+  gc::CallResult result;
+  std::shared_ptr<gc::Connection> connection = client->connection;
+  grpc::CompletionQueue* cq = rt.host().completion_queue();
+  rt.host().Block([&](VuHost::Resume resume) {
+    auto done = [&result, resume](gc::CallResult r) {
+      result = std::move(r);
+      resume();
+    };
+    if (cq != nullptr) {
+      connection->UnaryCall(*kCheck, request.SerializeAsString(), options, cq, std::move(done));
+    } else {
+      connection->UnaryCall(*kCheck, request.SerializeAsString(), options, std::move(done));
+    }
+  });
+  metrics::TagSet tags{{"status", absl::StrCat(result.code)}};
+  rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
+  rt.AddData(result.bytes_sent, result.bytes_received);
+  if (result.code != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("rpc error: code = ", gc::CodeName(result.code), " desc = ", result.message));
+  }
+  grpc::health::v1::HealthCheckResponse response;
+  if (!response.ParseFromString(result.response_bytes)) {
+    return absl::InternalError("health check: the reply is not a grpc.health.v1.HealthCheckResponse");
+  }
+  duk_push_object(ctx);
+  duk_push_int(ctx, static_cast<int>(response.status()));
+  duk_put_prop_string(ctx, -2, "status");
+  return 1;
+}
+
+
+// ---- streams (spec §1.13) ------------------------------------------------------
+
+// Queues a call of __b.grpc.dispatch(streamId, event, <json>, ts). The call
+// is the task's last step: a handler that throws unwinds (longjmp) through
+// no live C++ object.
+void QueueDispatch(EventLoop& loop, int64_t stream_id, const char* event, std::string json, double ts) {
+  loop.Enqueue([stream_id, event, json = std::move(json), ts](duk_context* c) {
+    duk_get_global_string(c, "__b");
+    duk_get_prop_string(c, -1, "grpc");
+    duk_get_prop_string(c, -1, "dispatch");
+    duk_push_number(c, static_cast<double>(stream_id));
+    duk_push_string(c, event);
+    {
+      absl::Status st = PushJson(c, json.empty() ? "{}" : json);
+      if (!st.ok()) duk_push_object(c);
+    }
+    duk_push_number(c, ts);
+    duk_call(c, 4);
+    duk_pop_3(c);
+  });
+}
+
+double UnixSeconds() { return static_cast<double>(absl::ToUnixSeconds(absl::Now())); }
+
+// streamOpen(clientId, url, params, streamId)
+absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
+  if (rt.in_init()) return absl::InvalidArgumentError("creating a gRPC stream in the init context is not supported");
+  BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
+  if (client->connection == nullptr) {
+    return absl::InvalidArgumentError("invalid GRPC Stream's client: no gRPC connection, you must call connect first");
+  }
+  if (duk_is_undefined(ctx, 1) || duk_is_null(ctx, 1) || (duk_is_string(ctx, 1) && duk_get_length(ctx, 1) == 0)) {
+    return absl::InvalidArgumentError("invalid GRPC Stream's method: method to invoke cannot be empty");
+  }
+  const std::string url = NormaliseUrl(ctx, 1);
+  auto stream = std::make_shared<GrpcClientState::Stream>();
+  stream->registry = client->registry;
+  stream->method = stream->registry ? stream->registry->FindMethod(url) : nullptr;
+  if (stream->method == nullptr) {
+    return absl::NotFoundError(absl::StrCat("invalid GRPC Stream's method: method \"", url, "\" not found in file descriptors"));
+  }
+  CallParams params;
+  BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 2, "invalid GRPC Stream's parameters: ", absl::InfiniteDuration(), params));
+  const auto stream_id = static_cast<int64_t>(duk_get_number(ctx, 3));
+  grpc::CompletionQueue* cq = rt.host().completion_queue();
+  if (cq == nullptr) return absl::FailedPreconditionError("streams need an event loop, which this host lacks");
+  stream->discard = params.discard;
+  stream->tags = rt.vu_tags();
+  stream->tags["group"] = rt.group();
+  for (const auto& [k, v] : params.tags) stream->tags[k] = v;
+  AddSystemTags(stream->tags, client->address, *stream->method);
+  stream->counter_tags = metrics::EncodeTagSet(stream->tags);
+
+  EventLoop& loop = rt.event_loop();
+  VuHost& host = rt.host();
+  std::weak_ptr<GrpcClientState::Stream> weak = stream;
+  stream->loop_op = loop.Register([weak] {
+    if (auto s = weak.lock(); s && s->call != nullptr) s->call->Cancel();
+  });
+  gc::StreamCallHandlers handlers;
+  handlers.on_message = [&host, &loop, stream, stream_id](std::string bytes) {
+    host.Emit("grpc_streams_msgs_received", stream->counter_tags, 1);
+    std::string json;
+    if (!stream->discard) {
+      absl::StatusOr<std::string> decoded =
+          gc::BinaryToJson(*stream->registry, stream->method->descriptor->output_type(), bytes);
+      if (!decoded.ok()) {
+        if (stream->call != nullptr) {
+          stream->call->Fail(13, absl::StrCat("unable to decode the response: ", decoded.status().message()));
+        }
+        return;
+      }
+      json = *std::move(decoded);
+    }
+    QueueDispatch(loop, stream_id, "data", std::move(json), UnixSeconds());
+  };
+  handlers.on_sent = [&host, stream] { host.Emit("grpc_streams_msgs_sent", stream->counter_tags, 1); };
+  handlers.on_finish = [&rt, &host, &loop, client, stream, stream_id](gc::CallResult result) {
+    stream->call = nullptr;
+    client->streams.erase(stream_id);
+    metrics::TagSet tags = stream->tags;
+    tags["status"] = absl::StrCat(result.code);
+    host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
+    rt.AddData(result.bytes_sent, result.bytes_received);
+    // Cancelled is a normal close: `end` only. Any other failure: `error`,
+    // then `end` in a later task (spec §1.13.4).
+    if (result.code != 0 && result.code != 1) {
+      QueueDispatch(loop, stream_id, "error",
+                    gc::StatusErrorJson(*stream->registry, result.code, result.message, result.status_details_bin),
+                    0);
+    }
+    QueueDispatch(loop, stream_id, "end", "", 0);
+    loop.Release(stream->loop_op);
+  };
+  host.Emit("grpc_streams", stream->counter_tags, 1);
+  stream->call = client->connection->StartStream(
+      *stream->method, params.options,
+      params.options.timeout == absl::InfiniteDuration() ? std::nullopt : std::optional<absl::Duration>(params.options.timeout),
+      cq, std::move(handlers));
+  if (stream->call == nullptr) {
+    loop.Release(stream->loop_op);
+    return absl::UnavailableError("failed to create a new stream: the connection is closed");
+  }
+  client->streams[stream_id] = stream;
+  return 0;
+}
+
+GrpcClientState::Stream* FindStream(duk_context* ctx, Runtime& rt) {
+  absl::StatusOr<GrpcClientState*> client = ClientAt(rt, ctx);
+  if (!client.ok()) return nullptr;
+  auto it = (*client)->streams.find(static_cast<int64_t>(duk_get_number(ctx, 1)));
+  if (it == (*client)->streams.end() || it->second->call == nullptr) return nullptr;
+  return it->second.get();
+}
+
+// streamWrite(clientId, streamId, json): never throws (spec §1.13.3).
+absl::StatusOr<int> StreamWriteImpl(duk_context* ctx, Runtime& rt) {
+  GrpcClientState::Stream* stream = FindStream(ctx, rt);
+  if (stream == nullptr) {
+    rt.host().Log(LogLevel::kDebug, "stream write ignored: the server has closed the stream");
+    return 0;
+  }
+  absl::StatusOr<std::string> bytes =
+      gc::JsonToBinary(*stream->registry, stream->method->descriptor->input_type(), duk_safe_to_string(ctx, 2));
+  if (!bytes.ok()) {
+    stream->call->Fail(2, absl::StrCat("can't serialise request object to protocol buffer: ", bytes.status().message()));
+    return 0;
+  }
+  stream->call->Write(*std::move(bytes));
+  return 0;
+}
+
+absl::StatusOr<int> StreamEndImpl(duk_context* ctx, Runtime& rt) {
+  if (GrpcClientState::Stream* stream = FindStream(ctx, rt)) stream->call->WritesDone();
+  return 0;
+}
+
+absl::StatusOr<int> StreamCancelImpl(duk_context* ctx, Runtime& rt) {
+  if (GrpcClientState::Stream* stream = FindStream(ctx, rt)) stream->call->Cancel();
+  return 0;
 }
 
 }  // namespace
@@ -409,6 +791,12 @@ void InstallGrpcModule(duk_context* ctx) {
   PutFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
   PutFunction(ctx, -1, "close", Native<CloseImpl>, 1);
   PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
+  PutFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
+  PutFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
+  PutFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 4);
+  PutFunction(ctx, -1, "streamWrite", Native<StreamWriteImpl>, 3);
+  PutFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
+  PutFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
   duk_put_prop_string(ctx, -2, "grpc");
   RunEmbeddedInstaller(ctx, "barrage:k6/net/grpc.js", kGrpcJs);
 }

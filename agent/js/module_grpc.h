@@ -5,6 +5,8 @@
 #ifndef BARRAGE_AGENT_JS_MODULE_GRPC_H_
 #define BARRAGE_AGENT_JS_MODULE_GRPC_H_
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +23,9 @@ struct GrpcClientState {
   std::string load_key;  // the cumulative load calls, the cache key
   std::shared_ptr<grpc_client::Connection> connection;
   std::string address;
+  // Open streams by id (module_grpc.cc), until they finish: close() cancels them.
+  struct Stream;
+  std::map<int64_t, std::shared_ptr<Stream>> streams;
 };
 
 }  // namespace barrage::agent::js

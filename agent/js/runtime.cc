@@ -12,6 +12,7 @@
 #include "agent/js/safe_call.h"
 #include "agent/js/transform.h"
 #include "agent/js/values.h"
+#include "common/duration.h"
 #include "common/status_macros.h"
 
 namespace barrage::agent::js {
@@ -192,6 +193,95 @@ absl::StatusOr<int> OpenImpl(duk_context* ctx, Runtime& rt) {
   return 1;
 }
 
+// ---- timers -------------------------------------------------------------------
+
+}  // namespace
+
+struct Runtime::TimerOp {
+  std::unique_ptr<VuHost::Timer> handle;
+  int64_t loop_id = 0;
+  absl::Duration every;  // setInterval's period; zero for setTimeout
+  bool repeat = false;
+  bool cleared = false;
+};
+
+namespace {
+
+void ArmTimer(Runtime& rt, int64_t id, const std::shared_ptr<Runtime::TimerOp>& op, absl::Duration after) {
+  op->handle = rt.host().StartTimer(after, [&rt, id, op](bool fired) {
+    // Runs on the VU's thread (its coroutine suspended); may replace or drop
+    // the handle it came from (see VuHost::StartTimer).
+    if (fired && !op->cleared) {
+      if (op->repeat) ArmTimer(rt, id, op, op->every);  // re-armed first: the callback may clear it
+      rt.event_loop().Enqueue([id](duk_context* c) {
+        duk_get_global_string(c, "__b");
+        duk_get_prop_string(c, -1, "timerFire");
+        duk_push_number(c, static_cast<double>(id));
+        duk_call(c, 1);
+        duk_pop_2(c);
+      });
+      if (op->repeat) return;
+    }
+    const int64_t loop_id = op->loop_id;
+    auto it = rt.timers().find(id);
+    if (it != rt.timers().end() && it->second == op) rt.timers().erase(it);
+    rt.event_loop().Release(loop_id);
+  });
+}
+
+absl::StatusOr<int> TimerStartImpl(duk_context* ctx, Runtime& rt) {
+  const auto id = static_cast<int64_t>(duk_get_number(ctx, 0));
+  double ms = duk_get_number_default(ctx, 1, 0);
+  if (!(ms > 0)) ms = 0;
+  auto op = std::make_shared<Runtime::TimerOp>();
+  op->repeat = duk_to_boolean(ctx, 2);
+  op->every = DurationFromMillis(ms);
+  op->loop_id = rt.event_loop().Register([op] {
+    op->cleared = true;
+    if (op->handle) op->handle->Cancel();
+  });
+  rt.timers()[id] = op;
+  ArmTimer(rt, id, op, op->every);
+  if (op->handle == nullptr) {
+    rt.timers().erase(id);
+    rt.event_loop().Release(op->loop_id);
+    return absl::FailedPreconditionError("timers are not available here");
+  }
+  return 0;
+}
+
+absl::StatusOr<int> TimerClearImpl(duk_context* ctx, Runtime& rt) {
+  auto it = rt.timers().find(static_cast<int64_t>(duk_get_number(ctx, 0)));
+  if (it == rt.timers().end()) return 0;
+  it->second->cleared = true;
+  if (it->second->handle) it->second->handle->Cancel();  // its completion releases it
+  return 0;
+}
+
+// The embedded npm libraries (scripts/js), loaded on first use by the prelude.
+absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime&) {
+  const std::string name = duk_safe_to_string(ctx, 0);
+  if (name == "promise-polyfill") {
+    // It looks for the global object as `self`, `window` or `global`, none
+    // of which a k6 script has: it gets `global` as a wrapper's parameter.
+    static const std::string* wrapped = new std::string(
+        absl::StrCat("(function (global) {", absl::string_view(PromisePolyfillSource().data(), PromisePolyfillSource().size()), "\n})(this);"));
+    PushEmbeddedScript(ctx, "barrage:promise-polyfill.js", *wrapped, 0);
+  } else if (name == "regenerator-runtime") {
+    PushEmbeddedScript(ctx, "barrage:regenerator-runtime.js", RegeneratorRuntimeSource(), 0);
+  } else {
+    return absl::NotFoundError(absl::StrCat("no embedded library ", name));
+  }
+  duk_call(ctx, 0);
+  duk_pop(ctx);
+  return 0;
+}
+
+absl::StatusOr<int> PromisesLoadedImpl(duk_context*, Runtime& rt) {
+  rt.set_promises_loaded();
+  return 0;
+}
+
 }  // namespace
 
 // require(name, dir): built-in modules by name, user modules by path.
@@ -275,7 +365,7 @@ duk_ret_t NativeRequire(duk_context* ctx) {
   return duk_throw(ctx);
 }
 
-Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {}
+Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)), loop_(*config_.host) {}
 
 Runtime::~Runtime() {
   // Clients hold gRPC channels whose callbacks must be gone before the heap.
@@ -400,7 +490,10 @@ absl::Status Runtime::Init() {
            {"group_duration", MetricType::kTrend, ValueType::kTime},
            {"iteration_duration", MetricType::kTrend, ValueType::kTime},
            {"iterations", MetricType::kCounter, ValueType::kDefault},
-           {"grpc_req_duration", MetricType::kTrend, ValueType::kTime}}) {
+           {"grpc_req_duration", MetricType::kTrend, ValueType::kTime},
+           {"grpc_streams", MetricType::kCounter, ValueType::kDefault},
+           {"grpc_streams_msgs_received", MetricType::kCounter, ValueType::kDefault},
+           {"grpc_streams_msgs_sent", MetricType::kCounter, ValueType::kDefault}}) {
     BARRAGE_RETURN_IF_ERROR(DefineMetric(def));
   }
 
@@ -426,6 +519,10 @@ absl::Status Runtime::Init() {
     PutFunction(c, -1, "throwOnBadValue", Native<ThrowOnBadValueImpl>, 0);
     PutFunction(c, -1, "randomSeed", Native<RandomSeedImpl>, 1);
     PutFunction(c, -1, "require", NativeRequire, 2);
+    PutFunction(c, -1, "timerStart", Native<TimerStartImpl>, 3);
+    PutFunction(c, -1, "timerClear", Native<TimerClearImpl>, 1);
+    PutFunction(c, -1, "loadLibrary", Native<LoadLibraryImpl>, 1);
+    PutFunction(c, -1, "promisesLoaded", Native<PromisesLoadedImpl>, 0);
     // A program whose completion value is the function.
     PushEmbeddedScript(c, "barrage:require.js",
                        "(function (dir) { return function require(name) { return __b.require(name, dir); }; })", 0);
@@ -470,7 +567,7 @@ absl::Status Runtime::Init() {
     duk_pop(c);
     return 0;
   };
-  BARRAGE_RETURN_IF_ERROR(SafeCall(ctx_, run_main));
+  BARRAGE_RETURN_IF_ERROR(RunEventLoop(SafeCall(ctx_, run_main)));
   // Thousands of VUs hold a heap each: compacting the property tables left
   // over-allocated by init saves memory for the rest of the VU's life.
   duk_gc(ctx_, DUK_GC_COMPACT);
@@ -545,10 +642,33 @@ absl::StatusOr<std::string> Runtime::Call(const std::string& name,
     duk_pop_3(c);
     return 0;
   };
-  absl::Status st = SafeCall(ctx_, call);
+  absl::Status st = RunEventLoop(SafeCall(ctx_, call));
   if (!st.ok()) return st;
   if (missing) return absl::NotFoundError(absl::StrCat("exported function '", name, "' not found"));
   return result;
+}
+
+absl::Status Runtime::RunEventLoop(absl::Status first) {
+  // The common case, a script with no streams, timers or promises: nothing
+  // to run, and no JS call per iteration for it.
+  if (!promises_loaded_ && !loop_.Busy()) return first;
+  auto drain = [this]() -> absl::Status {
+    if (!promises_loaded_) return absl::OkStatus();
+    std::string unhandled;
+    auto run = [&unhandled](duk_context* c) -> duk_ret_t {
+      duk_get_global_string(c, "__b");
+      duk_get_prop_string(c, -1, "drainJobs");
+      duk_call(c, 0);
+      if (duk_is_string(c, -1)) unhandled = duk_get_string(c, -1);
+      duk_pop_2(c);
+      return 0;
+    };
+    absl::Status st = SafeCall(ctx_, run);
+    if (!st.ok()) return st;
+    if (!unhandled.empty()) return absl::InvalidArgumentError(unhandled);
+    return absl::OkStatus();
+  };
+  return loop_.Run(ctx_, std::move(first), drain);
 }
 
 void Runtime::set_iteration(int64_t iteration) {

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/js/bundle.h"
+#include "agent/js/event_loop.h"
 #include "agent/js/vu_host.h"
 #include "common/metrics/metric.h"
 
@@ -82,6 +83,9 @@ class Runtime {
   // previous overlay's keys get their base values back (or go).
   void set_scenario_env(const std::map<std::string, std::string>& env);
   void set_group(std::string group) { group_ = std::move(group); }  // "::setup" etc.
+  // Wakes the event loop of a VU whose context ended, so that it cancels
+  // what is open (VU::Interrupt, on the VU's thread while it is suspended).
+  void WakeEventLoop() { loop_.Wake(); }
   // Message bytes this VU sent and received since the last call (data_sent,
   // data_received), reset by the call.
   std::pair<int64_t, int64_t> TakeDataCounters();
@@ -106,6 +110,11 @@ class Runtime {
   std::string MainDir() const;
   std::vector<std::unique_ptr<GrpcClientState>>& grpc_clients() { return grpc_clients_; }
   const std::map<std::string, metrics::MetricDef>& metric_defs() const { return metric_defs_; }
+  EventLoop& event_loop() { return loop_; }
+  // Timers of setTimeout/setInterval (module_timers in runtime.cc).
+  struct TimerOp;
+  std::map<int64_t, std::shared_ptr<TimerOp>>& timers() { return timers_; }
+  void set_promises_loaded() { promises_loaded_ = true; }
   absl::Status DefineMetric(const metrics::MetricDef& def);
 
  private:
@@ -113,11 +122,16 @@ class Runtime {
   absl::Status Init();
   // Pushes module.exports of the module at abs_path (loading it once).
   friend duk_ret_t NativeRequire(duk_context* ctx);
+  // Runs the event loop after a call into the script (spec §1.14).
+  absl::Status RunEventLoop(absl::Status first);
   absl::Status LoadModuleCode(const std::string& abs_path, std::string* bytecode_or_empty,
                               std::string* source);
 
   RuntimeConfig config_;
   duk_context* ctx_ = nullptr;
+  EventLoop loop_;
+  std::map<int64_t, std::shared_ptr<TimerOp>> timers_;
+  bool promises_loaded_ = false;
   bool in_init_ = true;
   int64_t iteration_ = 0;
   metrics::TagSet vu_tags_;

@@ -5,6 +5,7 @@
 #define BARRAGE_AGENT_JS_VU_HOST_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,17 @@ class VuHost {
   // True once the VU context ended (gracefulStop ran out, abort): blocking
   // calls should return at once.
   virtual bool Interrupted() const = 0;
+
+  // A one-shot timer on the VU's thread, for setTimeout and setInterval:
+  // fn(true) runs there at the deadline, or fn(false) soon after Cancel().
+  // The handle must be kept until fn has run, and fn may destroy it. The
+  // default host has none (nullptr): timers then throw.
+  class Timer {
+   public:
+    virtual ~Timer() = default;
+    virtual void Cancel() = 0;
+  };
+  virtual std::unique_ptr<Timer> StartTimer(absl::Duration, std::function<void(bool fired)>) { return nullptr; }
 
   // The completion queue the VU's thread polls, for calls that complete
   // there without a thread hop; nullptr when the host has none (then the

@@ -111,8 +111,9 @@ class ConnectionTest : public ::testing::Test {
   absl::StatusOr<std::shared_ptr<Connection>> Connect(ConnectParams params) {
     auto promise = std::make_shared<std::promise<absl::StatusOr<std::shared_ptr<Connection>>>>();
     auto future = promise->get_future();
-    Connection::Connect(params, [promise](absl::StatusOr<std::shared_ptr<Connection>> r) {
-      promise->set_value(std::move(r));
+    Connection::Connect(params, [promise](absl::StatusOr<Connection::Connected> r) {
+      if (r.ok()) promise->set_value(std::move(r->connection));
+      else promise->set_value(r.status());
     });
     if (future.wait_for(kWait) != std::future_status::ready) return absl::DeadlineExceededError("test wait ran out");
     return future.get();
