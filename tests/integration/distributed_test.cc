@@ -314,26 +314,8 @@ TEST_F(DistributedTest, ArchiveOverTheAgentsLimitIsAClearError) {
   EXPECT_EQ(agent->Wait(10s), 0);
 }
 
-// Certificates made at run time with the openssl command (never committed):
-// a CA, a server certificate for localhost/127.0.0.1, a client certificate,
-// and a second CA that signed neither.
-void MakeCertificates(const std::string& dir) {
-  const std::string script = R"(set -e
-cd ")" + dir + R"("
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other-ca.pem 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=agent -keyout client.key -out client.csr 2>/dev/null
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem 2>/dev/null
-)";
-  testutil::RunResult r = testutil::Run("/bin/bash", {"-c", script}, 60s);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
-}
-
 TEST_F(DistributedTest, MutualTlsOnTheControlPlane) {
-  MakeCertificates(dir_);
+  testutil::MakeCertificates(dir_);
   const std::string script = Write("tls.js", Script("{ iterations: 20 }"));
   const std::string export_path = dir_ + "/summary.json";
   const std::string address =
@@ -350,7 +332,7 @@ TEST_F(DistributedTest, MutualTlsOnTheControlPlane) {
 }
 
 TEST_F(DistributedTest, AgentWithTheWrongCaNeverJoinsAndSaysWhy) {
-  MakeCertificates(dir_);
+  testutil::MakeCertificates(dir_);
   const std::string script = Write("tls.js", Script("{ iterations: 1 }"));
   const std::string address =
       StartController({"--tls-cert", dir_ + "/server.pem", "--tls-key", dir_ + "/server.key", "--agent-timeout", "5s",

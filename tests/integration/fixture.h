@@ -50,6 +50,34 @@ class TargetFixture : public ::testing::Test {
   std::string dir_;
 };
 
+// Certificates made at run time with the openssl command (never committed),
+// in dir: a CA (ca.pem), a server certificate for localhost/127.0.0.1
+// (server.pem/.key), a client certificate (client.pem/.key), the client key
+// encrypted two ways with password "secret" (client-legacy.key: legacy PEM
+// encryption; client-pkcs8.key: encrypted PKCS#8), a server certificate that
+// expired in 2020 (expired.pem, same key), and a second CA that signed
+// nothing here (other-ca.pem).
+inline void MakeCertificates(const std::string& dir) {
+  const std::string script = R"(set -e
+cd ")" + dir + R"("
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other-ca.pem 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=agent -keyout client.key -out client.csr 2>/dev/null
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem 2>/dev/null
+openssl rsa -in client.key -aes128 -traditional -passout pass:secret -out client-legacy.key 2>/dev/null
+openssl pkcs8 -topk8 -v2 aes-128-cbc -in client.key -passout pass:secret -out client-pkcs8.key 2>/dev/null
+touch index.txt
+printf '[ca]\ndefault_ca=d\n[d]\ndir=.\ndatabase=index.txt\nnew_certs_dir=.\nserial=ca.srl\ndefault_md=sha256\npolicy=p\ncopy_extensions=copy\n[p]\ncommonName=supplied\n' > expired.cnf
+openssl ca -batch -config expired.cnf -cert ca.pem -keyfile ca.key -in server.csr -out expired.pem -notext \
+  -startdate 20200101000000Z -enddate 20200102000000Z -extfile san.ext 2>/dev/null
+)";
+  testutil::RunResult r = testutil::Run("/bin/bash", {"-c", script}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+}
+
 }  // namespace barrage::testutil
 
 #endif  // BARRAGE_TESTS_INTEGRATION_FIXTURE_H_

@@ -1,0 +1,452 @@
+// k6/net/grpc beyond unary calls, end to end (issue 3): streams of every
+// kind, the VU event loop, timers and promises, asyncInvoke, healthCheck,
+// reflection, protosets and TLS, each a real `barrage run` against a real
+// barrage-target on loopback, bounded in time.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_replace.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/fixture.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/paths.h"
+
+namespace barrage {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+// The head of most scripts here: a client with the example protos.
+constexpr char kHead[] = R"(import { Client, Stream, StatusOK } from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new Client();
+client.load(['definitions'], 'hello.proto');
+)";
+
+class StreamTest : public testutil::TargetFixture {
+ protected:
+  nlohmann::json Export(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
+  // A second barrage-target with extra flags, stopped with the fixture.
+  std::string StartTarget(std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"--listen", "127.0.0.1:0"});
+    auto target = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-target"), flags);
+    absl::StatusOr<std::string> address = target->WaitForAddress(10s);
+    EXPECT_TRUE(address.ok()) << address.status() << target->stderr_text();
+    more_targets_.push_back(std::move(target));
+    return address.ok() ? *address : "";
+  }
+  // Runs a script file with the target in __ENV.TARGET and a summary export.
+  testutil::RunResult RunScript(const std::string& script, std::vector<std::string> flags, const std::string& target = "") {
+    flags.insert(flags.begin(), {"-e", "TARGET=" + (target.empty() ? address_ : target), "--summary-export",
+                                 dir_ + "/summary.json"});
+    flags.push_back(script);
+    return Barrage(flags);
+  }
+  double Count(const std::string& metric) {
+    nlohmann::json s = Export(dir_ + "/summary.json");
+    if (!s["metrics"].contains(metric)) return 0;
+    return s["metrics"][metric].value("count", 0.0);
+  }
+
+  std::vector<std::unique_ptr<testutil::ChildProcess>> more_targets_;
+};
+
+// ---- the examples run unchanged, every check passing ---------------------------
+
+struct Example {
+  const char* name;
+  const char* file;
+};
+void PrintTo(const Example& e, std::ostream* os) { *os << e.name; }
+class ExampleTest : public StreamTest, public ::testing::WithParamInterface<Example> {};
+
+TEST_P(ExampleTest, PassesAllItsChecks) {
+  std::filesystem::copy(testutil::SourcePath("scripts/examples/") + GetParam().file, dir_ + "/" + GetParam().file);
+  testutil::RunResult run = RunScript(dir_ + "/" + GetParam().file, {"-q", "-d", "2s"});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export(dir_ + "/summary.json");
+  EXPECT_GT(s["metrics"]["checks"]["passes"].get<int>(), 0);
+  EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0);
+  EXPECT_GT(s["metrics"]["iterations"]["count"].get<int>(), 0);
+  EXPECT_THAT(run.stderr_text, Not(HasSubstr("level=error")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Scripts, ExampleTest,
+                         ::testing::Values(Example{"ServerStream", "stream_server.js"},
+                                           Example{"ClientStream", "stream_client.js"},
+                                           Example{"BidiStream", "stream_bidi.js"},
+                                           Example{"AsyncInvokeAndTimers", "async.js"},
+                                           Example{"Reflection", "reflection.js"}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(StreamTest, ProtosetExample) {
+  std::filesystem::copy(testutil::SourcePath("scripts/examples/protoset.js"), dir_ + "/protoset.js");
+  testutil::RunResult protoc = testutil::Run(
+      "/usr/bin/protoc", {"--include_imports", "-o", dir_ + "/definitions/hello.protoset", "-I", dir_ + "/definitions",
+                          dir_ + "/definitions/hello.proto"},
+      30s);
+  ASSERT_EQ(protoc.exit_code, 0) << protoc.stderr_text;
+  testutil::RunResult run = RunScript(dir_ + "/protoset.js", {"-q", "-d", "1s"});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Export(dir_ + "/summary.json")["metrics"]["checks"]["fails"].get<int>(), 0);
+}
+
+TEST_F(StreamTest, MutualTlsExampleWithPlainAndPasswordProtectedKeys) {
+  testutil::MakeCertificates(dir_);
+  const std::string tls = StartTarget({"--tls-cert", dir_ + "/server.pem", "--tls-key", dir_ + "/server.key",
+                                       "--tls-client-ca", dir_ + "/ca.pem"});
+  std::filesystem::copy(testutil::SourcePath("scripts/examples/tls.js"), dir_ + "/tls.js");
+  for (const std::vector<std::string>& key :
+       {std::vector<std::string>{"-e", "KEY=" + dir_ + "/client.key"},
+        std::vector<std::string>{"-e", "KEY=" + dir_ + "/client-legacy.key", "-e", "KEY_PASSWORD=secret"}}) {
+    std::vector<std::string> flags = {"-q", "-d", "1s", "-e", "CA=" + dir_ + "/ca.pem", "-e", "CERT=" + dir_ + "/client.pem"};
+    flags.insert(flags.end(), key.begin(), key.end());
+    testutil::RunResult run = RunScript(dir_ + "/tls.js", flags, tls);
+    ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+    EXPECT_EQ(Export(dir_ + "/summary.json")["metrics"]["checks"]["fails"].get<int>(), 0);
+    EXPECT_GT(Export(dir_ + "/summary.json")["metrics"]["checks"]["passes"].get<int>(), 0);
+  }
+  // The same server name through `authority` while dialling the IP.
+  testutil::RunResult run = RunScript(dir_ + "/tls.js", {"-q", "-d", "1s", "-e", "CA=" + dir_ + "/ca.pem", "-e",
+                                                         "CERT=" + dir_ + "/client.pem", "-e", "KEY=" + dir_ + "/client.key",
+                                                         "-e", "AUTHORITY=localhost"},
+                                      tls);
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+}
+
+// ---- metrics and tags --------------------------------------------------------------
+
+TEST_F(StreamTest, StreamMetricsCountEveryMessageWithTheStreamsTags) {
+  // 3 iterations x (1 bidi stream of 4 messages + 1 server stream of 10 replies).
+  const std::string script = Write("metrics.js", std::string(kHead) + R"(
+export const options = {
+  iterations: 3, vus: 1,
+  thresholds: {
+    'grpc_streams{flow:chat}': ['count==3'],
+    'grpc_streams_msgs_sent{flow:chat}': ['count==12'],
+    'grpc_streams_msgs_received{flow:chat}': ['count==12'],
+    'grpc_req_duration{flow:chat,status:0,method:BidiHello}': ['max>=0'],
+    'grpc_streams_msgs_received{method:LotsOfReplies}': ['count==30'],
+    'grpc_req_duration{name:/hello.HelloService/LotsOfReplies}': ['max>=0'],
+  },
+};
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  const s = new Stream(client, 'hello.HelloService/BidiHello', { tags: { flow: 'chat' } });
+  for (let i = 0; i < 4; i++) s.write({ greeting: 'm' + i });
+  s.end();
+  new Stream(client, 'hello.HelloService/LotsOfReplies').write({ greeting: 'x' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q", "--summary-trend-stats", "count,max"});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Count("iterations"), 3);
+  EXPECT_EQ(Count("grpc_streams"), 6);
+  // One grpc_req_duration per stream, with the stream's tags and status.
+  EXPECT_EQ(Count("grpc_req_duration{flow:chat,status:0,method:BidiHello}"), 3);
+  EXPECT_EQ(Count("grpc_req_duration{name:/hello.HelloService/LotsOfReplies}"), 3);
+  EXPECT_EQ(Count("grpc_streams_msgs_sent"), 12 + 3);
+  EXPECT_EQ(Count("grpc_streams_msgs_received"), 12 + 30);
+}
+
+// ---- event order, errors and the event loop ----------------------------------
+
+TEST_F(StreamTest, AServerErrorFiresErrorThenEndAndTheVuGoesOn) {
+  const std::string failing = StartTarget({"--stream-error-after", "2", "--error-status", "9"});
+  const std::string script = Write("order.js", std::string(kHead) + R"(
+export const options = { iterations: 2, vus: 1, thresholds: { checks: ['rate==1'] } };
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  const events = [];
+  const s = new Stream(client, 'hello.HelloService/LotsOfReplies');
+  s.on('data', () => events.push('data'));
+  s.on('error', (e, meta) => events.push('error:' + e.code + ':' + e.message + ':' + Array.isArray(e.details) + ':' + (typeof meta.ts)));
+  s.on('end', () => {
+    events.push('end');
+    check(events, { 'order': (ev) => ev.join() === 'data,data,error:9:injected stream error:true:number,end' });
+    console.log('events ' + events.join());
+  });
+  s.write({ greeting: 'x' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"}, failing);
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Count("iterations"), 2);
+  nlohmann::json s = Export(dir_ + "/summary.json");
+  EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0) << run.stderr_text;
+}
+
+TEST_F(StreamTest, NoErrorHandlerOnlyWarns) {
+  const std::string failing = StartTarget({"--stream-error-after", "0"});
+  const std::string script = Write("noerr.js", std::string(kHead) + R"(
+export const options = { iterations: 1, vus: 1 };
+export default () => {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  new Stream(client, 'hello.HelloService/LotsOfReplies').write({ greeting: 'x' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"}, failing);
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("no handlers for error registered, but an error happened"));
+  EXPECT_EQ(Count("iterations"), 1);
+}
+
+TEST_F(StreamTest, TheIterationWaitsForItsStreamAndATimeoutEndsIt) {
+  // BidiHello never ends unless the client half-closes: the 700 ms stream
+  // timeout gives `error` (code 4) and `end`, and the iteration then ends
+  // normally, having lasted at least that long.
+  const std::string script = Write("timeout.js", std::string(kHead) + R"(
+export const options = { iterations: 2, vus: 1, thresholds: { checks: ['rate==1'], iteration_duration: ['min>=650'] } };
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  const s = new Stream(client, 'hello.HelloService/BidiHello', { timeout: '700ms' });
+  let code = -1, ended = false;
+  s.on('error', (e) => { code = e.code; });
+  s.on('end', () => { ended = true; check(code, { 'deadline exceeded': (c) => c === 4 }); });
+  s.write({ greeting: 'hold' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Count("iterations"), 2);
+  EXPECT_EQ(Count("grpc_streams"), 2);
+}
+
+TEST_F(StreamTest, AnOpenStreamAtGracefulStopIsAnInterruptedIteration) {
+  const std::string script = Write("hold.js", std::string(kHead) + R"(
+export const options = { scenarios: { s: { executor: 'constant-vus', vus: 3, duration: '1s', gracefulStop: '500ms' } } };
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  const s = new Stream(client, 'hello.HelloService/BidiHello');
+  s.on('data', () => {});
+  s.on('end', () => console.log('end must not reach the script after the VU context ended'));
+  s.write({ greeting: 'hold' });
+  setInterval(() => {}, 50);  // an interval nobody clears holds it too
+};
+)");
+  const auto start = std::chrono::steady_clock::now();
+  testutil::RunResult run = RunScript(script, {});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_EQ(Count("iterations"), 0);
+  EXPECT_EQ(Count("grpc_streams"), 3);
+  EXPECT_THAT(run.stdout_text, HasSubstr("0 complete and 3 interrupted iterations"));
+  EXPECT_THAT(run.stderr_text, Not(HasSubstr("end must not reach")));
+}
+
+TEST_F(StreamTest, ADataHandlerThatThrowsCancelsTheStreamAndFailsTheIteration) {
+  const std::string script = Write("throw.js", std::string(kHead) + R"(
+export const options = { iterations: 2, vus: 1 };
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  const s = new Stream(client, 'hello.HelloService/LotsOfReplies');
+  s.on('data', () => { throw new Error('handler broke'); });
+  s.on('error', (e) => console.log('error handler got ' + e.code + ' ' + e.message));
+  s.write({ greeting: 'x' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("error handler got 2 handler broke"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("Error: handler broke"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("throw.js:10"));
+  EXPECT_EQ(Count("iterations"), 2);  // a failed iteration still counts, as in k6
+}
+
+TEST_F(StreamTest, WriteRulesAndUnknownEvents) {
+  // Serialisation errors fail the stream asynchronously (code 2); a second
+  // message on a server-streaming method fails it with 13; writes after
+  // end() are ignored; null warns; an unknown event warns.
+  const std::string script = Write("writes.js", std::string(kHead) + R"(
+export const options = { iterations: 1, vus: 1, thresholds: { checks: ['rate==1'] } };
+function run(method, fn) {
+  return new Promise((resolve) => {
+    const s = new Stream(client, method);
+    const seen = [];
+    s.on('data', () => seen.push('data'));
+    s.on('error', (e) => seen.push(e.code + ':' + e.message));
+    s.on('end', () => resolve(seen));
+    fn(s);
+  });
+}
+export default async () => {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  const bad = await run('hello.HelloService/BidiHello', (s) => { s.write({ nope: 1 }); });
+  check(bad, { 'bad message: code 2': (e) => e.length === 1 && e[0].startsWith("2:can't serialise request object to protocol buffer") });
+  const second = await run('hello.HelloService/LotsOfReplies', (s) => { s.write({ greeting: 'a' }); s.write({ greeting: 'b' }); });
+  check(second, { 'second write: code 13': (e) => e[e.length - 1] === '13:SendMsg called after CloseSend' });
+  const ended = await run('hello.HelloService/BidiHello', (s) => {
+    s.on('status', () => {});
+    s.on('bogus', () => {});
+    s.write(null);
+    s.write({ greeting: 'one' });
+    s.end();
+    s.end();
+    s.write({ greeting: 'ignored' });
+  });
+  check(ended, { 'writes after end are ignored': (e) => e.join() === 'data' });
+  const unary = await run('hello.HelloService/SayHello', (s) => { s.write({ greeting: 'u' }); });
+  check(unary, { 'a unary method as a stream': (e) => e.join() === 'data' });
+  const closed = await run('hello.HelloService/BidiHello', (s) => { s.write({ greeting: 'x' }); client.close(); });
+  check(closed, { 'close() ends the stream with end only': (e) => e.every((x) => x === 'data') });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Export(dir_ + "/summary.json")["metrics"]["checks"]["fails"].get<int>(), 0) << run.stdout_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("can't send empty message"));
+  EXPECT_THAT(run.stderr_text,
+              HasSubstr("can't register bogus event handler: unknown GRPC stream's event type: bogus"));
+}
+
+TEST_F(StreamTest, PromisesRejectionsAndTimersInTheEventLoop) {
+  const std::string script = Write("loop.js", R"(
+import { check } from 'k6';
+import { setTimeout as later } from 'k6/timers';
+export const options = { iterations: 4, vus: 1 };
+export default async () => {
+  if (__ITER === 0) {
+    const order = [];
+    later(() => order.push('timer 20'), 20);
+    setTimeout(() => order.push('timer 0'), 0);
+    Promise.resolve().then(() => order.push('job'));
+    order.push('sync');
+    await new Promise((r) => setTimeout(r, 40));
+    check(order, { 'jobs before timers, timers by time': (o) => o.join() === 'sync,job,timer 0,timer 20' });
+  }
+  if (__ITER === 1) throw new Error('async throw');
+  if (__ITER === 2) Promise.reject(new Error('nobody listens'));
+  if (__ITER === 3) setTimeout(() => { throw new Error('timer throw'); }, 5);
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_EQ(Export(dir_ + "/summary.json")["metrics"]["checks"]["fails"].get<int>(), 0) << run.stdout_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("Uncaught (in promise) Error: async throw"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("Uncaught (in promise) Error: nobody listens"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("Error: timer throw"));
+  EXPECT_EQ(Count("iterations"), 4);
+}
+
+TEST_F(StreamTest, BinaryMetadataAndSizeLimits) {
+  const std::string big = StartTarget({"--reply-size", "5000"});
+  const std::string script = Write("meta.js", std::string(kHead) + R"(
+export const options = { iterations: 1, vus: 1, thresholds: { checks: ['rate==1'] } };
+export default () => {
+  client.connect(__ENV.TARGET, { plaintext: true, maxReceiveSize: 1000 });
+  const bytes = new Uint8Array([0, 1, 2, 127]);
+  const r = client.invoke('hello.HelloService/SayHello', { greeting: 'm' }, { metadata: { 'x-echo-raw-bin': bytes, 'x-echo-text': 'hi' } });
+  check(r, { 'too big: ResourceExhausted': (r) => r.status === 8 });
+  client.close();
+  client.connect(__ENV.TARGET, { plaintext: true, maxSendSize: 10 });
+  const s = client.invoke('hello.HelloService/SayHello', { greeting: 'far more than ten bytes' });
+  check(s, { 'send limit: ResourceExhausted': (r) => r.status === 8 });
+  client.close();
+  client.connect(__ENV.TARGET, { plaintext: true });
+  const ok = client.invoke('hello.HelloService/SayHello', { greeting: 'm' }, { metadata: { 'x-echo-raw-bin': bytes, 'x-echo-text': 'hi' } });
+  check(ok, {
+    'binary header round trip': (r) => r.headers['x-echo-raw-bin'][0] === String.fromCharCode(0, 1, 2, 127),
+    'text header': (r) => r.headers['x-echo-text'][0] === 'hi',
+  });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"}, big);
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+}
+
+// ---- bad input: each a clear error naming what failed ---------------------------
+
+struct BadCase {
+  const char* name;
+  std::string body;           // the default function, after kHead
+  std::string expected;       // in the error
+  std::vector<std::string> target_flags;  // a target of its own when set
+  bool certificates = false;
+};
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+class StreamBadInputTest : public StreamTest, public ::testing::WithParamInterface<BadCase> {};
+
+TEST_P(StreamBadInputTest, FailsWithAClearError) {
+  const BadCase& c = GetParam();
+  if (c.certificates) testutil::MakeCertificates(dir_);
+  std::vector<std::string> flags = c.target_flags;
+  for (std::string& f : flags) f = absl::StrReplaceAll(f, {{"$DIR", dir_}});
+  const std::string target = flags.empty() ? address_ : StartTarget(flags);
+  std::string body = absl::StrReplaceAll(c.body, {{"$DIR", dir_}});
+  const std::string script = Write("bad.js", std::string(kHead) + "export const options = { iterations: 1, vus: 1 };\n" + body);
+  Write("not.protoset", "this is not a FileDescriptorSet");
+  testutil::RunResult run = RunScript(script, {"-q"}, target);
+  EXPECT_THAT(run.stderr_text, HasSubstr(absl::StrReplaceAll(c.expected, {{"$TARGET", target}, {"$DIR", dir_}}))) << run.stdout_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("level=error"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, StreamBadInputTest,
+    ::testing::Values(
+        BadCase{"StreamWithoutConnect",
+                "export default () => { new Stream(client, 'hello.HelloService/BidiHello'); };",
+                "invalid GRPC Stream's client: no gRPC connection, you must call connect first"},
+        BadCase{"StreamWithoutClient", "export default () => { new Stream(null, 'hello.HelloService/BidiHello'); };",
+                "invalid GRPC Stream's client: empty gRPC client"},
+        BadCase{"StreamUnknownMethod",
+                "export default () => { client.connect(__ENV.TARGET, { plaintext: true }); new Stream(client, 'hello.HelloService/Nope'); };",
+                "invalid GRPC Stream's method: method \\\"/hello.HelloService/Nope\\\" not found in file descriptors"},
+        BadCase{"StreamBadParams",
+                "export default () => { client.connect(__ENV.TARGET, { plaintext: true }); new Stream(client, 'hello.HelloService/BidiHello', { headers: {} }); };",
+                "invalid GRPC Stream's parameters: unknown param: \\\"headers\\\""},
+        BadCase{"StreamNullHandler",
+                "export default () => { client.connect(__ENV.TARGET, { plaintext: true }); new Stream(client, 'hello.HelloService/BidiHello').on('data', null); };",
+                "handler for \\\"data\\\" event isn't a callable function"},
+        BadCase{"InvokeOnAStreamingMethod",
+                "export default () => { client.connect(__ENV.TARGET, { plaintext: true }); client.invoke('hello.HelloService/BidiHello', {}); };",
+                "method \\\"/hello.HelloService/BidiHello\\\" is a bidirectional streaming method: invoke calls unary methods"},
+        BadCase{"ReflectionWithoutReflectionService",
+                "export default () => { client.connect(__ENV.TARGET, { plaintext: true, reflect: true }); };",
+                "can't list services: rpc error: code = Unimplemented",
+                {"--no-reflection"}},
+        BadCase{"HealthCheckWithoutHealthService",
+                "export default () => { client.connect(__ENV.TARGET, { plaintext: true }); client.healthCheck(); };",
+                "rpc error: code = Unimplemented", {"--no-health"}},
+        BadCase{"HealthCheckBeforeConnect", "export default () => { client.healthCheck(); };",
+                "no gRPC connection, you must call connect first"},
+        BadCase{"ProtosetNotAFileDescriptorSet",
+                "const other = new Client(); other.loadProtoset('not.protoset');\nexport default () => {};",
+                "couldn't unmarshal protoset file $DIR/not.protoset: not a valid FileDescriptorSet"},
+        BadCase{"TlsMissingCertificateFile",
+                "const ca = open('$DIR/missing-ca.pem');\nexport default () => {};", "$DIR/missing-ca.pem: no such file"},
+        BadCase{"TlsNotPem",
+                "export default () => { client.connect(__ENV.TARGET, { tls: { cacerts: 'not a certificate' } }); };",
+                "invalid tls cacerts value: failed to find any PEM data in cacerts input"},
+        BadCase{"TlsWrongCa",
+                "const ca = open('$DIR/other-ca.pem');\nexport default () => { client.connect(__ENV.TARGET, { tls: { cacerts: ca } }); };",
+                "failed to connect to $TARGET", {"--tls-cert", "$DIR/server.pem", "--tls-key", "$DIR/server.key"}, true},
+        BadCase{"TlsExpiredServerCertificate",
+                "const ca = open('$DIR/ca.pem');\nexport default () => { client.connect(__ENV.TARGET, { tls: { cacerts: ca } }); };",
+                "certificate verify failed", {"--tls-cert", "$DIR/expired.pem", "--tls-key", "$DIR/server.key"}, true},
+        BadCase{"TlsHostNameMismatch",
+                "const ca = open('$DIR/ca.pem');\nexport default () => { client.connect(__ENV.TARGET, { tls: { cacerts: ca }, authority: 'wrong.example' }); };",
+                "Peer name wrong.example is not in peer certificate",
+                {"--tls-cert", "$DIR/server.pem", "--tls-key", "$DIR/server.key"}, true},
+        BadCase{"TlsEncryptedPkcs8Key",
+                "const ca = open('$DIR/ca.pem'), cert = open('$DIR/client.pem'), key = open('$DIR/client-pkcs8.key');\n"
+                "export default () => { client.connect(__ENV.TARGET, { tls: { cacerts: ca, cert, key, password: 'secret' } }); };",
+                "encrypted pkcs8 formatted key is not supported",
+                {"--tls-cert", "$DIR/server.pem", "--tls-key", "$DIR/server.key"}, true},
+        BadCase{"TlsWrongKeyPassword",
+                "const ca = open('$DIR/ca.pem'), cert = open('$DIR/client.pem'), key = open('$DIR/client-legacy.key');\n"
+                "export default () => { client.connect(__ENV.TARGET, { tls: { cacerts: ca, cert, key, password: 'wrong' } }); };",
+                "x509: decryption password incorrect", {"--tls-cert", "$DIR/server.pem", "--tls-key", "$DIR/server.key"}, true},
+        BadCase{"MutualTlsWithoutAClientCertificate",
+                "const ca = open('$DIR/ca.pem');\nexport default () => { client.connect(__ENV.TARGET, { tls: { cacerts: ca } }); };",
+                "failed to connect to $TARGET",
+                {"--tls-cert", "$DIR/server.pem", "--tls-key", "$DIR/server.key", "--tls-client-ca", "$DIR/ca.pem"}, true}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace barrage
