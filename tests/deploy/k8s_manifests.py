@@ -281,16 +281,17 @@ def strategic_merge(base, patch, field):
                 out[key] = copy.deepcopy(value)
         return out
     if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        # kustomize's order: the patch's items in the patch's order (merged
+        # with the base's item of the same key), then the base's other items.
         key = MERGE_KEYS[field]
-        out = copy.deepcopy(base)
+        patched_keys = {item.get(key) for item in patch if isinstance(item, dict)}
+        out = []
         for item in patch:
-            match = [i for i, b in enumerate(out) if isinstance(b, dict) and b.get(key) == item.get(key)]
             if item.get("$patch") == "delete":
-                out = [b for i, b in enumerate(out) if i not in match]
-            elif match:
-                out[match[0]] = strategic_merge(out[match[0]], item, "")
-            else:
-                out.append(copy.deepcopy(item))
+                continue
+            match = [b for b in base if isinstance(b, dict) and b.get(key) == item.get(key)]
+            out.append(strategic_merge(match[0], item, "") if match else copy.deepcopy(item))
+        out += [copy.deepcopy(b) for b in base if not (isinstance(b, dict) and b.get(key) in patched_keys)]
         return out
     return copy.deepcopy(patch)
 

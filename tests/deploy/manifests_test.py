@@ -296,6 +296,13 @@ def check_overlay(root, overlay, binaries, entrypoint, image_uid, errors):
         E(f"{tag}: {e}")
         return None
 
+    namespaces = {o["metadata"].get("namespace") for o in objects if o.get("kind") not in km.CLUSTER_SCOPED_KINDS}
+    if len(namespaces) > 1:
+        E(f"{tag}: objects in several namespaces {sorted(map(str, namespaces))}: "
+          + ", ".join(km.describe(o) for o in objects if o["metadata"].get("namespace") is None
+                      and o.get("kind") not in km.CLUSTER_SCOPED_KINDS)
+          + " would land in kubectl's current namespace")
+
     seen = set()
     for o in objects:
         oid = km.object_id(o)
@@ -742,6 +749,8 @@ MUTATIONS = [
     ("deploy/docker/Dockerfile", "USER 10001:10001", "USER 10002:10002", "the image's user is 10002"),
     ("deploy/k8s/base/kustomization.yaml", "generatorOptions:", "generatorOption:",
      "generatorOption: not implemented"),
+    ("deploy/k8s/overlays/demo-kube-prometheus/kustomization.yaml", "namespace: barrage", "",
+     "would land in kubectl's current namespace"),
 ]
 
 
