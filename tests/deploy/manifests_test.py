@@ -722,7 +722,7 @@ MUTATIONS = [
     ("deploy/k8s/base/controller.yaml", "--linger=60s", "--lingr=60s", "--lingr: not an option of barrage run"),
     ("deploy/k8s/base/controller.yaml", "--prometheus=0.0.0.0:9464", "--prometheus=0.0.0.0:9465",
      "port 9465 is not among the container's ports"),
-    ("deploy/k8s/base/controller.yaml", "- /scripts/test.js", "- /scripts/main.js", "has no main.js"),
+    ("deploy/k8s/base/controller.yaml", "value: /scripts/test.js", "value: /scripts/main.js", "has no main.js"),
     ("deploy/k8s/base/controller.yaml", "mountPath: /results", "mountPath: /result",
      "/results/summary.json: under no volumeMount"),
     ("deploy/k8s/base/controller.yaml", "--expect-agents=$(BARRAGE_EXPECT_AGENTS)",
