@@ -615,7 +615,6 @@ def check_topology(tag, objects, containers, services, errors):
                 if p and p.get("port") != metrics_port:
                     E(f"{tag}: {km.describe(m)}: endpoint port {ep.get('port')} is {p.get('port')}, "
                       f"not the metrics port {metrics_port}")
-    return ctl, metrics_port
 
 
 def check_repo(root, binaries, errors, use_kubectl):

@@ -254,11 +254,14 @@ class Hosts:
 
     def write_etc(self, ns, hosts_text):
         # `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc/*.
-        os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
-        with open(f"/etc/netns/{ns}/hosts", "w") as f:
-            f.write(hosts_text)
-        with open(f"/etc/netns/{ns}/resolv.conf", "w") as f:
-            f.write(f"# netns_test.py: no DNS server; names come from /etc/hosts\nnameserver {NO_DNS}\n")
+        try:
+            os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
+            with open(f"/etc/netns/{ns}/hosts", "w") as f:
+                f.write(hosts_text)
+            with open(f"/etc/netns/{ns}/resolv.conf", "w") as f:
+                f.write(f"# netns_test.py: no DNS server; names come from /etc/hosts\nnameserver {NO_DNS}\n")
+        except OSError as e:
+            raise Failure(f"cannot write /etc/netns/{ns}/ ({e.strerror}): the hosts' /etc/hosts come from there") from e
 
     def start(self, ns, argv, env, log_path):
         log_file = open(log_path, "wb")
