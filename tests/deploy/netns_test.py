@@ -386,7 +386,12 @@ def run(args, hosts, workdir):
         raise Failure("the controller has no --summary-export")
     # Scrape the metrics port through the Service that publishes it, as Prometheus does.
     metrics_port = int(arg_value(controller.argv, "--prometheus").rsplit(":", 1)[1])
-    metrics_host = next(n for n, p in sorted(names.items()) if p is controller and "." not in n)
+    published = [s["metadata"]["name"] for s in objects if s.get("kind") == "Service"
+                 and names.get(s["metadata"]["name"]) is controller
+                 and any(p.get("port") == metrics_port for p in s["spec"].get("ports") or [])]
+    if not published:
+        raise Failure(f"no Service publishes the controller's metrics port {metrics_port}")
+    metrics_host = published[0]
     log("controller: " + " ".join(controller.argv[1:]) + f"  (K6_DURATION={args.duration}, "
         f"manifest: {km.container_env(objects, controller.workload, controller.container, controller.name, None)['K6_DURATION']})")
     log("agent: " + " ".join(agents[0].argv[1:]))
