@@ -18,9 +18,11 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev
   nodejs npm
 )
-# Peers for benchmarks and servers for integration tests.
+# Peers for benchmarks and servers for integration tests; python3-yaml and
+# iproute2 for the deploy tests (tests/deploy: manifests, network namespaces).
 TEST_PKGS=(
   nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2 jq time openssl curl
+  python3-yaml
 )
 
 want=()
