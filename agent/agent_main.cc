@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/session.h"
+#include "agent/worker_pool.h"
 #include "common/log.h"
 #include "common/metrics/prometheus_exporter.h"
 
@@ -32,6 +33,7 @@ std::optional<std::string> ReadFile(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  barrage::agent::PollPerCompletionQueue();  // before any gRPC object
   CLI::App app{"barrage-agent: runs the VUs of a Barrage test for a controller", "barrage-agent"};
   std::string controller;
   std::string name;

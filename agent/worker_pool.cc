@@ -2,6 +2,7 @@
 
 #include <grpc/support/time.h>
 
+#include <cstdlib>
 #include <future>
 
 namespace barrage::agent {
@@ -17,6 +18,8 @@ gpr_timespec ToGpr(absl::Time t) {
 }
 
 }  // namespace
+
+void PollPerCompletionQueue() { setenv("GRPC_POLL_STRATEGY", "poll", /*overwrite=*/0); }
 
 void Worker::Post(std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(posts_mu_);

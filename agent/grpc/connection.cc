@@ -31,32 +31,43 @@ namespace {
 
 using GenericStub = grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>;
 
-// Waits on connectivity changes for every Connect in the process: one thread
-// and one completion queue, so a thousand VUs connecting cost one thread.
-// Never destroyed: connects may be in flight when static destructors run.
-class ConnectPoller {
+// A thread of this library waiting on a completion queue of its own. Two
+// exist, each made on first use and never destroyed (work may be in flight
+// when static destructors run):
+// - Releaser(): a queue that does no I/O polling, for alarms only. A polling
+//   queue would make its thread one of gRPC's pollers (with the epoll1
+//   engine every polling thread reads every socket), reading the VUs'
+//   sockets and waking a worker for each completion.
+// - Connector(): a polling queue for the connects of callers that have no
+//   queue of their own to pass (ConnectParams::cq unset; tests). The agent's
+//   VUs pass their worker's queue, so their connects poll there.
+class QueueThread {
  public:
-  class Tag {
-   public:
-    virtual ~Tag() = default;
-    virtual void Proceed(bool ok) = 0;
-  };
-
-  static ConnectPoller& Get() {
-    static ConnectPoller* poller = new ConnectPoller();
-    return *poller;
+  static QueueThread& Releaser() {
+    static QueueThread* thread = new QueueThread(GRPC_CQ_NON_POLLING);
+    return *thread;
+  }
+  static QueueThread& Connector() {
+    static QueueThread* thread = new QueueThread(GRPC_CQ_DEFAULT_POLLING);
+    return *thread;
   }
   grpc::CompletionQueue* cq() { return &cq_; }
 
  private:
-  ConnectPoller() {
+  class Queue : public grpc::CompletionQueue {
+   public:
+    explicit Queue(grpc_cq_polling_type polling)
+        : grpc::CompletionQueue(grpc_completion_queue_attributes{GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT, polling,
+                                                                 nullptr}) {}
+  };
+  explicit QueueThread(grpc_cq_polling_type polling) : cq_(polling) {
     std::thread([this] {
       void* tag;
       bool ok;
-      while (cq_.Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+      while (cq_.Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Complete(ok);
     }).detach();
   }
-  grpc::CompletionQueue cq_;
+  Queue cq_;
 };
 
 // Drops a channel reference on the poller thread. A channel must not be
@@ -64,15 +75,15 @@ class ConnectPoller {
 // the last reference (after Close(), or when the caller drops the
 // Connection from its completion callback).
 void ReleaseChannel(std::shared_ptr<grpc::Channel> channel) {
-  struct Release : ConnectPoller::Tag {
-    void Proceed(bool) override { delete this; }
+  struct Release : QueueTag {
+    void Complete(bool) override { delete this; }
     grpc::Alarm alarm;
     std::shared_ptr<grpc::Channel> channel;
   };
   if (channel == nullptr) return;
   auto* release = new Release;
   release->channel = std::move(channel);
-  release->alarm.Set(ConnectPoller::Get().cq(), std::chrono::system_clock::now(), release);
+  release->alarm.Set(QueueThread::Releaser().cq(), std::chrono::system_clock::now(), static_cast<QueueTag*>(release));
 }
 
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d) {
@@ -289,7 +300,7 @@ const char* CodeName(int code) {
 
 // One pending Connect: re-arms on every state change until READY, a
 // failure, or the deadline.
-class ConnectOp : public ConnectPoller::Tag {
+class ConnectOp : public QueueTag {
  public:
   ConnectOp(const ConnectParams& params, std::shared_ptr<grpc::Channel> channel, Connection::ConnectDone done)
       : address_(params.address),
@@ -298,6 +309,7 @@ class ConnectOp : public ConnectPoller::Tag {
         deadline_(DeadlineAfter(params.timeout)),
         reflect_(params.reflect),
         reflect_metadata_(params.reflect_metadata),
+        cq_(params.cq != nullptr ? params.cq : QueueThread::Connector().cq()),
         done_(std::move(done)) {}
 
   void Start() {
@@ -307,10 +319,10 @@ class ConnectOp : public ConnectPoller::Tag {
       Succeed();
       return;
     }
-    channel_->NotifyOnStateChange(state, deadline_, ConnectPoller::Get().cq(), this);
+    channel_->NotifyOnStateChange(state, deadline_, cq_, static_cast<QueueTag*>(this));
   }
 
-  void Proceed(bool ok) override {
+  void Complete(bool ok) override {
     if (!ok) {  // the deadline passed with no change
       Finish(absl::DeadlineExceededError(absl::StrCat("failed to connect to ", address_, " within ",
                                                       absl::FormatDuration(timeout_), ": context deadline exceeded")));
@@ -331,17 +343,17 @@ class ConnectOp : public ConnectPoller::Tag {
         Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": channel shut down")));
         return;
       default:
-        channel_->NotifyOnStateChange(state, deadline_, ConnectPoller::Get().cq(), this);
+        channel_->NotifyOnStateChange(state, deadline_, cq_, static_cast<QueueTag*>(this));
     }
   }
 
  private:
-  // The probe runs on the poller's queue, not the callback API: its end
-  // then comes on the poller thread, where dropping the channel is safe (a
+  // The probe runs on the connect's queue, not the callback API: its end
+  // then comes on that queue's thread, where dropping the channel is safe (a
   // channel must not be destroyed inside one of its own callbacks).
-  struct ProbeCall : ConnectPoller::Tag {
+  struct ProbeCall : QueueTag {
     explicit ProbeCall(ConnectOp* op) : op(op) {}
-    void Proceed(bool) override { op->ProbeDone(); }
+    void Complete(bool) override { op->ProbeDone(); }
     ConnectOp* op;
     grpc::ClientContext context;
     grpc::ByteBuffer request, response;
@@ -356,9 +368,9 @@ class ConnectOp : public ConnectPoller::Tag {
     probe_->context.set_deadline(DeadlineAfter(absl::Seconds(5)));
     GenericStub stub(channel_);
     probe_->reader = stub.PrepareUnaryCall(&probe_->context, "/barrage.ConnectProbe/Probe", probe_->request,
-                                           ConnectPoller::Get().cq());
+                                           cq_);
     probe_->reader->StartCall();
-    probe_->reader->Finish(&probe_->response, &probe_->status, probe_.get());
+    probe_->reader->Finish(&probe_->response, &probe_->status, static_cast<QueueTag*>(probe_.get()));
   }
 
   void ProbeDone() {
@@ -402,6 +414,7 @@ class ConnectOp : public ConnectPoller::Tag {
   const std::chrono::system_clock::time_point deadline_;
   const bool reflect_;
   const Metadata reflect_metadata_;
+  grpc::CompletionQueue* const cq_;  // the watch and the probe complete here
   Connection::ConnectDone done_;
   std::unique_ptr<ProbeCall> probe_;
 };

@@ -54,6 +54,10 @@ struct ConnectParams {
   // back in ConnectResult.reflected. reflect_metadata goes on its calls.
   bool reflect = false;
   std::vector<std::pair<std::string, std::string>> reflect_metadata;
+  // The completion queue the caller polls (an agent worker's): the dial is
+  // watched there and `done` runs on its thread. Unset: a queue and thread
+  // of this library.
+  grpc::CompletionQueue* cq = nullptr;
 };
 
 // One reflection stream's outcome, for its grpc_req_duration sample.

@@ -246,6 +246,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   }
   duk_pop(ctx);
   params.user_agent = "Barrage/0.1.0";
+  params.cq = rt.host().completion_queue();
   absl::StatusOr<gc::Connection::Connected> result = absl::UnknownError("connect did not finish");
   rt.host().Block([&](VuHost::Resume resume) {
     gc::Connection::Connect(params, [&result, resume](absl::StatusOr<gc::Connection::Connected> r) {

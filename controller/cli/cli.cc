@@ -31,6 +31,7 @@
 #include "absl/strings/strip.h"
 #include "agent/js/runtime.h"
 #include "agent/session.h"
+#include "agent/worker_pool.h"
 #include "common/archive.h"
 #include "common/config_file.h"
 #include "common/metrics/prometheus_exporter.h"
@@ -685,6 +686,8 @@ int RunCommand(const RunFlags& command_line) {
   } else if (flags.expect_agents > 0) {
     return ConfigError("--expect-agents: only with --listen ADDR");
   }
+  // Embedded: this process runs the VUs and serves no sockets.
+  if (plan.embedded) agent::PollPerCompletionQueue();
   absl::Duration agent_timeout = absl::Seconds(60);
   if (flags.agent_timeout) {
     absl::StatusOr<absl::Duration> d = ParseDuration(*flags.agent_timeout);
