@@ -33,7 +33,7 @@ std::optional<std::string> ReadFile(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  barrage::agent::PollPerCompletionQueue();  // before any gRPC object
+  barrage::agent::ConfigureProcessForVus();  // before any gRPC object
   CLI::App app{"barrage-agent: runs the VUs of a Barrage test for a controller", "barrage-agent"};
   std::string controller;
   std::string name;

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <future>
 
+#include "absl/synchronization/mutex.h"
+
 namespace barrage::agent {
 namespace {
 
@@ -19,7 +21,10 @@ gpr_timespec ToGpr(absl::Time t) {
 
 }  // namespace
 
-void PollPerCompletionQueue() { setenv("GRPC_POLL_STRATEGY", "poll", /*overwrite=*/0); }
+void ConfigureProcessForVus() {
+  setenv("GRPC_POLL_STRATEGY", "poll", /*overwrite=*/0);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 void Worker::Post(std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(posts_mu_);

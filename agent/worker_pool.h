@@ -92,19 +92,21 @@ class Worker {
   metrics::MetricStore store_;
 };
 
-// Makes gRPC poll per completion queue (GRPC_POLL_STRATEGY=poll) rather than
-// with one process-wide epoll set (epoll1, the default), unless the
-// environment already chose. Call before the first gRPC object exists.
-// Why: with epoll1 every thread blocked on any polling queue (the control
-// plane's synchronous stream, its server's threads, the connect watcher) is
-// one of the pollers of every socket; it reads the VUs' replies and wakes the
-// worker for each one, so each message cost two thread switches. Polling per
-// queue keeps a VU's sockets on its worker's queue. Measured in
-// tests/bench/README.md (stream echo 0.30x -> 0.62x of a bare client's
-// messages per CPU-second; unary calls 155 -> 86 µs CPU, and 240 -> 173 µs
-// with 1,000 VUs on one worker). Processes that serve many connections
-// themselves (a controller with remote agents) keep epoll1.
-void PollPerCompletionQueue();
+// Sets up a process that runs VUs; call before the first gRPC object exists.
+// 1. gRPC polls per completion queue (GRPC_POLL_STRATEGY=poll) rather than
+//    with one process-wide epoll set (epoll1, the default), unless the
+//    environment already chose. With epoll1 every thread blocked on any
+//    polling queue (the control plane's synchronous stream, its server's
+//    threads, the connect watcher) is one of the pollers of every socket: it
+//    read the VUs' replies and woke the worker for each one, two thread
+//    switches per message. Polling per queue keeps a VU's sockets on its
+//    worker's queue. Processes that serve many connections themselves (a
+//    controller with remote agents) keep epoll1.
+// 2. Abseil's mutex deadlock detection off: Debian's Abseil keeps it on, and
+//    gRPC takes an absl::Mutex on every call step (3-4 % of a streaming
+//    run's CPU went to its cycle graph).
+// Measured in tests/bench/README.md.
+void ConfigureProcessForVus();
 
 class WorkerPool {
  public:

@@ -687,7 +687,7 @@ int RunCommand(const RunFlags& command_line) {
     return ConfigError("--expect-agents: only with --listen ADDR");
   }
   // Embedded: this process runs the VUs and serves no sockets.
-  if (plan.embedded) agent::PollPerCompletionQueue();
+  if (plan.embedded) agent::ConfigureProcessForVus();
   absl::Duration agent_timeout = absl::Seconds(60);
   if (flags.agent_timeout) {
     absl::StatusOr<absl::Duration> d = ParseDuration(*flags.agent_timeout);
