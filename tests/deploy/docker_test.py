@@ -238,8 +238,9 @@ def check_healthcheck(root, stages, binaries):
     if run({"BARRAGE_HEALTH_ADDR": f"127.0.0.1:{closed}"}) == 0:
         fail(f"{os.path.relpath(script, root)}: healthy although BARRAGE_HEALTH_ADDR names a closed port")
     target = next(b for b in binaries if os.path.basename(b) == "barrage-target")
+    # The address is the one line on stdout; stderr carries the mode line.
     proc = subprocess.Popen([target, "--listen", "127.0.0.1:0", "--threads", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()
         m = re.search(r"listening on (\S+)", line)
