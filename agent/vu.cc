@@ -125,6 +125,11 @@ void Vu::Interrupt() {
   tasks_.fetch_add(1, std::memory_order_acq_rel);  // the post below uses this Vu
   worker_.Post([this] {
     if (sleep_timer_ != nullptr) sleep_timer_->Cancel();
+    if (interrupt_hook_) {
+      std::function<void()> hook = std::move(interrupt_hook_);
+      interrupt_hook_ = nullptr;
+      hook();
+    }
     // A VU waiting in its event loop (streams, timers, promises) wakes up to
     // cancel them. Safe here: on the worker, with the coroutine suspended.
     if (runtime_ != nullptr) runtime_->WakeEventLoop();
@@ -145,6 +150,14 @@ void Vu::Block(const std::function<void(Resume)>& start) {
     }
   });
   SwitchOut();
+}
+
+void Vu::OnInterrupt(std::function<void()> fn) {
+  if (fn && Interrupted()) {
+    fn();
+    return;
+  }
+  interrupt_hook_ = std::move(fn);
 }
 
 void Vu::Sleep(absl::Duration d) {

@@ -72,6 +72,7 @@ class Vu : public js::VuHost {
   // js::VuHost
   void Block(const std::function<void(Resume)>& start) override;
   void Sleep(absl::Duration d) override;
+  void OnInterrupt(std::function<void()> fn) override;
   bool Interrupted() const override { return interrupted_.load(std::memory_order_relaxed); }
   grpc::CompletionQueue* completion_queue() override { return worker_.cq(); }
   std::unique_ptr<Timer> StartTimer(absl::Duration after, std::function<void(bool fired)> fn) override;
@@ -100,6 +101,7 @@ class Vu : public js::VuHost {
   std::atomic<bool> interrupted_{false};
   std::atomic<int> tasks_{0};  // tasks and posts started and not yet finished
   Worker::Timer* sleep_timer_ = nullptr;  // while sleeping; worker thread only
+  std::function<void()> interrupt_hook_;   // OnInterrupt's; worker thread only
   // AddressSanitizer's view of the stack switches (see vu.cc): the worker's
   // stack, learnt when the VU's fiber is entered.
   const void* worker_stack_bottom_ = nullptr;

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <limits>
@@ -250,9 +251,14 @@ Reflected ReflectWith(const std::shared_ptr<grpc::Channel>& channel, const Metad
       add_files(r);
     }
     stream->WritesDone();
-  } else if (response.has_error_response()) {
-    out.status = grpc::Status(static_cast<grpc::StatusCode>(response.error_response().error_code()),
-                              response.error_response().error_message());
+  } else {
+    if (response.has_error_response()) {
+      out.status = grpc::Status(static_cast<grpc::StatusCode>(response.error_response().error_code()),
+                                response.error_response().error_message());
+    }
+    // Half-close, or a server that answered with an error would keep the
+    // stream open until the deadline.
+    stream->WritesDone();
   }
   grpc::Status finish = stream->Finish();
   if (!listed && out.status.ok()) {
@@ -280,10 +286,31 @@ absl::StatusOr<std::string> Reflect(const std::shared_ptr<grpc::Channel>& channe
                                                CodeName(static_cast<int>(found.status.error_code())),
                                                " desc = ", found.status.error_message()));
   }
-  google::protobuf::FileDescriptorSet set;
+  // Missing descriptors are tolerated (spec §1.5.2): a file whose imports
+  // the server could not give is left out, and so, in turn, are the files
+  // that import it; the rest loads. Well-known types are built in.
+  std::map<std::string, google::protobuf::FileDescriptorProto> files;
   for (const auto& [name, bytes] : found.files) {
-    if (!set.add_file()->ParseFromString(bytes)) set.mutable_file()->RemoveLast();
+    google::protobuf::FileDescriptorProto file;
+    if (file.ParseFromString(bytes)) files.emplace(name, std::move(file));
   }
+  for (bool dropped = true; dropped;) {
+    dropped = false;
+    for (auto it = files.begin(); it != files.end();) {
+      const bool complete = std::all_of(it->second.dependency().begin(), it->second.dependency().end(),
+                                        [&](const std::string& dep) {
+                                          return files.count(dep) > 0 || absl::StartsWith(dep, "google/protobuf/");
+                                        });
+      if (complete) {
+        ++it;
+      } else {
+        it = files.erase(it);
+        dropped = true;
+      }
+    }
+  }
+  google::protobuf::FileDescriptorSet set;
+  for (auto& [name, file] : files) *set.add_file() = std::move(file);
   return set.SerializeAsString();
 }
 

@@ -529,7 +529,14 @@ absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
       resume();
     };
     if (cq != nullptr) {
-      connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), cq, std::move(done));
+      grpc::ClientContext* context =
+          connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), cq,
+                                [&rt, done = std::move(done)](gc::CallResult r) mutable {
+                                  rt.host().OnInterrupt(nullptr);
+                                  done(std::move(r));
+                                });
+      // The VU context ending (gracefulStop, abort) cancels the call, as k6's does.
+      if (context != nullptr) rt.host().OnInterrupt([context] { context->TryCancel(); });
     } else {
       connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), std::move(done));
     }
@@ -559,24 +566,35 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
     if (!pending->done && pending->context != nullptr) pending->context->TryCancel();
   });
   std::shared_ptr<gc::Connection> connection = call->client->connection;
-  const std::string address = call->client->address;
+  // The sample's tags as they are now (the group may have ended by the time
+  // the reply comes), as k6 takes them when the call is made.
+  metrics::TagSet tags = rt.vu_tags();
+  tags["group"] = rt.group();
+  for (const auto& [k, v] : call->params.tags) tags[k] = v;
+  AddSystemTags(tags, call->client->address, *call->method);
+  VuHost& host = rt.host();
   grpc::ClientContext* context = connection->UnaryCall(
       *call->method, std::move(call->request), call->params.options, cq,
-      [&rt, &loop, op, pending, call, address, settle_id](gc::CallResult result) {
+      [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id](gc::CallResult result) mutable {
         pending->done = true;
-        RecordCall(rt, call->params.tags, address, *call->method, result);
+        tags["status"] = absl::StrCat(result.code);
+        host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
+        rt.AddData(result.bytes_sent, result.bytes_received);
         loop.Enqueue([call, settle_id, result = std::move(result)](duk_context* c) {
           duk_get_global_string(c, "__b");
           duk_get_prop_string(c, -1, "grpc");
           duk_get_prop_string(c, -1, "settle");
           duk_push_number(c, static_cast<double>(settle_id));
-          absl::Status st = PushResponse(c, *call->registry, *call->method, call->params.discard, result);
-          if (!st.ok()) {
-            duk_push_error_object(c, DUK_ERR_ERROR, "%s", std::string(st.message()).c_str());
-            duk_push_false(c);
-          } else {
-            duk_push_true(c);
+          bool ok = true;
+          {  // no C++ object may live across duk_call: a throw longjmps
+            absl::Status st = PushResponse(c, *call->registry, *call->method, call->params.discard, result);
+            if (!st.ok()) {
+              ok = false;
+              const std::string message(st.message());
+              duk_push_lstring(c, message.data(), message.size());
+            }
           }
+          duk_push_boolean(c, ok);
           duk_call(c, 3);
           duk_pop_3(c);
         });
@@ -613,7 +631,13 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
       resume();
     };
     if (cq != nullptr) {
-      connection->UnaryCall(*kCheck, request.SerializeAsString(), options, cq, std::move(done));
+      grpc::ClientContext* context = connection->UnaryCall(*kCheck, request.SerializeAsString(), options, cq,
+                                                           [&rt, done = std::move(done)](gc::CallResult r) mutable {
+                                                             rt.host().OnInterrupt(nullptr);
+                                                             done(std::move(r));
+                                                           });
+      // No timeout of its own: it ends when the VU context does (spec §1.10).
+      if (context != nullptr) rt.host().OnInterrupt([context] { context->TryCancel(); });
     } else {
       connection->UnaryCall(*kCheck, request.SerializeAsString(), options, std::move(done));
     }

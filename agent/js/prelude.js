@@ -289,6 +289,13 @@
     b.promisesLoaded();
   });
   lazyGlobal('regeneratorRuntime', function () { b.loadLibrary('regenerator-runtime'); });
+  // After the event loop: whatever is left belongs to cancelled work.
+  b.resetLoop = function () {
+    jobs.length = 0;
+    unhandled.length = 0;
+    timers = {};
+    b.grpc.resetLoop();
+  };
   b.drainJobs = function () {
     var i = 0;
     try {

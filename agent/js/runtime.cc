@@ -225,6 +225,9 @@ void ArmTimer(Runtime& rt, int64_t id, const std::shared_ptr<Runtime::TimerOp>& 
     const int64_t loop_id = op->loop_id;
     auto it = rt.timers().find(id);
     if (it != rt.timers().end() && it->second == op) rt.timers().erase(it);
+    // The handle holds this callback, which holds op: break the cycle (safe:
+    // the callback runs from a copy, see VuHost::StartTimer).
+    op->handle.reset();
     rt.event_loop().Release(loop_id);
   });
 }
@@ -668,7 +671,20 @@ absl::Status Runtime::RunEventLoop(absl::Status first) {
     if (!unhandled.empty()) return absl::InvalidArgumentError(unhandled);
     return absl::OkStatus();
   };
-  return loop_.Run(ctx_, std::move(first), drain);
+  absl::Status result = loop_.Run(ctx_, std::move(first), drain);
+  // Nothing is open now. After a failure or an interrupt, promise jobs,
+  // unhandled rejections and the handlers of cancelled streams, timers and
+  // calls may be left on the JS side: none may reach the next iteration.
+  auto reset = [](duk_context* c) -> duk_ret_t {
+    duk_get_global_string(c, "__b");
+    duk_get_prop_string(c, -1, "resetLoop");
+    duk_call(c, 0);
+    duk_pop_2(c);
+    return 0;
+  };
+  absl::Status st = SafeCall(ctx_, reset);
+  if (result.ok() && !st.ok()) result = st;
+  return result;
 }
 
 void Runtime::set_iteration(int64_t iteration) {

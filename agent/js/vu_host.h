@@ -48,6 +48,11 @@ class VuHost {
   // `start` begins calls the Resume it was given. Resume may be called from
   // any thread, exactly once; it may be called before start returns.
   virtual void Block(const std::function<void(Resume)>& start) = 0;
+  // While the VU is blocked: fn runs (on the VU's thread) when the VU context
+  // ends, to cut the operation short; at once if it has already ended.
+  // nullptr clears it; the operation's completion must clear it before the
+  // state fn touches is freed. Hosts without interrupts ignore it.
+  virtual void OnInterrupt(std::function<void()> fn) { (void)fn; }
   // Suspends the VU for d, or less when the VU context ends (interrupt).
   virtual void Sleep(absl::Duration d) = 0;
   // True once the VU context ended (gracefulStop ran out, abort): blocking

@@ -333,6 +333,55 @@ export default async () => {
   EXPECT_EQ(Count("iterations"), 4);
 }
 
+TEST_F(StreamTest, BlockingCallsEndWhenTheVuContextEnds) {
+  // A target that answers in 30 s: at gracefulStop the VUs' invoke and
+  // healthCheck are cancelled, not waited for (healthCheck has no timeout).
+  const std::string slow = StartTarget({"--latency", "30s"});
+  const std::string script = Write("blocked.js", std::string(kHead) + R"(
+export const options = { scenarios: { s: { executor: 'constant-vus', vus: 2, duration: '1s', gracefulStop: '500ms' } } };
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  if (__VU === 1) client.invoke('hello.HelloService/SayHello', { greeting: 'wait' }, { timeout: '60s' });
+  else client.invoke('hello.HelloService/SayHello', { greeting: 'wait' });
+};
+)");
+  const auto start = std::chrono::steady_clock::now();
+  testutil::RunResult run = RunScript(script, {"-q"}, slow);
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+  EXPECT_EQ(Count("iterations"), 0);
+}
+
+TEST_F(StreamTest, NothingOfAFailedIterationReachesTheNextOne) {
+  // Iteration 0 leaves a rejected asyncInvoke behind and throws; iteration 1
+  // must not inherit the rejection. A call made inside a group keeps the
+  // group's tag although its reply comes after the group ended.
+  const std::string script = Write("carry.js", std::string(kHead) + R"(
+import { group } from 'k6';
+export const options = { iterations: 3, vus: 1, thresholds: { 'grpc_req_duration{group:::g}': ['max>=0'] } };
+export default () => {
+  if (__ITER === 0) {
+    client.connect(__ENV.TARGET, { plaintext: true });
+    client.asyncInvoke('hello.HelloService/Nope', {});
+    throw new Error('sync failure');
+  }
+  if (__ITER === 1) console.log('clean iteration');
+  if (__ITER === 2) {
+    group('g', () => {
+      client.asyncInvoke('hello.HelloService/SayHello', { greeting: 'g' }).then((r) => console.log('reply ' + r.message.reply));
+    });
+  }
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q", "--summary-trend-stats", "count,max"});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("sync failure"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("clean iteration"));
+  EXPECT_THAT(run.stderr_text, Not(HasSubstr("Uncaught (in promise)")));
+  EXPECT_THAT(run.stderr_text, HasSubstr("reply hello g"));
+  EXPECT_EQ(Count("grpc_req_duration{group:::g}"), 1);
+}
+
 TEST_F(StreamTest, BinaryMetadataAndSizeLimits) {
   const std::string big = StartTarget({"--reply-size", "5000"});
   const std::string script = Write("meta.js", std::string(kHead) + R"(
