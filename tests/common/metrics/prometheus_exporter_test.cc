@@ -44,7 +44,8 @@ TEST(PrometheusExporterTest, HistogramBucketsCountEverySampleWithinEachBound) {
   ASSERT_EQ(buckets.size(), 19u) << text.substr(0, 2000);
   // The same rule, sample-free: every bucket whose representative value is
   // within the bound, from the merged histogram itself.
-  const Histogram& h = store.Query("lat")->histogram();
+  const auto lat = store.Query("lat");  // kept: h refers into it
+  const Histogram& h = lat->histogram();
   for (const auto& [le, got] : buckets) {
     if (le == "+Inf") {
       EXPECT_EQ(got, samples.size());
