@@ -767,23 +767,43 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
-GrpcClientState::Stream* FindStream(duk_context* ctx, Runtime& rt) {
-  absl::StatusOr<GrpcClientState*> client = ClientAt(rt, ctx);
-  if (!client.ok()) return nullptr;
-  auto it = (*client)->streams.find(static_cast<int64_t>(duk_get_number(ctx, 1)));
-  if (it == (*client)->streams.end() || it->second->call == nullptr) return nullptr;
+GrpcClientState::Stream* FindStreamById(Runtime& rt, int64_t client_id, int64_t stream_id) {
+  auto& clients = rt.grpc_clients();
+  if (client_id < 0 || static_cast<size_t>(client_id) >= clients.size()) return nullptr;
+  auto it = clients[client_id]->streams.find(stream_id);
+  if (it == clients[client_id]->streams.end() || it->second->call == nullptr) return nullptr;
   return it->second.get();
 }
 
-// streamWrite(clientId, streamId, json): never throws (spec §1.13.3).
+// (clientId, streamId) as the first two arguments.
+GrpcClientState::Stream* FindStream(duk_context* ctx, Runtime& rt) {
+  return FindStreamById(rt, duk_get_int_default(ctx, 0, -1), static_cast<int64_t>(duk_get_number_default(ctx, 1, -1)));
+}
+
+// stream.write(message) itself (Stream.prototype.write), native because it
+// runs once per message: never throws but for a message JSON cannot encode
+// (spec §1.13.3).
 absl::StatusOr<int> StreamWriteImpl(duk_context* ctx, Runtime& rt) {
-  GrpcClientState::Stream* stream = FindStream(ctx, rt);
+  duk_push_this(ctx);
+  duk_get_prop_string(ctx, -1, "_ended");
+  const bool ended = duk_to_boolean(ctx, -1);
+  duk_get_prop_string(ctx, -2, "_client");
+  const int client_id = duk_get_int_default(ctx, -1, -1);
+  duk_get_prop_string(ctx, -3, "_id");
+  const auto stream_id = static_cast<int64_t>(duk_get_number_default(ctx, -1, -1));
+  duk_pop_n(ctx, 4);
+  if (ended) return 0;  // after end(): silently ignored
+  if (duk_is_null_or_undefined(ctx, 0)) {
+    rt.host().Log(LogLevel::kWarning, "can't send empty message");
+    return 0;
+  }
+  GrpcClientState::Stream* stream = FindStreamById(rt, client_id, stream_id);
   if (stream == nullptr) {
     rt.host().Log(LogLevel::kDebug, "stream write ignored: the server has closed the stream");
     return 0;
   }
-  absl::StatusOr<std::string> bytes =
-      gc::JsonToBinary(*stream->registry, stream->method->descriptor->input_type(), duk_safe_to_string(ctx, 2));
+  BARRAGE_ASSIGN_OR_RETURN(std::string json, SafeJsonEncode(ctx, 0));
+  absl::StatusOr<std::string> bytes = gc::JsonToBinary(*stream->registry, stream->method->descriptor->input_type(), json);
   if (!bytes.ok()) {
     stream->call->Fail(2, absl::StrCat("can't serialise request object to protocol buffer: ", bytes.status().message()));
     return 0;
@@ -819,7 +839,7 @@ void InstallGrpcModule(duk_context* ctx) {
   PutFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
   PutFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
   PutFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 4);
-  PutFunction(ctx, -1, "streamWrite", Native<StreamWriteImpl>, 3);
+  PutFunction(ctx, -1, "streamWrite", Native<StreamWriteImpl>, 1);
   PutFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
   PutFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
   duk_put_prop_string(ctx, -2, "grpc");
