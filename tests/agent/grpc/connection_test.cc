@@ -9,9 +9,12 @@
 #include <future>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/grpc/proto_registry.h"
+#include "agent/grpc/stream_call.h"
+#include "grpcpp/alarm.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -75,6 +78,30 @@ class HelloServer final : public hello::HelloService::Service {
       return grpc::Status(grpc::StatusCode::ABORTED, "released");
     }
     reply->set_reply("hello " + request->greeting());
+    return grpc::Status::OK;
+  }
+
+  // BidiHello: "hello <greeting>" per message; "fail" ends the call with
+  // INTERNAL "failing as asked".
+  grpc::Status BidiHello(grpc::ServerContext*,
+                         grpc::ServerReaderWriter<hello::HelloResponse, hello::HelloRequest>* stream) override {
+    hello::HelloRequest request;
+    while (stream->Read(&request)) {
+      if (request.greeting() == "fail") return grpc::Status(grpc::StatusCode::INTERNAL, "failing as asked");
+      hello::HelloResponse reply;
+      reply.set_reply("hello " + request.greeting());
+      stream->Write(reply);
+    }
+    return grpc::Status::OK;
+  }
+  // LotsOfReplies: three replies.
+  grpc::Status LotsOfReplies(grpc::ServerContext*, const hello::HelloRequest* request,
+                             grpc::ServerWriter<hello::HelloResponse>* writer) override {
+    for (int i = 0; i < 3; ++i) {
+      hello::HelloResponse reply;
+      reply.set_reply(absl::StrCat(request->greeting(), " ", i));
+      writer->Write(reply);
+    }
     return grpc::Status::OK;
   }
 
@@ -273,6 +300,184 @@ TEST_F(ConnectionTest, MalformedAddressesFailBeforeDialing) {
   EXPECT_THAT(ValidateAddress("[::1]:50051"), IsOk());
   EXPECT_THAT(ValidateAddress("localhost:50051"), IsOk());
   EXPECT_THAT(ValidateAddress("127.0.0.1"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("missing port")));
+}
+
+// ---- streams on a completion queue the test polls, as an agent worker does ----
+
+// A completion queue polled by a thread of the test, completing QueueTags.
+class PolledQueue {
+ public:
+  PolledQueue() : thread_([this] {
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Complete(ok);
+  }) {}
+  ~PolledQueue() {
+    cq_.Shutdown();
+    thread_.join();
+  }
+  grpc::CompletionQueue* cq() { return &cq_; }
+
+ private:
+  grpc::CompletionQueue cq_;
+  std::thread thread_;
+};
+
+// What a stream reported; filled on the queue's thread.
+struct StreamLog {
+  std::mutex mu;
+  std::vector<std::string> messages;
+  int sent = 0;
+  std::promise<CallResult> finished;
+};
+
+StreamCallHandlers LogTo(const std::shared_ptr<StreamLog>& log) {
+  StreamCallHandlers h;
+  h.on_message = [log](std::string bytes) {
+    hello::HelloResponse reply;
+    reply.ParseFromString(bytes);
+    std::lock_guard<std::mutex> lock(log->mu);
+    log->messages.push_back(reply.reply());
+  };
+  h.on_sent = [log] {
+    std::lock_guard<std::mutex> lock(log->mu);
+    log->sent++;
+  };
+  h.on_finish = [log](CallResult r) { log->finished.set_value(std::move(r)); };
+  return h;
+}
+
+std::string Greeting(const std::string& text) {
+  hello::HelloRequest request;
+  request.set_greeting(text);
+  return request.SerializeAsString();
+}
+
+class StreamCallTest : public ConnectionTest {
+ protected:
+  // Runs fn on the queue's thread (where the agent's VUs use a stream) and waits.
+  void OnQueue(const std::function<void()>& fn) {
+    struct Post : QueueTag {
+      std::function<void()> fn;
+      std::promise<void> done;
+      grpc::Alarm alarm;
+      void Complete(bool) override {
+        fn();
+        done.set_value();
+      }
+    } post;
+    post.fn = fn;
+    post.alarm.Set(queue_.cq(), std::chrono::system_clock::now(), static_cast<QueueTag*>(&post));
+    ASSERT_EQ(post.done.get_future().wait_for(kWait), std::future_status::ready);
+  }
+  CallResult Finished(StreamLog& log) {
+    auto future = log.finished.get_future();
+    EXPECT_EQ(future.wait_for(kWait), std::future_status::ready);
+    return future.get();
+  }
+  const MethodInfo* Method(const std::string& name) { return registry_.FindMethod("/hello.HelloService/" + name); }
+
+  PolledQueue queue_;
+};
+
+TEST_F(StreamCallTest, BidiWritesInOrderHalfClosesAndCountsEverything) {
+  std::shared_ptr<Connection> connection = MustConnect();
+  auto log = std::make_shared<StreamLog>();
+  OnQueue([&] {
+    StreamCall* call = connection->StartStream(*Method("BidiHello"), {}, std::nullopt, queue_.cq(), LogTo(log));
+    ASSERT_NE(call, nullptr);
+    for (const char* g : {"a", "b", "c"}) call->Write(Greeting(g));
+    call->WritesDone();
+    call->Write(Greeting("after half-close: ignored"));
+  });
+  CallResult result = Finished(*log);
+  EXPECT_EQ(result.code, 0) << result.message;
+  EXPECT_THAT(log->messages, ::testing::ElementsAre("hello a", "hello b", "hello c"));
+  EXPECT_EQ(log->sent, 3);
+  EXPECT_EQ(result.bytes_sent, 3 * (Greeting("a").size() + 5));
+  EXPECT_GT(result.elapsed, absl::ZeroDuration());
+}
+
+TEST_F(StreamCallTest, ServerStreamingTakesOneMessageAndFailsASecondWith13) {
+  std::shared_ptr<Connection> connection = MustConnect();
+  auto ok_log = std::make_shared<StreamLog>();
+  OnQueue([&] {
+    connection->StartStream(*Method("LotsOfReplies"), {}, std::nullopt, queue_.cq(), LogTo(ok_log))->Write(Greeting("r"));
+  });
+  EXPECT_EQ(Finished(*ok_log).code, 0);
+  EXPECT_THAT(ok_log->messages, ::testing::ElementsAre("r 0", "r 1", "r 2"));
+
+  auto log = std::make_shared<StreamLog>();
+  OnQueue([&] {
+    StreamCall* call = connection->StartStream(*Method("LotsOfReplies"), {}, std::nullopt, queue_.cq(), LogTo(log));
+    call->Write(Greeting("one"));
+    call->Write(Greeting("two"));
+  });
+  CallResult result = Finished(*log);
+  EXPECT_EQ(result.code, 13);
+  EXPECT_EQ(result.message, "SendMsg called after CloseSend");
+}
+
+TEST_F(StreamCallTest, ServerErrorsFailAndCancelStopTheStream) {
+  std::shared_ptr<Connection> connection = MustConnect();
+  auto failed = std::make_shared<StreamLog>();
+  OnQueue([&] {
+    StreamCall* call = connection->StartStream(*Method("BidiHello"), {}, std::nullopt, queue_.cq(), LogTo(failed));
+    call->Write(Greeting("x"));
+    call->Write(Greeting("fail"));
+  });
+  CallResult result = Finished(*failed);
+  EXPECT_EQ(result.code, 13);
+  EXPECT_EQ(result.message, "failing as asked");
+
+  auto cancelled = std::make_shared<StreamLog>();
+  StreamCall* open = nullptr;
+  OnQueue([&] {
+    open = connection->StartStream(*Method("BidiHello"), {}, std::nullopt, queue_.cq(), LogTo(cancelled));
+    open->Write(Greeting("x"));
+  });
+  OnQueue([&] { open->Cancel(); });
+  EXPECT_EQ(Finished(*cancelled).code, 1);
+
+  auto bad = std::make_shared<StreamLog>();
+  OnQueue([&] {
+    StreamCall* call = connection->StartStream(*Method("BidiHello"), {}, std::nullopt, queue_.cq(), LogTo(bad));
+    call->Fail(2, "can't serialise request object to protocol buffer: x");
+  });
+  result = Finished(*bad);
+  EXPECT_EQ(result.code, 2);
+  EXPECT_THAT(result.message, HasSubstr("can't serialise"));
+}
+
+TEST_F(StreamCallTest, DeadlineEndsAStreamTheServerKeepsOpen) {
+  std::shared_ptr<Connection> connection = MustConnect();
+  auto log = std::make_shared<StreamLog>();
+  OnQueue([&] {
+    connection->StartStream(*Method("BidiHello"), {}, absl::Milliseconds(200), queue_.cq(), LogTo(log))
+        ->Write(Greeting("x"));
+  });
+  EXPECT_EQ(Finished(*log).code, 4);
+  EXPECT_THAT(log->messages, ::testing::ElementsAre("hello x"));
+}
+
+TEST_F(StreamCallTest, ConnectOnTheCallersQueueCompletesThere) {
+  ConnectParams params;
+  params.address = address_;
+  params.plaintext = true;
+  params.cq = queue_.cq();
+  std::promise<std::thread::id> on;
+  auto connected = std::make_shared<absl::StatusOr<Connection::Connected>>(absl::UnknownError("none"));
+  Connection::Connect(params, [&on, connected](absl::StatusOr<Connection::Connected> r) {
+    *connected = std::move(r);
+    on.set_value(std::this_thread::get_id());
+  });
+  auto future = on.get_future();
+  ASSERT_EQ(future.wait_for(kWait), std::future_status::ready);
+  std::thread::id queue_thread;
+  OnQueue([&] { queue_thread = std::this_thread::get_id(); });
+  EXPECT_EQ(future.get(), queue_thread);
+  ASSERT_THAT(connected->status(), IsOk());
+  EXPECT_EQ(Call(*(*connected)->connection, R"({"greeting":"q"})").code, 0);
 }
 
 }  // namespace
