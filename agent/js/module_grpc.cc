@@ -517,30 +517,37 @@ void RecordCall(Runtime& rt, metrics::TagSet tags, const std::string& address, c
   rt.AddData(result.bytes_sent, result.bytes_received);
 }
 
-// invoke(id, url, request, params): blocks the VU (spec §1.6).
-absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
-  BARRAGE_ASSIGN_OR_RETURN(PreparedCall call, PrepareInvoke(ctx, rt, "invoke"));
+// A unary call that blocks the VU (not its thread) until it completes; the
+// VU context ending (gracefulStop, abort) cancels it, as k6's context does.
+gc::CallResult BlockingUnaryCall(Runtime& rt, gc::Connection& connection, const gc::MethodInfo& method,
+                                 std::string request, gc::CallOptions options) {
   gc::CallResult result;
-  std::shared_ptr<gc::Connection> connection = call.client->connection;
   grpc::CompletionQueue* cq = rt.host().completion_queue();
   rt.host().Block([&](VuHost::Resume resume) {
     auto done = [&result, resume](gc::CallResult r) {
       result = std::move(r);
       resume();
     };
-    if (cq != nullptr) {
-      grpc::ClientContext* context =
-          connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), cq,
-                                [&rt, done = std::move(done)](gc::CallResult r) mutable {
-                                  rt.host().OnInterrupt(nullptr);
-                                  done(std::move(r));
-                                });
-      // The VU context ending (gracefulStop, abort) cancels the call, as k6's does.
-      if (context != nullptr) rt.host().OnInterrupt([context] { context->TryCancel(); });
-    } else {
-      connection->UnaryCall(*call.method, std::move(call.request), std::move(call.params.options), std::move(done));
+    if (cq == nullptr) {
+      connection.UnaryCall(method, std::move(request), std::move(options), std::move(done));
+      return;
     }
+    grpc::ClientContext* context = connection.UnaryCall(method, std::move(request), std::move(options), cq,
+                                                        [&rt, done = std::move(done)](gc::CallResult r) mutable {
+                                                          rt.host().OnInterrupt(nullptr);
+                                                          done(std::move(r));
+                                                        });
+    if (context != nullptr) rt.host().OnInterrupt([context] { context->TryCancel(); });
   });
+  return result;
+}
+
+// invoke(id, url, request, params): blocks the VU (spec §1.6).
+absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
+  BARRAGE_ASSIGN_OR_RETURN(PreparedCall call, PrepareInvoke(ctx, rt, "invoke"));
+  std::shared_ptr<gc::Connection> connection = call.client->connection;
+  const gc::CallResult result =
+      BlockingUnaryCall(rt, *connection, *call.method, std::move(call.request), std::move(call.params.options));
   RecordCall(rt, std::move(call.params.tags), call.client->address, *call.method, result);
   BARRAGE_RETURN_IF_ERROR(PushResponse(ctx, *call.registry, *call.method, call.params.discard, result));
   return 1;
@@ -620,28 +627,11 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
   }();
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(duk_is_undefined(ctx, 1) ? "" : duk_safe_to_string(ctx, 1));
+  // No timeout of its own (spec §1.10): it ends when the VU context does.
   gc::CallOptions options;
   options.timeout = absl::Hours(24);
-  gc::CallResult result;
   std::shared_ptr<gc::Connection> connection = client->connection;
-  grpc::CompletionQueue* cq = rt.host().completion_queue();
-  rt.host().Block([&](VuHost::Resume resume) {
-    auto done = [&result, resume](gc::CallResult r) {
-      result = std::move(r);
-      resume();
-    };
-    if (cq != nullptr) {
-      grpc::ClientContext* context = connection->UnaryCall(*kCheck, request.SerializeAsString(), options, cq,
-                                                           [&rt, done = std::move(done)](gc::CallResult r) mutable {
-                                                             rt.host().OnInterrupt(nullptr);
-                                                             done(std::move(r));
-                                                           });
-      // No timeout of its own: it ends when the VU context does (spec §1.10).
-      if (context != nullptr) rt.host().OnInterrupt([context] { context->TryCancel(); });
-    } else {
-      connection->UnaryCall(*kCheck, request.SerializeAsString(), options, std::move(done));
-    }
-  });
+  const gc::CallResult result = BlockingUnaryCall(rt, *connection, *kCheck, request.SerializeAsString(), options);
   metrics::TagSet tags{{"status", absl::StrCat(result.code)}};
   rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
   rt.AddData(result.bytes_sent, result.bytes_received);
