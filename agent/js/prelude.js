@@ -225,92 +225,29 @@
     return Ctor;
   }
 
-  // ---- timers (globals and k6/timers) ---------------------------------------
-  // Each unfired setTimeout and each uncleared setInterval keeps the
-  // iteration going (spec §1.14); the native side holds the timer.
-  var timers = {}, nextTimer = 1;
-  function addTimer(repeat, args) {
-    var fn = args[0];
-    if (typeof fn !== 'function') throw new TypeError((repeat ? 'setInterval' : 'setTimeout') + "'s callback isn't a callable function");
-    var delay = Number(args[1]);
-    if (!(delay > 0)) delay = 0;
-    var id = nextTimer++;
-    timers[id] = { fn: fn, args: Array.prototype.slice.call(args, 2), repeat: repeat };
-    b.timerStart(id, delay, repeat);
-    return id;
-  }
-  function clearTimer(id) {
-    id = Number(id);
-    if (!timers[id]) return;
-    delete timers[id];
-    b.timerClear(id);
-  }
-  b.timerFire = function (id) {
-    var t = timers[id];
-    if (!t) return;  // cleared after it fired
-    if (!t.repeat) delete timers[id];
-    t.fn.apply(global, t.args);
+  // ---- the asynchronous half, loaded on first use ------------------------------
+  // Timers, promises, async functions, streams and asyncInvoke live in
+  // async.js (agent/js/async_js.inc), loaded into a heap the first time a
+  // script touches one of them: about 28 KiB per VU that scripts with only
+  // blocking calls never need (tests/bench/vu_memory.sh).
+  var asyncLoaded = false;
+  b.loadAsync = function () {
+    if (asyncLoaded) return;
+    asyncLoaded = true;
+    b.loadLibrary('async');
   };
-  var timerApi = {
-    setTimeout: function () { return addTimer(false, arguments); },
-    clearTimeout: clearTimer,
-    setInterval: function () { return addTimer(true, arguments); },
-    clearInterval: clearTimer
-  };
-  Object.keys(timerApi).forEach(function (k) {
-    Object.defineProperty(global, k, { value: timerApi[k], writable: true, configurable: true, enumerable: false });
-  });
-  b.modules['k6/timers'] = timerApi;
-
-  // ---- promises and async functions ------------------------------------------
-  // Duktape has neither. Promise is promise-polyfill and regeneratorRuntime
-  // (what Babel's async/await output calls) is regenerator-runtime, both
-  // from npm (scripts/js) and embedded. Each is loaded into a VU's heap only
-  // when a script first touches it: most heaps never need them, and a
-  // thousand VUs each carry what they load.
-  // Promise jobs (microtasks) queue here and run when the JS stack is empty:
-  // after the iteration's call and after each event-loop task (drainJobs).
-  var jobs = [], unhandled = [];
-  function lazyGlobal(name, load) {
+  ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Promise', 'regeneratorRuntime'].forEach(function (name) {
     Object.defineProperty(global, name, {
       configurable: true, enumerable: false,
-      get: function () { delete global[name]; load(); return global[name]; },
+      get: function () { b.loadAsync(); return global[name]; },
       set: function (v) { delete global[name]; global[name] = v; }
     });
-  }
-  lazyGlobal('Promise', function () {
-    b.loadLibrary('promise-polyfill');
-    var P = global.Promise;
-    P._immediateFn = function (fn) { jobs.push(fn); };
-    // promise-polyfill checks one job after a rejection whether a handler
-    // was attached; k6 checks when the queue has drained. The same for
-    // handlers attached in the same turn, which is what scripts do.
-    P._unhandledRejectionFn = function (v) { unhandled.push(v); };
-    b.promisesLoaded();
   });
-  lazyGlobal('regeneratorRuntime', function () { b.loadLibrary('regenerator-runtime'); });
-  // After the event loop: whatever is left belongs to cancelled work.
-  b.resetLoop = function () {
-    jobs.length = 0;
-    unhandled.length = 0;
-    timers = {};
-    b.grpc.resetLoop();
-  };
-  b.drainJobs = function () {
-    var i = 0;
-    try {
-      while (i < jobs.length) jobs[i++]();  // a job may queue more
-    } finally {
-      jobs.splice(0, i);
-    }
-    if (unhandled.length) {
-      var v = unhandled[0];
-      unhandled.length = 0;
-      var text = v !== null && typeof v === 'object' && v.stack ? v.stack : String(v);
-      return 'Uncaught (in promise) ' + text;
-    }
-    return null;
-  };
+  Object.defineProperty(b.modules, 'k6/timers', {
+    configurable: true, enumerable: true,
+    get: function () { b.loadAsync(); return b.modules['k6/timers']; }
+  });
+  b.resetLoop = function () {};  // async.js replaces it
 
   b.modules['k6/metrics'] = { Counter: metricCtor('counter'), Gauge: metricCtor('gauge'),
                               Rate: metricCtor('rate'), Trend: metricCtor('trend') };

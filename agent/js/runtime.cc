@@ -261,7 +261,8 @@ absl::StatusOr<int> TimerClearImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
-// The embedded npm libraries (scripts/js), loaded on first use by the prelude.
+// The embedded npm libraries (scripts/js) and our async.js, loaded on first
+// use by the prelude.
 absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime&) {
   const std::string name = duk_safe_to_string(ctx, 0);
   if (name == "promise-polyfill") {
@@ -272,6 +273,19 @@ absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime&) {
     PushEmbeddedScript(ctx, "barrage:promise-polyfill.js", *wrapped, 0);
   } else if (name == "regenerator-runtime") {
     PushEmbeddedScript(ctx, "barrage:regenerator-runtime.js", RegeneratorRuntimeSource(), 0);
+  } else if (name == "async") {
+    // Our own installer (prelude.js loads it on first use): called with the
+    // global object and __b.
+    static constexpr char kAsyncJs[] =
+#include "agent/js/async_js.inc"
+        ;
+    PushEmbeddedScript(ctx, "barrage:async.js", kAsyncJs, 0);
+    duk_call(ctx, 0);
+    duk_push_global_object(ctx);
+    duk_get_global_string(ctx, "__b");
+    duk_call(ctx, 2);
+    duk_pop(ctx);
+    return 0;
   } else {
     return absl::NotFoundError(absl::StrCat("no embedded library ", name));
   }
