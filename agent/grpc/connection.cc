@@ -339,17 +339,39 @@ class ConnectOp : public QueueTag {
         cq_(params.cq != nullptr ? params.cq : QueueThread::Connector().cq()),
         done_(std::move(done)) {}
 
-  void Start() {
+  // Returns false when the op already finished (and is gone).
+  bool Start() {
     // GetState(true) starts the dial; a fresh channel is IDLE.
     grpc_connectivity_state state = channel_->GetState(true);
     if (state == GRPC_CHANNEL_READY) {
       Succeed();
-      return;
+      return false;
     }
-    channel_->NotifyOnStateChange(state, deadline_, cq_, static_cast<QueueTag*>(this));
+    Watch(state);
+    return true;
+  }
+
+  // The caller gave up (its VU context ended): done runs now, with
+  // Cancelled, and the op frees itself when its pending watch or probe comes
+  // back (gRPC cannot cancel a connectivity watch). On the queue's thread
+  // only; never while reflecting (the caller gets no canceller then).
+  void Cancel() {
+    if (!done_) return;
+    cancelled_ = true;
+    Connection::ConnectDone done = std::move(done_);
+    done_ = nullptr;
+    done(absl::CancelledError(absl::StrCat("connecting to ", address_, " was cancelled: the VU's context ended")));
   }
 
   void Complete(bool ok) override {
+    if (cancelled_) {
+      delete this;
+      return;
+    }
+    if (!ok && std::chrono::system_clock::now() < deadline_) {  // a slice ended with no change
+      Watch(watched_);
+      return;
+    }
     if (!ok) {  // the deadline passed with no change
       Finish(absl::DeadlineExceededError(absl::StrCat("failed to connect to ", address_, " within ",
                                                       absl::FormatDuration(timeout_), ": context deadline exceeded")));
@@ -370,7 +392,7 @@ class ConnectOp : public QueueTag {
         Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": channel shut down")));
         return;
       default:
-        channel_->NotifyOnStateChange(state, deadline_, cq_, static_cast<QueueTag*>(this));
+        Watch(state);
     }
   }
 
@@ -388,6 +410,15 @@ class ConnectOp : public QueueTag {
     std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> reader;
   };
 
+  // Watches for a change from `state` in slices of at most a second, so
+  // that a cancelled op is gone within a second (the queue it waits on
+  // cannot shut down before) rather than at the connect timeout.
+  void Watch(grpc_connectivity_state state) {
+    watched_ = state;
+    const auto slice = std::min(deadline_, std::chrono::system_clock::now() + std::chrono::seconds(1));
+    channel_->NotifyOnStateChange(state, slice, cq_, static_cast<QueueTag*>(this));
+  }
+
   void Probe() {
     probe_ = std::make_unique<ProbeCall>(this);
     grpc::Slice empty;  // a default ByteBuffer is no message at all: gRPC aborts on it
@@ -401,6 +432,10 @@ class ConnectOp : public QueueTag {
   }
 
   void ProbeDone() {
+    if (cancelled_) {
+      delete this;  // probe_ too, whose Complete called this: nothing follows
+      return;
+    }
     std::string reason = probe_->status.error_message();
     if (absl::StrContains(absl::AsciiStrToLower(reason), "connection refused")) {
       reason = "connection refused";
@@ -444,6 +479,8 @@ class ConnectOp : public QueueTag {
   grpc::CompletionQueue* const cq_;  // the watch and the probe complete here
   Connection::ConnectDone done_;
   std::unique_ptr<ProbeCall> probe_;
+  bool cancelled_ = false;
+  grpc_connectivity_state watched_ = GRPC_CHANNEL_IDLE;
 };
 
 absl::Status ValidateAddress(const std::string& address) {
@@ -472,10 +509,10 @@ absl::Status ValidateAddress(const std::string& address) {
   return absl::OkStatus();
 }
 
-void Connection::Connect(const ConnectParams& params, ConnectDone done) {
+std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDone done) {
   if (absl::Status valid = ValidateAddress(params.address); !valid.ok()) {
     done(valid);
-    return;
+    return nullptr;
   }
   grpc::ChannelArguments args;
   // Its own subchannel, so its own TCP connection, as every k6 client has.
@@ -491,10 +528,12 @@ void Connection::Connect(const ConnectParams& params, ConnectDone done) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeCredentials(params);
   if (!creds.ok()) {
     done(creds.status());
-    return;
+    return nullptr;
   }
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(params.address, *creds, args);
-  (new ConnectOp(params, std::move(channel), std::move(done)))->Start();
+  auto* op = new ConnectOp(params, std::move(channel), std::move(done));
+  if (!op->Start() || params.cq == nullptr || params.reflect) return nullptr;
+  return [op] { op->Cancel(); };
 }
 
 Connection::Connection(std::string address, std::shared_ptr<grpc::Channel> channel)

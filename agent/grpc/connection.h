@@ -122,7 +122,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // at once when the dial fails (connection refused, TLS failure), naming the
   // address (`failed to connect to 127.0.0.1:1: connection refused`);
   // kDeadlineExceeded when params.timeout passes first.
-  static void Connect(const ConnectParams& params, ConnectDone done);
+  //
+  // Returns a canceller, or nullptr when there is none (done already ran, no
+  // params.cq, or reflect): calling it on params.cq's thread before done
+  // has run makes done run at once with kCancelled. Invalid once done ran.
+  static std::function<void()> Connect(const ConnectParams& params, ConnectDone done);
 
   ~Connection();
   Connection(const Connection&) = delete;

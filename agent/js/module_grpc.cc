@@ -249,10 +249,22 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   params.cq = rt.host().completion_queue();
   absl::StatusOr<gc::Connection::Connected> result = absl::UnknownError("connect did not finish");
   rt.host().Block([&](VuHost::Resume resume) {
-    gc::Connection::Connect(params, [&result, resume](absl::StatusOr<gc::Connection::Connected> r) {
-      result = std::move(r);
-      resume();
-    });
+    // The VU context ending cancels the dial (when Connect gives a
+    // canceller, its done runs on this VU's thread: the hook can be cleared
+    // there). A flag, because done may run before Connect returns.
+    auto hooked = std::make_shared<bool>(false);
+    auto finished = std::make_shared<bool>(false);
+    std::function<void()> cancel = gc::Connection::Connect(
+        params, [&rt, &result, resume, hooked, finished](absl::StatusOr<gc::Connection::Connected> r) {
+          *finished = true;
+          if (*hooked) rt.host().OnInterrupt(nullptr);
+          result = std::move(r);
+          resume();
+        });
+    if (cancel && !*finished) {
+      *hooked = true;
+      rt.host().OnInterrupt(std::move(cancel));
+    }
   });
   if (!result.ok()) return result.status();
   // Reflection calls: one sample each, with the VU's tags and the status only.

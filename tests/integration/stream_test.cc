@@ -5,6 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -350,6 +355,33 @@ export default () => {
   EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
   EXPECT_EQ(Count("iterations"), 0);
+}
+
+TEST_F(StreamTest, AHangingConnectEndsWhenTheVuContextEnds) {
+  // A loopback port that completes TCP handshakes (the kernel does, from the
+  // backlog) but never speaks HTTP/2: a dial there hangs until its timeout.
+  const int silent = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(silent, 64), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string target = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string script = Write("hang.js", std::string(kHead) + R"(
+export const options = { scenarios: { s: { executor: 'constant-vus', vus: 2, duration: '1s', gracefulStop: '500ms' } } };
+export default () => { client.connect(__ENV.TARGET, { plaintext: true, timeout: '30s' }); };
+)");
+  const auto start = std::chrono::steady_clock::now();
+  testutil::RunResult run = RunScript(script, {}, target);
+  close(silent);
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("0 complete and 2 interrupted iterations"));
+  // The dials are cancelled at gracefulStop, and the process does not wait
+  // out their 30 s (nor gRPC's 20 s handshake timeout) to exit.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
 }
 
 TEST_F(StreamTest, NothingOfAFailedIterationReachesTheNextOne) {
