@@ -124,15 +124,13 @@ void Vu::Interrupt() {
   interrupted_ = true;
   tasks_.fetch_add(1, std::memory_order_acq_rel);  // the post below uses this Vu
   worker_.Post([this] {
-    if (sleep_timer_ != nullptr) sleep_timer_->Cancel();
+    // Whatever the VU is blocked in (a sleep, a call, a dial, its event
+    // loop) is cut short. Safe here: on the worker, the coroutine suspended.
     if (interrupt_hook_) {
       std::function<void()> hook = std::move(interrupt_hook_);
       interrupt_hook_ = nullptr;
       hook();
     }
-    // A VU waiting in its event loop (streams, timers, promises) wakes up to
-    // cancel them. Safe here: on the worker, with the coroutine suspended.
-    if (runtime_ != nullptr) runtime_->WakeEventLoop();
     tasks_.fetch_sub(1, std::memory_order_acq_rel);
   });
 }
@@ -163,9 +161,9 @@ void Vu::OnInterrupt(std::function<void()> fn) {
 void Vu::Sleep(absl::Duration d) {
   if (Interrupted() || d <= absl::ZeroDuration()) return;
   Worker::Timer timer(worker_, absl::Now() + d, [this](bool) { SwitchIn(); });
-  sleep_timer_ = &timer;
+  OnInterrupt([&timer] { timer.Cancel(); });
   SwitchOut();
-  sleep_timer_ = nullptr;
+  OnInterrupt(nullptr);
 }
 
 namespace {

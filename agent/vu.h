@@ -100,8 +100,7 @@ class Vu : public js::VuHost {
   boost::context::fiber caller_;
   std::atomic<bool> interrupted_{false};
   std::atomic<int> tasks_{0};  // tasks and posts started and not yet finished
-  Worker::Timer* sleep_timer_ = nullptr;  // while sleeping; worker thread only
-  std::function<void()> interrupt_hook_;   // OnInterrupt's; worker thread only
+  std::function<void()> interrupt_hook_;  // OnInterrupt's; worker thread only
   // AddressSanitizer's view of the stack switches (see vu.cc): the worker's
   // stack, learnt when the VU's fiber is entered.
   const void* worker_stack_bottom_ = nullptr;

@@ -48,6 +48,9 @@ bool EventLoop::Busy() {
 }
 
 void EventLoop::Wait(bool even_if_interrupted) {
+  // The VU context ending wakes a loop that waits for tasks, so that it
+  // cancels what is open; winding down, it waits for the releases anyway.
+  if (!even_if_interrupted) host_.OnInterrupt([this] { Wake(); });
   host_.Block([this, even_if_interrupted](VuHost::Resume resume) {
     std::unique_lock<std::mutex> lock(mu_);
     if (!tasks_.empty() || ops_.empty() || (!even_if_interrupted && host_.Interrupted())) {
@@ -57,6 +60,7 @@ void EventLoop::Wait(bool even_if_interrupted) {
     }
     waiting_ = std::move(resume);
   });
+  if (!even_if_interrupted) host_.OnInterrupt(nullptr);
 }
 
 void EventLoop::CancelAll() {

@@ -587,9 +587,7 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
   std::shared_ptr<gc::Connection> connection = call->client->connection;
   // The sample's tags as they are now (the group may have ended by the time
   // the reply comes), as k6 takes them when the call is made.
-  metrics::TagSet tags = rt.vu_tags();
-  tags["group"] = rt.group();
-  for (const auto& [k, v] : call->params.tags) tags[k] = v;
+  metrics::TagSet tags = rt.SampleTags(&call->params.tags);
   AddSystemTags(tags, call->client->address, *call->method);
   VuHost& host = rt.host();
   grpc::ClientContext* context = connection->UnaryCall(
@@ -709,9 +707,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   grpc::CompletionQueue* cq = rt.host().completion_queue();
   if (cq == nullptr) return absl::FailedPreconditionError("streams need an event loop, which this host lacks");
   stream->discard = params.discard;
-  stream->tags = rt.vu_tags();
-  stream->tags["group"] = rt.group();
-  for (const auto& [k, v] : params.tags) stream->tags[k] = v;
+  stream->tags = rt.SampleTags(&params.tags);
   AddSystemTags(stream->tags, client->address, *stream->method);
   stream->counter_tags = metrics::EncodeTagSet(stream->tags);
 

@@ -763,6 +763,15 @@ std::pair<int64_t, int64_t> Runtime::TakeDataCounters() {
   return out;
 }
 
+metrics::TagSet Runtime::SampleTags(const metrics::TagSet* extra) const {
+  metrics::TagSet tags = vu_tags_;
+  tags["group"] = group_;
+  if (extra != nullptr) {
+    for (const auto& [k, v] : *extra) tags[k] = v;
+  }
+  return tags;
+}
+
 std::string Runtime::EncodeTags(const metrics::TagSet* extra) const {
   // Samples repeat the same few tag sets (per group, check, method and
   // status), so encoded sets are cached by a cheap flat key instead of
@@ -779,12 +788,7 @@ std::string Runtime::EncodeTags(const metrics::TagSet* extra) const {
   }
   auto it = encoded_cache_.find(key);
   if (it != encoded_cache_.end()) return it->second;
-  metrics::TagSet tags = vu_tags_;
-  tags["group"] = group_;
-  if (extra != nullptr) {
-    for (const auto& [k, v] : *extra) tags[k] = v;
-  }
-  std::string encoded = metrics::EncodeTagSet(tags);
+  std::string encoded = metrics::EncodeTagSet(SampleTags(extra));
   if (encoded_cache_.size() >= 4096) encoded_cache_.clear();
   encoded_cache_.emplace(std::move(key), encoded);
   return encoded;

@@ -83,9 +83,6 @@ class Runtime {
   // previous overlay's keys get their base values back (or go).
   void set_scenario_env(const std::map<std::string, std::string>& env);
   void set_group(std::string group) { group_ = std::move(group); }  // "::setup" etc.
-  // Wakes the event loop of a VU whose context ended, so that it cancels
-  // what is open (VU::Interrupt, on the VU's thread while it is suspended).
-  void WakeEventLoop() { loop_.Wake(); }
   // Message bytes this VU sent and received since the last call (data_sent,
   // data_received), reset by the call.
   std::pair<int64_t, int64_t> TakeDataCounters();
@@ -100,6 +97,8 @@ class Runtime {
   int64_t iteration() const { return iteration_; }
   const std::string& group() const { return group_; }
   // The sample's tags: the VU's tags + group + extra (extra wins).
+  metrics::TagSet SampleTags(const metrics::TagSet* extra) const;
+  // The same, encoded (EncodeTagSet), cached.
   std::string EncodeTags(const metrics::TagSet* extra) const;
   void EmitSample(const std::string& metric, double value, const metrics::TagSet* extra);
   void AddData(int64_t sent, int64_t received) { data_sent_ += sent; data_received_ += received; }
