@@ -64,22 +64,9 @@ else
   target_threads=$(nproc)
 fi
 
-: >"$work/target.out"  # exists before the background shell opens it
-"${server_pin[@]}" "$bin_dir/barrage-target" --listen 127.0.0.1:0 --threads "$target_threads" \
-  >"$work/target.out" 2>"$work/target.err" &
-target_pid=$!
-address=""
-for _ in $(seq 100); do
-  address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/target.out" || true)
-  [[ -n "$address" ]] && break
-  kill -0 "$target_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [[ -z "$address" ]]; then
-  echo "client_cpu.sh: barrage-target did not start:" >&2
-  cat "$work/target.err" >&2
-  exit 1
-fi
+# shellcheck source=tests/bench/target.sh
+source "$here/target.sh"
+start_target client_cpu.sh "$target_threads" "${server_pin[@]}"
 
 echo "client_cpu: target $address (pinned: $([[ $pin == 1 ]] && echo "server CPU 0, clients CPU 1" || echo no))," \
      "concurrency $concurrency, $([[ -n $requests ]] && echo "$requests requests (bare, h2load) / ")$duration"
