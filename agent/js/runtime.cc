@@ -688,7 +688,9 @@ absl::Status Runtime::RunEventLoop(absl::Status first) {
   absl::Status result = loop_.Run(ctx_, std::move(first), drain);
   // Nothing is open now. After a failure or an interrupt, promise jobs,
   // unhandled rejections and the handlers of cancelled streams, timers and
-  // calls may be left on the JS side: none may reach the next iteration.
+  // calls may be left on the JS side: none may reach the next iteration. (A
+  // loop that drained normally left nothing: no JS call for it.)
+  if (result.ok() && !host().Interrupted()) return result;
   auto reset = [](duk_context* c) -> duk_ret_t {
     duk_get_global_string(c, "__b");
     duk_get_prop_string(c, -1, "resetLoop");
@@ -697,8 +699,7 @@ absl::Status Runtime::RunEventLoop(absl::Status first) {
     return 0;
   };
   absl::Status st = SafeCall(ctx_, reset);
-  if (result.ok() && !st.ok()) result = st;
-  return result;
+  return result.ok() ? st : result;
 }
 
 void Runtime::set_iteration(int64_t iteration) {
