@@ -1,7 +1,11 @@
 #include "agent/vu.h"
 
-#include <boost/context/protected_fixedsize_stack.hpp>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <chrono>
+
+#include "agent/js/duktape/heap.h"
 
 #include "common/log.h"
 
@@ -45,19 +49,46 @@ void TsanSwitch(void*) {}
 void TsanDestroy(void*) {}
 #endif
 
-// Stack of one VU coroutine. Duktape runs JS-to-JS calls without C
-// recursion, so the C stack holds only our natives and a few Duktape frames;
-// the pages are mmap'ed and only touched ones count towards RSS.
-constexpr size_t kStackSize = 256 * 1024;
+// Stack of one VU coroutine. JS-to-JS calls run without C recursion, but
+// every native boundary (a built-in calling back into JS: Array.map,
+// JSON.stringify, getters, sort comparators, Proxy traps) recurses in C, a
+// few KiB per level, and Duktape refuses to go deeper when fewer than
+// js::kNativeStackReserve bytes are left (a RangeError, not a segfault).
+// 1 MiB lets `[n].map(x => f(x - 1))` recurse 300 deep as in k6. The pages
+// are reserved, not committed: only the ones touched count towards RSS, so
+// an idle VU costs the same as with a smaller stack.
+constexpr size_t kStackSize = 1024 * 1024;
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+// Boost.Context's protected_fixedsize_stack, but mapped with MAP_NORESERVE:
+// 10,000 VUs reserve 10 GiB of address space, which strict overcommit
+// accounting would otherwise count as committed memory.
+boost::context::stack_context AllocateStack() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t total = kStackSize + page;  // + the guard page at the bottom
+  void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                    -1, 0);
+  if (base == MAP_FAILED) throw std::bad_alloc();  // as Boost's allocator does; caught nowhere: out of memory
+  mprotect(base, page, PROT_NONE);
+  boost::context::stack_context sc;
+  sc.size = kStackSize;
+  sc.sp = static_cast<char*>(base) + total;
+  return sc;
+}
+
+void FreeStack(boost::context::stack_context& sc) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  munmap(static_cast<char*>(sc.sp) - sc.size - page, sc.size + page);
+  sc.sp = nullptr;
+}
 
 // A Boost.Context StackAllocator handing out the VU's own stack.
 class VuStack {
  public:
   explicit VuStack(boost::context::stack_context* slot) : slot_(slot) {}
   boost::context::stack_context allocate() {
-    if (slot_->sp == nullptr) *slot_ = boost::context::protected_fixedsize_stack(kStackSize).allocate();
+    if (slot_->sp == nullptr) *slot_ = AllocateStack();
     return *slot_;
   }
   void deallocate(boost::context::stack_context&) noexcept {}  // kept for the next task
@@ -74,7 +105,7 @@ thread_local Vu* t_running = nullptr;
 Vu::Vu(int64_t id, Worker& worker, VuOwner& owner) : id_(id), worker_(worker), owner_(owner) {}
 
 Vu::~Vu() {
-  if (stack_.sp != nullptr) boost::context::protected_fixedsize_stack(kStackSize).deallocate(stack_);
+  if (stack_.sp != nullptr) FreeStack(stack_);
 }
 
 void Vu::Start(std::function<void()> task) {
@@ -103,7 +134,11 @@ void Vu::SwitchIn() {
   StartSwitch(&fake_stack, static_cast<char*>(stack_.sp) - stack_.size, stack_.size);
   tsan_worker_ = TsanCurrent();
   TsanSwitch(tsan_fiber_);
-  fiber_ = std::move(fiber_).resume();
+  {
+    // Duktape's native stack check measures the VU's stack while it runs.
+    js::NativeStackMark mark(static_cast<char*>(stack_.sp) - stack_.size, stack_.size);
+    fiber_ = std::move(fiber_).resume();
+  }
   FinishSwitch(fake_stack, nullptr, nullptr);
   t_running = outer;
   if (!fiber_) TsanDestroy(tsan_fiber_);

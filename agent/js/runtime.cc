@@ -452,7 +452,7 @@ absl::Status Runtime::LoadModuleCode(const std::string& abs_path, std::string* b
 }
 
 absl::Status Runtime::CompileBundle(Bundle& bundle) {
-  duk_context* ctx = duk_create_heap_default();
+  duk_context* ctx = CreateHeap(nullptr);
   if (ctx == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
   absl::Status result;
   for (const auto& [path, source] : bundle.modules) {
@@ -490,7 +490,7 @@ absl::Status Runtime::DefineMetric(const metrics::MetricDef& def) {
 }
 
 absl::Status Runtime::Init() {
-  ctx_ = duk_create_heap_default();
+  ctx_ = CreateHeap(this);
   if (ctx_ == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
   duk_push_global_stash(ctx_);
   duk_push_pointer(ctx_, this);
@@ -584,6 +584,7 @@ absl::Status Runtime::Init() {
     duk_pop(c);
     return 0;
   };
+  script_running_ = true;
   BARRAGE_RETURN_IF_ERROR(RunEventLoop(SafeCall(ctx_, run_main)));
   // Thousands of VUs hold a heap each: compacting the property tables left
   // over-allocated by init saves memory for the rest of the VU's life.
@@ -659,6 +660,7 @@ absl::StatusOr<std::string> Runtime::Call(const std::string& name,
     duk_pop_3(c);
     return 0;
   };
+  script_running_ = true;
   absl::Status st = RunEventLoop(SafeCall(ctx_, call));
   if (!st.ok()) return st;
   if (missing) return absl::NotFoundError(absl::StrCat("exported function '", name, "' not found"));
@@ -666,6 +668,25 @@ absl::StatusOr<std::string> Runtime::Call(const std::string& name,
 }
 
 absl::Status Runtime::RunEventLoop(absl::Status first) {
+  absl::Status result = DrainEventLoop(std::move(first));
+  script_running_ = false;
+  // Nothing is open now. After a failure or an interrupt, promise jobs,
+  // unhandled rejections and the handlers of cancelled streams, timers and
+  // calls may be left on the JS side: none may reach the next iteration. (A
+  // loop that drained normally left nothing: no JS call for it.)
+  if (result.ok() && !host().Interrupted()) return result;
+  auto reset = [](duk_context* c) -> duk_ret_t {
+    duk_get_global_string(c, "__b");
+    duk_get_prop_string(c, -1, "resetLoop");
+    duk_call(c, 0);
+    duk_pop_2(c);
+    return 0;
+  };
+  absl::Status st = SafeCall(ctx_, reset);
+  return result.ok() ? st : result;
+}
+
+absl::Status Runtime::DrainEventLoop(absl::Status first) {
   // The common case, a script with no streams, timers or promises: nothing
   // to run, and no JS call per iteration for it.
   if (!promises_loaded_ && !loop_.Busy()) return first;
@@ -685,21 +706,7 @@ absl::Status Runtime::RunEventLoop(absl::Status first) {
     if (!unhandled.empty()) return absl::InvalidArgumentError(unhandled);
     return absl::OkStatus();
   };
-  absl::Status result = loop_.Run(ctx_, std::move(first), drain);
-  // Nothing is open now. After a failure or an interrupt, promise jobs,
-  // unhandled rejections and the handlers of cancelled streams, timers and
-  // calls may be left on the JS side: none may reach the next iteration. (A
-  // loop that drained normally left nothing: no JS call for it.)
-  if (result.ok() && !host().Interrupted()) return result;
-  auto reset = [](duk_context* c) -> duk_ret_t {
-    duk_get_global_string(c, "__b");
-    duk_get_prop_string(c, -1, "resetLoop");
-    duk_call(c, 0);
-    duk_pop_2(c);
-    return 0;
-  };
-  absl::Status st = SafeCall(ctx_, reset);
-  return result.ok() ? st : result;
+  return loop_.Run(ctx_, std::move(first), drain);
 }
 
 void Runtime::set_iteration(int64_t iteration) {

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/js/bundle.h"
+#include "agent/js/duktape/heap.h"
 #include "agent/js/event_loop.h"
 #include "agent/js/vu_host.h"
 #include "common/metrics/metric.h"
@@ -46,12 +47,12 @@ struct RuntimeConfig {
   std::string test_options_json = "{}";
 };
 
-class Runtime {
+class Runtime : public HeapHooks {
  public:
   // Creates the heap and runs the init context (the main module). A script
   // error is kInvalidArgument with the JS stack (file:line:col).
   static absl::StatusOr<std::unique_ptr<Runtime>> Create(RuntimeConfig config);
-  ~Runtime();
+  ~Runtime() override;
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
@@ -116,6 +117,11 @@ class Runtime {
   void set_promises_loaded() { promises_loaded_ = true; }
   absl::Status DefineMetric(const metrics::MetricDef& def);
 
+  // HeapHooks: while the script's code runs (init, an exported function,
+  // the event loop's callbacks) and the VU context has ended, the script is
+  // stopped wherever it is, busy loops included.
+  bool ShouldInterrupt() const override { return script_running_ && config_.host->Interrupted(); }
+
  private:
   explicit Runtime(RuntimeConfig config);
   absl::Status Init();
@@ -123,6 +129,7 @@ class Runtime {
   friend duk_ret_t NativeRequire(duk_context* ctx);
   // Runs the event loop after a call into the script (spec §1.14).
   absl::Status RunEventLoop(absl::Status first);
+  absl::Status DrainEventLoop(absl::Status first);
   absl::Status LoadModuleCode(const std::string& abs_path, std::string* bytecode_or_empty,
                               std::string* source);
 
@@ -132,6 +139,7 @@ class Runtime {
   std::map<int64_t, std::shared_ptr<TimerOp>> timers_;
   bool promises_loaded_ = false;
   bool in_init_ = true;
+  bool script_running_ = false;  // see ShouldInterrupt()
   int64_t iteration_ = 0;
   metrics::TagSet vu_tags_;
   std::string group_;

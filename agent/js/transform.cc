@@ -29,8 +29,8 @@ constexpr char kTransformFn[] = R"JS(
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create() {
-  duk_context* ctx = duk_create_heap_default();
+absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const HeapHooks* hooks) {
+  duk_context* ctx = CreateHeap(hooks);
   if (ctx == nullptr) return absl::ResourceExhaustedError("cannot create the Babel heap");
   std::unique_ptr<Transformer> t(new Transformer(ctx));
   std::string_view babel = BabelSource();

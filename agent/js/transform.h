@@ -13,12 +13,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "agent/js/duktape/heap.h"
 
 namespace barrage::agent::js {
 
 class Transformer {
  public:
-  static absl::StatusOr<std::unique_ptr<Transformer>> Create();
+  // hooks (may be nullptr; must outlive the Transformer) can stop a long
+  // transform, e.g. on Ctrl-C.
+  static absl::StatusOr<std::unique_ptr<Transformer>> Create(const HeapHooks* hooks = nullptr);
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;

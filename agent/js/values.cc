@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "agent/js/duktape/heap.h"
 #include "agent/js/runtime.h"
 #include "agent/js/safe_call.h"
 
@@ -87,7 +88,7 @@ void PushEmbeddedScript(duk_context* ctx, const char* name, std::string_view sou
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache->find(name);
     if (it == cache->end()) {
-      duk_context* scratch = duk_create_heap_default();
+      duk_context* scratch = CreateHeap(nullptr);
       duk_push_string(scratch, name);
       if (duk_pcompile_lstring_filename(scratch, flags, source.data(), source.size()) != 0) {
         // Our own code: a failure here is a build defect, caught by every test.

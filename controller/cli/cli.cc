@@ -169,7 +169,8 @@ class InitHost : public agent::js::VuHost {
  public:
   void Block(const std::function<void(Resume)>& start) override { start([] {}); }
   void Sleep(absl::Duration) override {}
-  bool Interrupted() const override { return false; }
+  // The first Ctrl-C stops the init pass, busy loops included.
+  bool Interrupted() const override { return g_signals > 0; }
   absl::Status DefineMetric(const metrics::MetricDef& def) override {
     defs[def.name] = def;
     return absl::OkStatus();
@@ -198,6 +199,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+// Stops Babel's transform on the first Ctrl-C (a large bundle takes long).
+class SignalHooks : public agent::js::HeapHooks {
+ public:
+  bool ShouldInterrupt() const override { return g_signals > 0; }
+};
+const SignalHooks kSignalHooks;
 
 // Options from K6_* environment variables (spec §4.1).
 absl::StatusOr<Options> OptionsFromEnv() {
@@ -416,7 +424,7 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   const std::string main_path = from_archive ? from_archive->main_path
                                              : std::filesystem::absolute(flags.script).lexically_normal().string();
   absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer =
-      from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr) : agent::js::Transformer::Create();
+      from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr) : agent::js::Transformer::Create(&kSignalHooks);
   if (!transformer.ok()) {
     barrage::Log(Severity::kError, transformer.status().message());
     return kExitInternal;
@@ -474,6 +482,10 @@ int Prepare(const RunFlags& flags, Prepared& out) {
     if (init_host.abort_reason) {
       barrage::Log(Severity::kError, *init_host.abort_reason);
       return kExitScriptAborted;
+    }
+    if (!init.ok() && g_signals > 0) {
+      barrage::Log(Severity::kWarning, "stopped by a signal while initializing the script");
+      return kExitExternalAbort;
     }
     if (!init.ok()) {
       barrage::Log(Severity::kError, init.status().message());

@@ -1,0 +1,165 @@
+// Scripts that stress the runtime rather than the target: busy loops that
+// must stop when k6 would stop them, and recursion deep enough to exhaust a
+// VU's C stack through built-ins. Each is a real `barrage run`, bounded in
+// time; none may crash, hang or lose its exit code.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "tests/integration/fixture.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/paths.h"
+
+namespace barrage {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+class RobustnessTest : public testutil::TargetFixture {
+ protected:
+  // Runs `barrage run -q` on a script of this test's own and measures it.
+  testutil::RunResult RunScript(const std::string& name, const std::string& text) {
+    return RunScript(name, /*quiet=*/true, text);
+  }
+  testutil::RunResult RunScript(const std::string& name, bool quiet, const std::string& text,
+                                std::chrono::seconds timeout = 60s) {
+    std::vector<std::string> flags = {Write(name, text)};
+    if (quiet) flags.insert(flags.begin(), "-q");
+    const absl::Time start = absl::Now();
+    testutil::RunResult run = Barrage(flags, timeout);
+    seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
+    return run;
+  }
+  double seconds_ = 0;
+};
+
+// k6 interrupts its runtime when a VU's context ends: a loop that never
+// yields stops at gracefulStop instead of holding the run forever.
+TEST_F(RobustnessTest, BusyLoopStopsAtGracefulStop) {
+  testutil::RunResult run = RunScript("busy.js", /*quiet=*/false, R"(
+export const options = { scenarios: { spin: { executor: 'constant-vus', vus: 2, duration: '1s', gracefulStop: '1s' } } };
+export default function () { for (;;) { try { for (;;) {} } catch (e) { /* cannot keep the interrupt */ } } }
+)");
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_FALSE(run.timed_out);
+  EXPECT_LT(seconds_, 15) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("0 complete and 2 interrupted iterations"));
+}
+
+// ... and Ctrl-C stops it too, with k6's 105, summary printed.
+TEST_F(RobustnessTest, BusyLoopInAnIterationStopsOnTheFirstSignal) {
+  auto child = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"),
+      {"run", Write("spin.js", "export const options = { vus: 1, duration: '60s' };\n"
+                               "export default function () { console.log('spinning'); for (;;) {} }\n")});
+  ASSERT_TRUE(child->WaitForLine("spinning", 20s).ok()) << child->stderr_text();
+  const absl::Time start = absl::Now();
+  child->Signal(SIGINT);
+  EXPECT_EQ(child->Wait(40s), 105) << child->stderr_text();
+  EXPECT_LT(absl::ToDoubleSeconds(absl::Now() - start), 35);  // gracefulStop (30 s) is the bound
+  EXPECT_THAT(child->stdout_text(), HasSubstr("TOTAL RESULTS"));
+}
+
+// An infinite loop in the init context: the first Ctrl-C ends the run (105).
+TEST_F(RobustnessTest, BusyLoopInInitStopsOnTheFirstSignal) {
+  auto child = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"),
+      {"run", Write("init_spin.js", "console.log('in init'); for (;;) {}\nexport default function () {}\n")});
+  ASSERT_TRUE(child->WaitForLine("in init", 20s).ok()) << child->stderr_text();
+  child->Signal(SIGINT);
+  EXPECT_EQ(child->Wait(10s), 105) << child->stderr_text();
+}
+
+// setup() and teardown() busy past their timeouts: k6's 100 and 101, at once.
+TEST_F(RobustnessTest, BusySetupAndTeardownEndAtTheirTimeouts) {
+  testutil::RunResult setup = RunScript("setup_spin.js", R"(
+export const options = { setupTimeout: '1s', iterations: 1 };
+export function setup() { for (;;) {} }
+export default function () {}
+)");
+  EXPECT_EQ(setup.exit_code, 100) << setup.stderr_text;
+  EXPECT_LT(seconds_, 15);
+  testutil::RunResult teardown = RunScript("teardown_spin.js", R"(
+export const options = { teardownTimeout: '1s', iterations: 1 };
+export default function () {}
+export function teardown() { for (;;) {} }
+)");
+  EXPECT_EQ(teardown.exit_code, 101) << teardown.stderr_text;
+  EXPECT_LT(seconds_, 15);
+}
+
+// Recursion through built-ins recurses in C on the VU's coroutine stack. k6
+// runs depth 300 of this; deeper ones must be RangeErrors, never a crash.
+constexpr char kRecursions[] = R"(
+function viaMap(n) { return n <= 0 ? 0 : [n].map(function (x) { return viaMap(x - 1); })[0] + 1; }
+function deepObject(depth) { var o = {}, c = o; for (var i = 0; i < depth; i++) { c.a = {}; c = c.a; } return o; }
+function attempt(name, fn) {
+  try { return name + ' ok ' + fn(); } catch (e) { return name + ' ' + (e instanceof RangeError ? 'RangeError' : String(e)); }
+}
+export function recursions() {
+  var getterObj = {}; Object.defineProperty(getterObj, 'x', { get: function () { return this.x; } });
+  var proxy = new Proxy({}, { get: function (t, k, r) { return r[k]; } });
+  var str = {}; str.toString = function () { return 'x' + String(str); };
+  var sorted = 0;
+  function sortDeep() { return [3, 1, 2].sort(function (a, b) { sorted++; sortDeep(); return a - b; }); }
+  return [
+    attempt('map300', function () { return viaMap(300); }),
+    attempt('map1e6', function () { return viaMap(1000000); }),
+    attempt('json1000', function () { return JSON.stringify(deepObject(1000)).length; }),
+    attempt('json1e5', function () { return JSON.stringify(deepObject(100000)).length; }),
+    attempt('parse1e6', function () { return JSON.parse(new Array(100001).join('[') + new Array(100001).join(']')).length; }),
+    attempt('getter', function () { return getterObj.x; }),
+    attempt('proxy', function () { return proxy.y; }),
+    attempt('toString', function () { return String(str); }),
+    attempt('sort', function () { return sortDeep(); }),
+    attempt('regex', function () { return /(a|b)*c/.test(new Array(200000).join('ab')); }),
+  ].join('\n');
+}
+)";
+
+TEST_F(RobustnessTest, DeepNativeRecursionInAnIterationIsARangeError) {
+  testutil::RunResult run = RunScript("deep.js", std::string(kRecursions) + R"(
+export const options = { iterations: 2 };
+export default function () { console.log(recursions()); }
+)");
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("map300 ok 300"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("json1000 ok 6002"));
+  for (const char* deep : {"map1e6 RangeError", "json1e5 RangeError", "getter RangeError", "proxy RangeError",
+                           "toString RangeError", "sort RangeError"}) {
+    EXPECT_THAT(run.stderr_text, HasSubstr(deep));
+  }
+  EXPECT_THAT(run.stdout_text, ContainsRegex("iterations\\.+: 2 "));
+}
+
+// The same in the init context (a script exception: 107, named) and in
+// setup(), which runs on a VU of its own.
+TEST_F(RobustnessTest, DeepNativeRecursionInInitAndSetupIsAScriptError) {
+  testutil::RunResult init = RunScript("deep_init.js", std::string(kRecursions) + R"(
+console.log(recursions());
+function down(n) { return [n].map(function () { return down(n + 1); }); }
+down(0);
+export default function () {}
+)");
+  EXPECT_EQ(init.exit_code, 107) << init.stderr_text;
+  EXPECT_THAT(init.stderr_text, HasSubstr("map300 ok 300"));
+  EXPECT_THAT(init.stderr_text, HasSubstr("RangeError"));
+  testutil::RunResult setup = RunScript("deep_setup.js", std::string(kRecursions) + R"(
+export const options = { iterations: 1 };
+export function setup() { console.log(recursions()); return JSON.parse(new Array(5001).join('[') + new Array(5001).join(']')); }
+export default function (data) { console.log('data depth ok', Array.isArray(data)); }
+)");
+  EXPECT_EQ(setup.exit_code, 0) << setup.stderr_text;
+  EXPECT_THAT(setup.stderr_text, HasSubstr("map300 ok 300"));
+  EXPECT_THAT(setup.stderr_text, HasSubstr("sort RangeError"));
+  EXPECT_THAT(setup.stderr_text, HasSubstr("data depth ok true"));
+}
+
+}  // namespace
+}  // namespace barrage
