@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -207,6 +208,10 @@ template <typename Service, typename Request, typename Response>
 Reflected ReflectWith(const std::shared_ptr<grpc::Channel>& channel, const Metadata& metadata,
                       std::chrono::system_clock::time_point deadline, std::vector<ReflectionCall>* calls) {
   Reflected out;
+  if (absl::Status st = ValidateMetadata(metadata); !st.ok()) {
+    out.status = grpc::Status(grpc::StatusCode::INTERNAL, std::string(st.message()));
+    return out;
+  }
   const auto start = std::chrono::steady_clock::now();
   grpc::ClientContext context;
   for (const auto& [k, v] : metadata) context.AddMetadata(k, v);
@@ -583,6 +588,17 @@ void PrepareUnaryCallState(UnaryCallState* call, std::shared_ptr<grpc::Channel> 
   call->start = std::chrono::steady_clock::now();
 }
 
+// A call whose metadata gRPC would refuse ends before it starts, with
+// grpc-go's status (k6 returns it as the call's status; no sample, as the
+// call never began).
+CallResult InvalidMetadataResult(const absl::Status& invalid) {
+  CallResult result;
+  result.code = static_cast<int>(grpc::StatusCode::INTERNAL);
+  result.message = std::string(invalid.message());
+  result.started = false;
+  return result;
+}
+
 // What a call on a closed connection gets (k6 reports Unavailable too).
 CallResult ClosedConnectionResult() {
   CallResult result;
@@ -637,6 +653,10 @@ void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, 
     done(ClosedConnectionResult());
     return;
   }
+  if (absl::Status st = ValidateMetadata(options.metadata); !st.ok()) {
+    done(InvalidMetadataResult(st));
+    return;
+  }
   auto* call = new UnaryCallState;
   PrepareUnaryCallState(call, channel_, std::move(request_bytes), options, std::move(done));
   stub_->UnaryCall(&call->context, method.full_method, grpc::StubOptions(), &call->request, &call->response,
@@ -667,6 +687,10 @@ grpc::ClientContext* Connection::UnaryCall(const MethodInfo& method, std::string
     done(ClosedConnectionResult());
     return nullptr;
   }
+  if (absl::Status st = ValidateMetadata(options.metadata); !st.ok()) {
+    done(InvalidMetadataResult(st));
+    return nullptr;
+  }
   auto* op = new QueuedUnaryCall;
   UnaryCallState* call = op->call;
   PrepareUnaryCallState(call, channel_, std::move(request_bytes), options, std::move(done));
@@ -674,6 +698,27 @@ grpc::ClientContext* Connection::UnaryCall(const MethodInfo& method, std::string
   op->reader->StartCall();
   op->reader->Finish(&call->response, &op->status, static_cast<QueueTag*>(op));
   return &call->context;
+}
+
+absl::Status ValidateMetadata(const std::vector<std::pair<std::string, std::string>>& metadata) {
+  for (const auto& [key, value] : metadata) {
+    // grpc-go's ValidatePair, word for word in its messages.
+    if (key.empty()) return absl::InternalError("there is an empty key in the header");
+    for (char c : key) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) {
+        return absl::InternalError(absl::StrCat("header key \"", absl::CHexEscape(key),
+                                                "\" contains illegal characters not in [0-9a-z-_.]"));
+      }
+    }
+    if (absl::EndsWith(key, "-bin")) continue;
+    for (char c : value) {
+      if (c < 0x20 || c > 0x7E) {
+        return absl::InternalError(
+            absl::StrCat("header key \"", key, "\" contains value with non-printable ASCII characters"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 StreamCall* Connection::StartStream(const MethodInfo& method, const CallOptions& options,

@@ -70,6 +70,14 @@ using Metadata = std::vector<std::pair<std::string, std::string>>;
 
 class StreamCall;
 
+// gRPC's rules for metadata a call sends, checked before the call starts
+// (gRPC C++ aborts the process on a pair it refuses): a key is non-empty and
+// made of [0-9a-z-_.]; a value not under a "-bin" key is printable ASCII
+// (0x20-0x7E), so a token read from a file with its trailing newline is
+// refused. The error is grpc-go's text, which k6 users see: kInternal
+// `header key "k" contains value with non-printable ASCII characters`.
+absl::Status ValidateMetadata(const std::vector<std::pair<std::string, std::string>>& metadata);
+
 // A tag on a grpc::CompletionQueue that the queue's poller completes: the
 // agent's workers poll their own queue and call Complete(ok) for each tag.
 class QueueTag {
@@ -98,6 +106,9 @@ struct CallResult {
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
   absl::Duration elapsed;  // from the start of the call to its final status
+  // False when the call was refused before it began (metadata gRPC would
+  // not send): k6 emits no sample for it, as grpc-go's stats never saw it.
+  bool started = true;
 };
 
 // What a streaming call reports (StreamCall), on the polling thread.

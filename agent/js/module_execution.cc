@@ -44,7 +44,7 @@ absl::StatusOr<int> InfoImpl(duk_context* ctx, Runtime& rt) {
 
 absl::StatusOr<int> AbortImpl(duk_context* ctx, Runtime& rt) {
   std::string reason = "test aborted";
-  if (duk_is_string(ctx, 0)) absl::StrAppend(&reason, ": ", duk_get_string(ctx, 0));
+  if (duk_is_string(ctx, 0)) absl::StrAppend(&reason, ": ", GetUtf8(ctx, 0));
   rt.host().AbortTest(reason);
   // Interrupt the script at once: the error ends the iteration (or init),
   // and the engine, told above, stops the test.
@@ -53,7 +53,7 @@ absl::StatusOr<int> AbortImpl(duk_context* ctx, Runtime& rt) {
 
 absl::StatusOr<int> FailImpl(duk_context* ctx, Runtime& rt) {
   std::string message = "test marked as failed";
-  if (!duk_is_undefined(ctx, 0)) absl::StrAppend(&message, ": ", duk_safe_to_string(ctx, 0));
+  if (!duk_is_undefined(ctx, 0)) absl::StrAppend(&message, ": ", GetUtf8(ctx, 0));
   barrage::Log(Severity::kError, message);
   rt.host().FailTest();
   return 0;
@@ -62,25 +62,25 @@ absl::StatusOr<int> FailImpl(duk_context* ctx, Runtime& rt) {
 // tag(name) -> string or undefined
 absl::StatusOr<int> TagImpl(duk_context* ctx, Runtime& rt) {
   const metrics::TagSet& tags = rt.vu_tags();
-  auto it = tags.find(duk_safe_to_string(ctx, 0));
+  auto it = tags.find(GetUtf8(ctx, 0));
   if (it == tags.end()) return 0;
-  duk_push_lstring(ctx, it->second.data(), it->second.size());
+  PushUtf8(ctx, it->second);
   return 1;
 }
 
 // setTag(name, value): strings, numbers and booleans, as k6 allows.
 absl::StatusOr<int> SetTagImpl(duk_context* ctx, Runtime& rt) {
-  const std::string key = duk_safe_to_string(ctx, 0);
+  const std::string key = GetUtf8(ctx, 0);
   if (!duk_is_string(ctx, 1) && !duk_is_number(ctx, 1) && !duk_is_boolean(ctx, 1)) {
     return absl::InvalidArgumentError(absl::StrCat("TypeError: invalid value for the VU tag '", key,
                                                    "': only strings, numbers and booleans are allowed"));
   }
-  rt.SetVuTag(key, duk_safe_to_string(ctx, 1));
+  rt.SetVuTag(key, GetUtf8(ctx, 1));
   return 0;
 }
 
 absl::StatusOr<int> DeleteTagImpl(duk_context* ctx, Runtime& rt) {
-  rt.DeleteVuTag(duk_safe_to_string(ctx, 0));
+  rt.DeleteVuTag(GetUtf8(ctx, 0));
   return 0;
 }
 
@@ -88,7 +88,7 @@ absl::StatusOr<int> TagKeysImpl(duk_context* ctx, Runtime& rt) {
   duk_push_array(ctx);
   duk_uarridx_t i = 0;
   for (const auto& [k, v] : rt.vu_tags()) {
-    duk_push_lstring(ctx, k.data(), k.size());
+    PushUtf8(ctx, k);
     duk_put_prop_index(ctx, -2, i++);
   }
   return 1;

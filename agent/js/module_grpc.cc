@@ -348,7 +348,7 @@ absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wr
     } else if (!duk_is_string(ctx, -1)) {
       st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be a string"));
     } else {
-      out.emplace_back(std::move(mkey), duk_get_string(ctx, -1));
+      out.emplace_back(std::move(mkey), GetUtf8(ctx, -1));
     }
     duk_pop_2(ctx);
   }
@@ -523,6 +523,7 @@ absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, c
 // The call's grpc_req_duration sample and its bytes.
 void RecordCall(Runtime& rt, metrics::TagSet tags, const std::string& address, const gc::MethodInfo& method,
                 const gc::CallResult& result) {
+  if (!result.started) return;
   AddSystemTags(tags, address, method);
   tags["status"] = absl::StrCat(result.code);
   rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
@@ -594,9 +595,11 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
       *call->method, std::move(call->request), call->params.options, cq,
       [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id](gc::CallResult result) mutable {
         pending->done = true;
-        tags["status"] = absl::StrCat(result.code);
-        host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
-        rt.AddData(result.bytes_sent, result.bytes_received);
+        if (result.started) {
+          tags["status"] = absl::StrCat(result.code);
+          host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
+          rt.AddData(result.bytes_sent, result.bytes_received);
+        }
         loop.Enqueue([call, settle_id, result = std::move(result)](duk_context* c) {
           duk_get_global_string(c, "__b");
           duk_get_prop_string(c, -1, "grpc");
@@ -703,6 +706,11 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   }
   CallParams params;
   BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 2, "invalid GRPC Stream's parameters: ", absl::InfiniteDuration(), params));
+  // grpc-go refuses such metadata when the stream is created, and k6's
+  // constructor throws that (spec §1.13.1).
+  if (absl::Status st = gc::ValidateMetadata(params.options.metadata); !st.ok()) {
+    return absl::InternalError(absl::StrCat("failed to create a new stream: rpc error: code = Internal desc = ", st.message()));
+  }
   const auto stream_id = static_cast<int64_t>(duk_get_number(ctx, 3));
   grpc::CompletionQueue* cq = rt.host().completion_queue();
   if (cq == nullptr) return absl::FailedPreconditionError("streams need an event loop, which this host lacks");

@@ -17,9 +17,9 @@ absl::Status ReadTags(duk_context* ctx, duk_idx_t idx, const std::string& wrap, 
   absl::Status st;
   while (duk_next(ctx, -1, 1)) {
     if (st.ok()) {
-      std::string key = duk_safe_to_string(ctx, -2);
+      std::string key = GetUtf8(ctx, -2);
       if (duk_is_string(ctx, -1) || duk_is_number(ctx, -1) || duk_is_boolean(ctx, -1)) {
-        out[key] = duk_safe_to_string(ctx, -1);
+        out[key] = GetUtf8(ctx, -1);
       } else {
         st = absl::InvalidArgumentError(absl::StrCat(
             wrap, "invalid value for metric tag '", key,
@@ -57,7 +57,7 @@ duk_ret_t NativeCheck(duk_context* ctx) {
     if (st.ok()) {
       duk_enum(ctx, 1, DUK_ENUM_OWN_PROPERTIES_ONLY);
       while (duk_next(ctx, -1, /*get_value=*/1)) {
-        std::string name = duk_safe_to_string(ctx, -2);
+        std::string name = GetUtf8(ctx, -2);
         if (name.find("::") != std::string::npos) {
           st = absl::InvalidArgumentError("group and check names may not contain '::'");
           duk_pop_2(ctx);

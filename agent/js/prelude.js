@@ -251,4 +251,30 @@
 
   b.modules['k6/metrics'] = { Counter: metricCtor('counter'), Gauge: metricCtor('gauge'),
                               Rate: metricCtor('rate'), Trend: metricCtor('trend') };
+
+  // Error texts as k6 (goja) words them where users match on them, in
+  // e.message as well as in logs: Duktape says "identifier 'x' undefined"
+  // and "callstack limit".
+  var undefinedIdentifier = /^identifier '(.*)' undefined$/;
+  Duktape.errCreate = function (e) {
+    if (e instanceof ReferenceError) {
+      var m = undefinedIdentifier.exec(e.message);
+      if (m) e.message = m[1] + ' is not defined';
+    } else if (e instanceof RangeError && (e.message === 'callstack limit' || e.message === 'C stack depth limit')) {
+      e.message = 'Maximum call stack size exceeded';
+    }
+    return e;
+  };
+
+  // Exported functions without a name of their own (`export default
+  // function () {}` becomes an anonymous function) are named after their
+  // export in stack traces, as k6 shows `at default`.
+  b.nameExports = function (exports) {
+    if (exports === null || typeof exports !== 'object') return;
+    Object.keys(exports).forEach(function (key) {
+      var fn = exports[key];
+      if (typeof fn !== 'function' || fn.name) return;
+      try { Object.defineProperty(fn, 'name', { value: key, configurable: true }); } catch (e) { /* frozen: keep it */ }
+    });
+  };
 })(this);

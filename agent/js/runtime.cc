@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/js/cesu8.h"
 #include "agent/js/embedded_js.h"
 #include "agent/js/module_grpc.h"
 #include "agent/js/safe_call.h"
@@ -75,9 +76,8 @@ absl::StatusOr<int> LogImpl(duk_context* ctx, Runtime& rt) {
                : level == "warning" ? LogLevel::kWarning
                : level == "error"   ? LogLevel::kError
                                     : LogLevel::kInfo;
-  duk_size_t len = 0;
-  const char* text = duk_safe_to_lstring(ctx, 1, &len);
-  rt.host().Log(l, std::string_view(text, len));
+  const std::string text = GetUtf8(ctx, 1);
+  rt.host().Log(l, text);
   return 0;
 }
 
@@ -113,7 +113,7 @@ absl::StatusOr<int> EmitImpl(duk_context* ctx, Runtime& rt) {
 absl::StatusOr<int> GroupEnterImpl(duk_context* ctx, Runtime& rt) {
   std::string prev = rt.group();
   duk_push_lstring(ctx, prev.data(), prev.size());
-  rt.set_group(absl::StrCat(prev, "::", duk_safe_to_string(ctx, 0)));
+  rt.set_group(absl::StrCat(prev, "::", GetUtf8(ctx, 0)));
   return 1;
 }
 
@@ -188,7 +188,7 @@ absl::StatusOr<int> OpenImpl(duk_context* ctx, Runtime& rt) {
     duk_push_buffer_object(ctx, -1, 0, data->size(), DUK_BUFOBJ_ARRAYBUFFER);
     duk_remove(ctx, -2);
   } else {
-    duk_push_lstring(ctx, data->data(), data->size());
+    PushUtf8(ctx, *data);  // the file's text as JS sees it (surrogate pairs)
   }
   return 1;
 }
@@ -432,7 +432,9 @@ absl::Status Runtime::LoadModuleCode(const std::string& abs_path, std::string* b
     }
     absl::StatusOr<std::string> raw = ReadDiskFile(abs_path);
     if (!raw.ok()) return raw.status();
-    absl::StatusOr<std::string> es5 = config_.transformer->Transform(*raw, abs_path);
+    // Babel and Duktape read source as JS strings: non-BMP characters in it
+    // become surrogate pairs first, as in k6.
+    absl::StatusOr<std::string> es5 = config_.transformer->Transform(Utf8ToJs(*raw), abs_path);
     if (!es5.ok()) return es5.status();
     config_.recording->modules[abs_path] = *es5;
     *source = *std::move(es5);
@@ -553,7 +555,7 @@ absl::Status Runtime::Init() {
     // __ENV, __VU, __ITER, open
     duk_push_object(c);
     for (const auto& [k, v] : config_.env) {
-      duk_push_lstring(c, v.data(), v.size());
+      PushUtf8(c, v);
       duk_put_prop_lstring(c, -2, k.data(), k.size());
     }
     duk_put_prop_string(c, -2, "__ENV");
@@ -581,7 +583,10 @@ absl::Status Runtime::Init() {
     duk_push_string(c, "/");
     duk_call(c, 2);
     duk_put_prop_string(c, -2, "exports");
-    duk_pop(c);
+    duk_get_prop_string(c, -1, "nameExports");
+    duk_get_prop_string(c, -2, "exports");
+    duk_call(c, 1);
+    duk_pop_2(c);
     return 0;
   };
   script_running_ = true;
@@ -655,7 +660,7 @@ absl::StatusOr<std::string> Runtime::Call(const std::string& name,
     duk_call(c, 1);
     if (want_result && !duk_is_undefined(c, -1)) {
       duk_json_encode(c, -1);
-      result = duk_get_string(c, -1);
+      result = GetUtf8(c, -1);
     }
     duk_pop_3(c);
     return 0;

@@ -3,6 +3,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+#include "agent/js/cesu8.h"
 #include "agent/js/duktape/heap.h"
 #include "agent/js/runtime.h"
 #include "agent/js/safe_call.h"
@@ -11,10 +16,72 @@ namespace barrage::agent::js {
 
 Runtime& RuntimeFrom(duk_context* ctx) { return Runtime::From(ctx); }
 
+namespace {
+
+// Duktape's frames read "    at NAME (FILE:LINE) FLAGS": the flags
+// ("strict preventsyield") mean nothing to a script's author, frames inside
+// Duktape's own C files ("duk_js_var.c:1236 internal") and our embedded
+// scripts ("barrage:prelude.js") are not theirs, and "[anon]" is how
+// Duktape names a function without one. Kept: "    at NAME (FILE:LINE)",
+// "    at FILE:LINE" for anonymous functions as goja prints them, and
+// "    at NAME (native)" for built-ins.
+std::string CleanStackTrace(absl::string_view trace) {
+  std::string out;
+  size_t start = 0;
+  bool first = true;
+  while (start <= trace.size()) {
+    size_t end = trace.find('\n', start);
+    if (end == absl::string_view::npos) end = trace.size();
+    absl::string_view line = trace.substr(start, end - start);
+    start = end + 1;
+    constexpr absl::string_view kAt = "    at ";
+    const size_t open = line.find(" (");
+    const size_t close = line.find(')', open == absl::string_view::npos ? 0 : open);
+    if (first || !absl::StartsWith(line, kAt) || open == absl::string_view::npos || close == absl::string_view::npos) {
+      if (!first) out.push_back('\n');
+      absl::StrAppend(&out, line);
+      first = false;
+      continue;
+    }
+    const absl::string_view name = line.substr(kAt.size(), open - kAt.size());
+    const absl::string_view where = line.substr(open + 2, close - open - 2);
+    const size_t colon = where.rfind(':');
+    const absl::string_view file = colon == absl::string_view::npos ? where : where.substr(0, colon);
+    if (absl::EndsWith(file, ".c") || absl::StartsWith(where, "barrage:")) continue;
+    out.push_back('\n');
+    absl::StrAppend(&out, kAt);
+    if (where.empty()) {
+      absl::StrAppend(&out, name, " (native)");
+    } else if (name == "[anon]" || name.empty()) {
+      absl::StrAppend(&out, where);
+    } else {
+      absl::StrAppend(&out, name, " (", where, ")");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ErrorText(duk_context* ctx, duk_idx_t idx) {
   // duk_safe_to_stacktrace gives "Error: msg\n    at fn (file:line) ..." for
   // errors and the plain string for anything else thrown.
-  return duk_safe_to_stacktrace(ctx, idx);
+  return CleanStackTrace(Utf8FromJs(duk_safe_to_stacktrace(ctx, idx)));
+}
+
+std::string GetUtf8(duk_context* ctx, duk_idx_t idx) {
+  duk_size_t len = 0;
+  const char* text = duk_safe_to_lstring(ctx, idx, &len);
+  return Utf8FromJs(std::string_view(text, len));
+}
+
+void PushUtf8(duk_context* ctx, std::string_view utf8) {
+  if (!HasFourByteSequences(utf8)) {
+    duk_push_lstring(ctx, utf8.data(), utf8.size());
+    return;
+  }
+  const std::string js = Utf8ToJs(utf8);
+  duk_push_lstring(ctx, js.data(), js.size());
 }
 
 absl::StatusOr<std::string> SafeJsonEncode(duk_context* ctx, duk_idx_t idx) {
@@ -34,13 +101,17 @@ absl::StatusOr<std::string> SafeJsonEncode(duk_context* ctx, duk_idx_t idx) {
     return absl::InvalidArgumentError(message);
   }
   std::string out;
-  if (duk_is_string(ctx, -1)) out = duk_get_string(ctx, -1);
+  if (duk_is_string(ctx, -1)) {
+    duk_size_t len = 0;
+    const char* text = duk_get_lstring(ctx, -1, &len);
+    out = Utf8FromJs(std::string_view(text, len));
+  }
   duk_pop(ctx);
   return out;
 }
 
 absl::Status PushJson(duk_context* ctx, std::string_view json) {
-  duk_push_lstring(ctx, json.data(), json.size());
+  PushUtf8(ctx, json);
   auto decode = [](duk_context* c, void*) -> duk_ret_t {
     duk_json_decode(c, -1);
     return 1;
@@ -59,7 +130,8 @@ metrics::TagSet ReadStringMap(duk_context* ctx, duk_idx_t idx) {
   if (!duk_is_object(ctx, idx)) return out;
   duk_enum(ctx, idx, DUK_ENUM_OWN_PROPERTIES_ONLY);
   while (duk_next(ctx, -1, /*get_value=*/1)) {
-    out[duk_safe_to_string(ctx, -2)] = duk_safe_to_string(ctx, -1);
+    std::string key = GetUtf8(ctx, -2);
+    out[std::move(key)] = GetUtf8(ctx, -1);
     duk_pop_2(ctx);
   }
   duk_pop(ctx);

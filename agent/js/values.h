@@ -33,6 +33,11 @@ absl::Status PushJson(duk_context* ctx, std::string_view json);
 // An object of string values (already validated by the prelude) to a TagSet;
 // undefined or null gives an empty set.
 metrics::TagSet ReadStringMap(duk_context* ctx, duk_idx_t idx);
+// The value at idx as a string (JS ToString, never throwing), in UTF-8
+// (agent/js/cesu8.h): for anything that leaves the heap with user text.
+std::string GetUtf8(duk_context* ctx, duk_idx_t idx);
+// Pushes UTF-8 text from outside the heap as a JS string (surrogate pairs).
+void PushUtf8(duk_context* ctx, std::string_view utf8);
 // Adds name: fn(nargs) to the object at obj_idx.
 void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
                  duk_idx_t nargs);

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -159,6 +161,117 @@ export default function (data) { console.log('data depth ok', Array.isArray(data
   EXPECT_THAT(setup.stderr_text, HasSubstr("map300 ok 300"));
   EXPECT_THAT(setup.stderr_text, HasSubstr("sort RangeError"));
   EXPECT_THAT(setup.stderr_text, HasSubstr("data depth ok true"));
+}
+
+// Emoji leave the heap as UTF-8 (a strict server would refuse the CESU-8
+// Duktape keeps inside) and come back as surrogate pairs, as in k6; also
+// through open(), tags, check names and console output.
+TEST_F(RobustnessTest, NonBmpCharactersRoundTripAsUtf8) {
+  auto strict = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-target"),
+                                              {"--listen", "127.0.0.1:0", "--strict-utf8"});
+  absl::StatusOr<std::string> address = strict->WaitForAddress(10s);
+  ASSERT_TRUE(address.ok()) << address.status();
+  Write("emoji.txt", "\xF0\x9F\x98\x80 caf\xC3\xA9\n");
+  const std::string summary = dir_ + "/summary.json";
+  testutil::RunResult run = Barrage(
+      {"-q", "--summary-export", summary, "-e", "TARGET=" + *address, "-e", "EMOJI=\xF0\x9F\x8E\x89",
+       Write("emoji.js", R"(
+import grpc from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+const fromFile = open('./emoji.txt');
+export const options = { iterations: 1 };
+export default function () {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  const name = '\uD83D\uDE00 caf\u00e9 \u{1F680}' + __ENV.EMOJI;
+  const res = client.invoke('hello.HelloService/SayHello', { greeting: name }, { tags: { mood: '\uD83D\uDE00' } });
+  check(res, {
+    'status is OK': (r) => r.status === grpc.StatusOK,
+    'reply round-trips': (r) => r.message && r.message.reply === 'hello ' + name,
+    'surrogates come back': (r) => r.message && r.message.reply.charCodeAt(6) === 0xD83D && r.message.reply.length === 6 + name.length,
+    'file has pairs \uD83D\uDE00': () => fromFile.length === 8 && fromFile.charCodeAt(1) === 0xDE00,
+    'env has pairs': () => __ENV.EMOJI.length === 2,
+  });
+  console.log('logged ' + name);
+  if (res.status !== grpc.StatusOK) console.log(JSON.stringify(res.error));
+}
+)")});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("logged \xF0\x9F\x98\x80 caf\xC3\xA9 \xF0\x9F\x9A\x80\xF0\x9F\x8E\x89"));
+  EXPECT_THAT(run.stderr_text, Not(HasSubstr("\xED\xA0")));  // no CESU-8 anywhere in the output
+  std::ifstream in(summary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("\"fails\": 0"));
+  EXPECT_THAT(text, HasSubstr("file has pairs \xF0\x9F\x98\x80"));
+  EXPECT_THAT(text, Not(HasSubstr("\xED\xA0")));
+}
+
+// Metadata gRPC would refuse (a token read from a file keeps its newline; a
+// key with a space, an empty key, a non-ASCII value) fails that call as
+// grpc-go fails it (status 13 with its text; Stream's constructor throws),
+// and the run goes on: embedded and with a local agent alike.
+TEST_F(RobustnessTest, MetadataGrpcRefusesFailsTheCallNotTheProcess) {
+  Write("token.txt", "s3cr3t\n");
+  const std::string script = Write("metadata.js", R"(
+import grpc from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+const token = open('./token.txt');
+export const options = { iterations: 2 };
+export default async function () {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  const cases = { newline: { authorization: 'Bearer ' + token }, space: { 'x y': 'v' }, empty: { '': 'v' },
+                  accent: { 'x-name': 'caf\u00e9' } };
+  for (const name of Object.keys(cases)) {
+    const res = client.invoke('hello.HelloService/SayHello', { greeting: 'x' }, { metadata: cases[name] });
+    console.log(name + ' ' + res.status + ' ' + res.error.message);
+  }
+  const later = await client.asyncInvoke('hello.HelloService/SayHello', { greeting: 'x' }, { metadata: cases.newline });
+  console.log('async ' + later.status);
+  try { new grpc.Stream(client, 'hello.HelloService/BidiHello', { metadata: cases.space }); } catch (e) { console.log('stream ' + e.message); }
+  const good = client.invoke('hello.HelloService/SayHello', { greeting: 'x' }, { metadata: { authorization: 'Bearer ' + token.trim() } });
+  check(good, { 'trimmed token works': (r) => r.status === grpc.StatusOK });
+  client.close();
+}
+)");
+  for (std::vector<std::string> mode : {std::vector<std::string>{}, std::vector<std::string>{"--agents", "1"}}) {
+    std::vector<std::string> args = {"-q", "-e", "TARGET=" + address_, script};
+    args.insert(args.begin(), mode.begin(), mode.end());
+    testutil::RunResult run = Barrage(args);
+    EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+    EXPECT_THAT(run.stderr_text,
+                HasSubstr(R"(newline 13 header key \"authorization\" contains value with non-printable ASCII characters)"));
+    EXPECT_THAT(run.stderr_text, HasSubstr(R"(space 13 header key \"x y\" contains illegal characters not in [0-9a-z-_.])"));
+    EXPECT_THAT(run.stderr_text, HasSubstr("empty 13 there is an empty key in the header"));
+    EXPECT_THAT(run.stderr_text, HasSubstr(R"(accent 13 header key \"x-name\" contains value with non-printable)"));
+    EXPECT_THAT(run.stderr_text, HasSubstr("async 13"));
+    EXPECT_THAT(run.stderr_text, HasSubstr("stream failed to create a new stream: rpc error: code = Internal desc = header key"));
+    EXPECT_THAT(run.stdout_text, HasSubstr("✓ trimmed token works"));
+  }
+}
+
+// Error texts users match on read as k6's (goja's), in e.message too;
+// stack frames name the default function and carry no Duktape internals.
+TEST_F(RobustnessTest, ScriptErrorsReadAsK6s) {
+  testutil::RunResult run = RunScript("errors.js", R"(
+export const options = { iterations: 1 };
+function recurse(n) { return recurse(n + 1) + 1; }
+export default function () {
+  try { missingName + 1; } catch (e) { console.log('message: ' + e.message); }
+  try { recurse(0); } catch (e) { console.log('deep: ' + e.message); }
+  undefinedThing.call();
+}
+)");
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("message: missingName is not defined"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("deep: Maximum call stack size exceeded"));
+  EXPECT_THAT(run.stderr_text, HasSubstr(R"(ReferenceError: undefinedThing is not defined\n    at default ()"));
+  EXPECT_THAT(run.stderr_text, ContainsRegex(R"re(errors\.js:7\)" executor=shared-iterations)re"));
+  for (const char* noise : {"[anon]", "strict", "preventsyield", ".c:", "barrage:"}) {
+    EXPECT_THAT(run.stderr_text, Not(HasSubstr(noise)));
+  }
 }
 
 }  // namespace

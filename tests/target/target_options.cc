@@ -98,6 +98,8 @@ absl::StatusOr<TargetOptions> ParseTargetFlags(const std::vector<std::string>& a
   app.add_option("--error-status", options.error_status, "gRPC status code of injected errors")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
+  app.add_flag("--strict-utf8", options.strict_utf8,
+               "refuse SayHello greetings that are not valid UTF-8 (INVALID_ARGUMENT), as proto3 servers do");
   app.add_option("--reply-size", options.reply_size, "pad replies with 'x' to at least N bytes")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

@@ -37,6 +37,9 @@ struct TargetOptions {
   // stream error" (at once, or after stream_error_after messages).
   double error_rate = 0;
   int error_status = 13;  // INTERNAL
+  // Refuse (INVALID_ARGUMENT) a SayHello greeting that is not valid UTF-8,
+  // as proto3 servers do: surrogates encoded on their own (CESU-8) included.
+  bool strict_utf8 = false;
   // Every reply string is padded with 'x' to at least this many bytes.
   int reply_size = 0;
   // LotsOfReplies sends this many replies, stream_interval apart.

@@ -51,6 +51,26 @@ std::string MakeReply(std::string_view body, int reply_size) {
   return reply;
 }
 
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+// U+10FFFF. Hand-written: protobuf's validator is internal API.
+bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? b : b & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 gpr_timespec DeadlineAfter(absl::Duration d) {
   return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                       gpr_time_from_nanos(absl::ToInt64Nanoseconds(d), GPR_TIMESPAN));
@@ -393,6 +413,10 @@ class UnaryCall {
           grpc::Status(static_cast<grpc::StatusCode>(server_->options.error_status),
                        "injected error"),
           this);
+      return;
+    }
+    if (server_->options.strict_utf8 && !IsValidUtf8(request_.greeting())) {
+      responder_.FinishWithError(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "greeting is not valid UTF-8"), this);
       return;
     }
     reply_.set_reply(MakeReply(request_.greeting(), server_->options.reply_size));

@@ -19,8 +19,13 @@
 
 // Checked at every call, JSON level, regexp step and compiler recursion:
 // close to the end of the C stack (a VU's coroutine stack is small), a
-// RangeError instead of a segfault.
-#define DUK_USE_NATIVE_STACK_CHECK() barrage_duk_native_stack_check()
+// RangeError instead of a segfault. The macro is expanded in exactly one
+// place, duk_native_stack_check(duk_hthread *thr), so it may read `thr`:
+// while Duktape augments an error (our Duktape.errCreate hook in the
+// prelude runs then) part of the reserve may be used, as Duktape relaxes
+// its own call-depth limit for the same reason; else the RangeError of a
+// stack overflow would become "DoubleError: error in error handling".
+#define DUK_USE_NATIVE_STACK_CHECK() barrage_duk_native_stack_check(thr->heap->augmenting_error)
 
 // With the stack check above as the real bound, the fixed recursion limits
 // need not be low: k6 (goja) stringifies a 1,000-deep object, Duktape's
@@ -44,6 +49,6 @@
 #define DUK_USE_JSON_STRINGIFY_FASTPATH
 
 int barrage_duk_exec_timeout_check(void* udata);
-int barrage_duk_native_stack_check(void);
+int barrage_duk_native_stack_check(int augmenting_error);
 
 #endif  // BARRAGE_AGENT_JS_DUKTAPE_DUK_CONFIG_BARRAGE_H_

@@ -58,9 +58,11 @@ int barrage_duk_exec_timeout_check(void* udata) {
   return hooks != nullptr && hooks->ShouldInterrupt() ? 1 : 0;
 }
 
-int barrage_duk_native_stack_check(void) {
+int barrage_duk_native_stack_check(int augmenting_error) {
+  using barrage::agent::js::kNativeStackReserve;
   using barrage::agent::js::t_limit;
   const char* limit = t_limit != nullptr ? t_limit : barrage::agent::js::ThreadStackLimit();
   const char* here = static_cast<const char*>(__builtin_frame_address(0));
+  if (augmenting_error != 0) return here + kNativeStackReserve / 2 < limit ? 1 : 0;
   return here < limit ? 1 : 0;
 }
