@@ -1,0 +1,145 @@
+#include "controller/cli/report.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "controller/cli/exit_codes.h"
+#include "controller/summary.h"
+#include "controller/thresholds.h"
+#include "nlohmann/json.hpp"
+
+namespace barrage::cli {
+namespace {
+
+// The first error decides the code (spec §4.2): what the run gave, then a
+// lost agent, test.abort(), failed thresholds, test.fail().
+int FinalExitCode(const ReportInput& in, const RunOutcome& outcome,
+                  const controller::ThresholdEvaluator::Result& final_eval) {
+  int exit_code = outcome.exit_code;
+  if (outcome.agent_lost && exit_code == kExitOk) exit_code = kExitAgentLost;
+  if (auto reason = in.coordinator.abort_reason()) {
+    barrage::Log(Severity::kError, *reason);
+    if (exit_code == kExitOk) exit_code = kExitScriptAborted;
+  }
+  if (!final_eval.failed_metrics.empty()) {
+    barrage::Log(Severity::kError, absl::StrCat("thresholds on metrics '", absl::StrJoin(final_eval.failed_metrics, ", "),
+                                                "' have been crossed"));
+    if (exit_code == kExitOk) exit_code = kExitThresholdsFailed;
+  }
+  if (in.coordinator.test_failed() && exit_code == kExitOk) exit_code = kExitTestFailed;
+  return exit_code;
+}
+
+// Writes handleSummary()'s outputs: "stdout", "stderr" or a file path.
+void WriteSummaryOutputs(const nlohmann::json& outputs) {
+  for (const auto& [key, value] : outputs.items()) {
+    const std::string content = value.is_string() ? value.get<std::string>() : value.dump();
+    if (key == "stdout") {
+      fputs(content.c_str(), stdout);
+      fflush(stdout);
+    } else if (key == "stderr") {
+      fputs(content.c_str(), stderr);
+      fflush(stderr);
+    } else {
+      std::ofstream file(key, std::ios::binary | std::ios::trunc);
+      file << content;
+      file.close();
+      if (!file) barrage::Log(Severity::kError, absl::StrCat("handleSummary(): cannot write ", key));
+    }
+  }
+}
+
+// handleSummary(data) on an agent (spec §3.6): its returned map goes to
+// stdout ("stdout"), stderr ("stderr") or files (any other key, a path).
+// False when it failed or returned something else than an object: the
+// default summary is printed then, as k6 does.
+bool HandleSummary(controller::Coordinator& coordinator, const controller::SummaryInput& in, const Options& options) {
+  const nlohmann::json data =
+      controller::BuildHandleSummaryData(in, isatty(STDOUT_FILENO) != 0, isatty(STDERR_FILENO) != 0);
+  controller::SummaryInput plain = in, color = in;
+  plain.color = false;
+  color.color = true;
+  absl::StatusOr<v1::LifecycleResult> r =
+      coordinator.RunLifecycle("handleSummary", data.dump(), options.HandleSummaryTimeout(),
+                               controller::RenderSummaryText(plain), controller::RenderSummaryText(color));
+  if (!r.ok() || !r->ok()) {
+    barrage::Log(Severity::kError,
+                 absl::StrCat("handleSummary() failed: ", r.ok() ? r->error() : std::string(r.status().message())),
+                 {{"hint", "the default summary follows"}});
+    return false;
+  }
+  nlohmann::json out = r->has_data() ? nlohmann::json::parse(r->data_json(), nullptr, false) : nlohmann::json();
+  if (!out.is_object()) {
+    barrage::Log(Severity::kError, absl::StrCat("handleSummary() must return an object of outputs, got ",
+                                                r->has_data() ? r->data_json() : std::string("undefined")));
+    return false;
+  }
+  WriteSummaryOutputs(out);
+  return true;
+}
+
+// --summary-export: k6's JSON, plus each agent's share in distributed runs.
+void WriteSummaryExport(const ReportInput& in, const controller::SummaryInput& summary,
+                        const std::vector<controller::AgentSummary>& agents) {
+  nlohmann::json exported = nlohmann::json::parse(controller::RenderSummaryExport(summary));
+  if (!in.plan.embedded) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const controller::AgentSummary& a : agents) {
+      list.push_back({{"name", a.name}, {"segment", a.segment}, {"vus", a.vus}, {"state", a.state},
+                      {"iterations_completed", a.iterations_completed},
+                      {"iterations_interrupted", a.iterations_interrupted}});
+    }
+    exported["agents"] = list;
+  }
+  std::ofstream out(*in.flags.summary_export, std::ios::binary | std::ios::trunc);
+  out << exported.dump(4);
+  if (!out) {
+    barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", *in.flags.summary_export));
+  }
+}
+
+// The text summary (or handleSummary's outputs), then the export.
+void PrintSummary(const ReportInput& in, const RunOutcome& outcome, const metrics::MetricStore& total,
+                  const controller::ThresholdEvaluator::Result& final_eval,
+                  const std::vector<controller::AgentSummary>& agents) {
+  const Options& options = in.prepared.options;
+  controller::SummaryInput summary;
+  summary.store = &total;
+  summary.thresholds = final_eval.sets;
+  summary.trend_stats = options.TrendStats();
+  summary.time_unit = options.summary_time_unit.value_or("");
+  summary.test_run_duration = outcome.test_duration;
+  summary.setup_data_json = outcome.setup_data;
+  summary.color = isatty(STDOUT_FILENO) && !in.flags.no_color;
+  summary.no_color = in.flags.no_color;
+  const std::string text = controller::RenderSummaryText(summary);
+  const bool handled = in.coordinator.Exports("handleSummary") && HandleSummary(in.coordinator, summary, options);
+  if (!handled) {
+    fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
+    fflush(stdout);
+  }
+  if (in.flags.summary_export) WriteSummaryExport(in, summary, agents);
+}
+
+}  // namespace
+
+int Report(const ReportInput& in, const RunOutcome& outcome) {
+  // The agents' states as the run left them (handleSummary runs on one).
+  const std::vector<controller::AgentSummary> agents = in.coordinator.Agents();
+  metrics::MetricStore total;
+  in.coordinator.WithMetrics([&](metrics::MetricStore& merged) { (void)total.Merge(merged); });
+  const controller::ThresholdEvaluator::Result final_eval =
+      in.prepared.thresholds->Evaluate(total, outcome.test_duration, true);
+  const int exit_code = FinalExitCode(in, outcome, final_eval);
+  in.state.thresholds_passing = final_eval.failed_metrics.empty();
+  in.state.phase = 4;
+  if (!in.flags.no_summary) PrintSummary(in, outcome, total, final_eval, agents);
+  return exit_code;
+}
+
+}  // namespace barrage::cli

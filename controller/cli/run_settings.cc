@@ -1,0 +1,204 @@
+#include "controller/cli/run_settings.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/config_file.h"
+#include "common/duration.h"
+#include "common/execution_segment.h"
+#include "common/log.h"
+#include "controller/cli/exit_codes.h"
+
+namespace barrage::cli {
+
+int ConfigError(const std::string& message) {
+  barrage::Log(Severity::kError, absl::StrCat("There were problems with the specified script configuration:\n\t- ",
+                                              absl::StrReplaceAll(message, {{"\n", "\n\t- "}})));
+  return kExitInvalidConfig;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status ApplyConfigRunSettings(RunFlags& flags) {
+  if (!flags.config) return absl::OkStatus();
+  absl::StatusOr<std::string> text = ReadFile(*flags.config);
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("--config: cannot read ", *flags.config));
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(*text, *flags.config);
+  if (!file.ok()) return file.status();
+  const RunSettings& r = file->run;
+  if (flags.agents == 0 && r.agents) flags.agents = *r.agents;
+  if (!flags.listen && r.listen) flags.listen = r.listen;
+  if (flags.expect_agents == 0 && r.expect_agents) flags.expect_agents = *r.expect_agents;
+  if (!flags.agent_timeout && r.agent_timeout) flags.agent_timeout = r.agent_timeout;
+  if (!flags.on_agent_loss_set && r.on_agent_loss) flags.on_agent_loss = *r.on_agent_loss;
+  if (!flags.token_file && r.token_file) flags.token_file = r.token_file;
+  if (!flags.tls_cert && r.tls_cert) flags.tls_cert = r.tls_cert;
+  if (!flags.tls_key && r.tls_key) flags.tls_key = r.tls_key;
+  if (!flags.tls_ca && r.tls_ca) flags.tls_ca = r.tls_ca;
+  if (!flags.insecure && r.insecure) flags.insecure = *r.insecure;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Options> OptionsFromEnv() {
+  Options o;
+  auto get = [](const char* name) -> std::optional<std::string> {
+    const char* v = getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  if (auto v = get("K6_VUS")) {
+    int64_t n;
+    if (!absl::SimpleAtoi(*v, &n)) return absl::InvalidArgumentError(absl::StrCat("K6_VUS: not an integer: ", *v));
+    o.vus = n;
+  }
+  if (auto v = get("K6_ITERATIONS")) {
+    int64_t n;
+    if (!absl::SimpleAtoi(*v, &n)) return absl::InvalidArgumentError(absl::StrCat("K6_ITERATIONS: not an integer: ", *v));
+    o.iterations = n;
+  }
+  if (auto v = get("K6_DURATION")) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*v);
+    if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("K6_DURATION: ", d.status().message()));
+    o.duration = *d;
+  }
+  if (auto v = get("K6_SUMMARY_TREND_STATS")) o.summary_trend_stats = absl::StrSplit(*v, ',');
+  if (auto v = get("K6_SUMMARY_TIME_UNIT")) o.summary_time_unit = *v;
+  if (auto v = get("K6_TAGS")) {
+    metrics::TagSet tags;
+    for (absl::string_view kv : absl::StrSplit(*v, ',', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits(':', 1));
+      tags[p.first] = p.second;
+    }
+    o.tags = tags;
+  }
+  if (get("K6_NO_SETUP")) o.no_setup = *get("K6_NO_SETUP") == "true";
+  if (get("K6_NO_TEARDOWN")) o.no_teardown = *get("K6_NO_TEARDOWN") == "true";
+  return o;
+}
+
+absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
+  Options o;
+  if (f.vus) o.vus = *f.vus;
+  if (f.duration) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*f.duration);
+    if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--duration: ", d.status().message()));
+    o.duration = *d;
+  }
+  if (f.iterations) o.iterations = *f.iterations;
+  if (!f.stages.empty()) {
+    std::vector<Stage> stages;
+    for (const std::string& text : f.stages) {
+      const size_t colon = text.rfind(':');
+      int64_t target = 0;
+      if (colon == std::string::npos || !absl::SimpleAtoi(text.substr(colon + 1), &target) || target < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--stage: expected DURATION:TARGET like 30s:10, got '", text, "'"));
+      }
+      absl::StatusOr<absl::Duration> d = ParseDuration(text.substr(0, colon));
+      if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--stage '", text, "': ", d.status().message()));
+      stages.push_back({*d, target});
+    }
+    o.stages = stages;
+  }
+  if (f.summary_trend_stats) {
+    o.summary_trend_stats = absl::StrSplit(*f.summary_trend_stats, ',');
+    absl::Status st = ValidateTrendStats(*o.summary_trend_stats);
+    if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--summary-trend-stats: ", st.message()));
+  }
+  if (f.summary_time_unit) {
+    if (*f.summary_time_unit != "s" && *f.summary_time_unit != "ms" && *f.summary_time_unit != "us") {
+      return absl::InvalidArgumentError(absl::StrCat("--summary-time-unit: must be s, ms or us, got '", *f.summary_time_unit, "'"));
+    }
+    o.summary_time_unit = *f.summary_time_unit;
+  }
+  if (!f.tags.empty()) {
+    metrics::TagSet tags;
+    for (const std::string& t : f.tags) {
+      size_t eq = t.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--tag: expected NAME=VALUE, got '", t, "'"));
+      }
+      tags[t.substr(0, eq)] = t.substr(eq + 1);
+    }
+    o.tags = tags;
+  }
+  if (f.no_setup) o.no_setup = true;
+  if (f.no_teardown) o.no_teardown = true;
+  if (f.throw_errors) o.throw_errors = true;
+  if (f.execution_segment) {
+    absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*f.execution_segment);
+    if (!seg.ok()) return absl::InvalidArgumentError(absl::StrCat("--execution-segment: ", seg.status().message()));
+    o.execution_segment = *f.execution_segment;
+  }
+  if (f.execution_segment_sequence) {
+    absl::StatusOr<std::vector<Rational>> seq = ParseExecutionSegmentSequence(*f.execution_segment_sequence);
+    if (!seq.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--execution-segment-sequence: ", seq.status().message()));
+    }
+    o.execution_segment_sequence = *f.execution_segment_sequence;
+  }
+  return o;
+}
+
+absl::StatusOr<AgentPlan> MakeAgentPlan(const RunFlags& flags) {
+  if (flags.agents > 0 && flags.listen) {
+    return absl::InvalidArgumentError(
+        "--agents and --listen: choose one (--agents starts local agents, --listen waits for remote ones)");
+  }
+  if (flags.agents > 0 && (flags.tls_cert || flags.tls_key || flags.tls_ca)) {
+    return absl::InvalidArgumentError(
+        "--agents runs its agents on loopback without TLS; --tls-cert/--tls-key/--tls-ca are for --listen");
+  }
+  if (flags.agents > 0) return AgentPlan{flags.agents, false, "127.0.0.1:0"};
+  if (flags.listen) {
+    if (flags.expect_agents <= 0) return absl::InvalidArgumentError("--listen: --expect-agents N (N >= 1) is required");
+    return AgentPlan{flags.expect_agents, false, *flags.listen};
+  }
+  if (flags.expect_agents > 0) return absl::InvalidArgumentError("--expect-agents: only with --listen ADDR");
+  return AgentPlan{};
+}
+
+absl::StatusOr<ControlPlaneSettings> ReadControlPlaneSettings(const RunFlags& flags, const AgentPlan& plan) {
+  ControlPlaneSettings out;
+  if (flags.agent_timeout) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*flags.agent_timeout);
+    if (!d.ok() || *d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--agent-timeout: expected a duration like 60s, got '", *flags.agent_timeout, "'"));
+    }
+    out.agent_timeout = *d;
+  }
+  if (flags.on_agent_loss != "stop" && flags.on_agent_loss != "continue") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--on-agent-loss: expected stop or continue, got '", flags.on_agent_loss, "'"));
+  }
+  if (flags.token_file) {
+    absl::StatusOr<std::string> text = ReadFile(*flags.token_file);
+    if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("--token-file: cannot read ", *flags.token_file));
+    out.token = std::string(absl::StripAsciiWhitespace(*text));
+    if (out.token.empty()) return absl::InvalidArgumentError(absl::StrCat("--token-file: ", *flags.token_file, " is empty"));
+  }
+  if (!plan.embedded && !plan.listen.empty()) {
+    const std::string host = plan.listen.substr(0, plan.listen.rfind(':'));
+    const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]";
+    if (!loopback && !flags.tls_cert && out.token.empty() && !flags.insecure) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--listen ", plan.listen, ": listening beyond loopback needs --tls-cert/--tls-key ",
+                       "or --token-file (or --insecure to accept anyone who can connect)"));
+    }
+  }
+  return out;
+}
+
+}  // namespace barrage::cli
