@@ -14,6 +14,7 @@
 #include "agent/js/transform.h"
 #include "agent/js/values.h"
 #include "common/duration.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace barrage::agent::js {
@@ -239,7 +240,13 @@ absl::StatusOr<int> TimerStartImpl(duk_context* ctx, Runtime& rt) {
   auto op = std::make_shared<Runtime::TimerOp>();
   op->repeat = duk_to_boolean(ctx, 2);
   op->every = DurationFromMillis(ms);
-  op->loop_id = rt.event_loop().Register([op] {
+  op->loop_id = rt.event_loop().Register([op, id] {
+    // k6's warning for each timer the loop drops (the iteration failed or
+    // was interrupted), not for one the script cleared.
+    if (!op->cleared) {
+      barrage::Log(Severity::kWarning, absl::StrCat(op->repeat ? "setInterval " : "setTimeout ", id,
+                                                    " was stopped because the VU iteration was interrupted"));
+    }
     op->cleared = true;
     if (op->handle) op->handle->Cancel();
   });

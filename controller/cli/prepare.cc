@@ -32,9 +32,25 @@ class SignalHooks : public agent::js::HeapHooks {
 };
 const SignalHooks kSignalHooks;
 
+// The init pass's host. Nothing may block in the init context (connect,
+// invoke and sleep throw there before they get here) but timers, which k6
+// runs on the init context's event loop: this host keeps them in a queue
+// and, while the loop waits, sleeps until the next one is due and fires it
+// (on this thread, as a VU's worker would).
 class InitHost : public agent::js::VuHost {
  public:
-  void Block(const std::function<void(Resume)>& start) override { start([] {}); }
+  void Block(const std::function<void(Resume)>& start) override {
+    bool resumed = false;
+    start([&resumed] { resumed = true; });
+    while (!resumed && !timers_.empty()) RunNextTimer();
+  }
+  std::unique_ptr<Timer> StartTimer(absl::Duration after, std::function<void(bool fired)> fn) override {
+    auto entry = std::make_shared<TimerEntry>();
+    entry->due = absl::Now() + after;
+    entry->fn = std::move(fn);
+    timers_.push_back(entry);
+    return std::make_unique<InitTimer>(entry);
+  }
   void Sleep(absl::Duration) override {}
   // The first Ctrl-C stops the init pass, busy loops included.
   bool Interrupted() const override { return StopSignalsReceived() > 0; }
@@ -51,6 +67,39 @@ class InitHost : public agent::js::VuHost {
 
   std::map<std::string, metrics::MetricDef> defs;
   std::optional<std::string> abort_reason;
+
+ private:
+  struct TimerEntry {
+    absl::Time due;
+    std::function<void(bool)> fn;
+    bool cancelled = false;
+  };
+  class InitTimer : public Timer {
+   public:
+    explicit InitTimer(std::shared_ptr<TimerEntry> entry) : entry_(std::move(entry)) {}
+    void Cancel() override { entry_->cancelled = true; }
+
+   private:
+    std::shared_ptr<TimerEntry> entry_;
+  };
+
+  // Fires the earliest timer (a cancelled one at once, with false), after
+  // sleeping until it is due; a Ctrl-C cuts the sleep short, and the
+  // interrupted loop then cancels what is left.
+  void RunNextTimer() {
+    auto next = std::min_element(timers_.begin(), timers_.end(), [](const auto& a, const auto& b) {
+      return std::make_pair(!a->cancelled, a->due) < std::make_pair(!b->cancelled, b->due);
+    });
+    std::shared_ptr<TimerEntry> entry = *next;
+    timers_.erase(next);
+    while (!entry->cancelled && !Interrupted() && absl::Now() < entry->due) {
+      absl::SleepFor(std::min(entry->due - absl::Now(), absl::Milliseconds(50)));
+    }
+    std::function<void(bool)> fn = std::move(entry->fn);
+    fn(!entry->cancelled && !Interrupted());
+  }
+
+  std::vector<std::shared_ptr<TimerEntry>> timers_;
 };
 
 // The script as given: a .js file read from disk, or a test archive

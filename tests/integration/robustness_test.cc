@@ -8,6 +8,7 @@
 #include <csignal>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -272,6 +273,99 @@ export default function () {
   for (const char* noise : {"[anon]", "strict", "preventsyield", ".c:", "barrage:"}) {
     EXPECT_THAT(run.stderr_text, Not(HasSubstr(noise)));
   }
+}
+
+// The messages of the log lines in stderr, in order ("msg=..." unquoted).
+std::vector<std::string> LogMessages(const std::string& stderr_text) {
+  std::vector<std::string> out;
+  std::istringstream lines(stderr_text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t at = line.find(" msg=\"");
+    if (at == std::string::npos) continue;
+    std::string message;
+    for (size_t i = at + 6; i < line.size() && line[i] != '"'; ++i) {
+      if (line[i] == '\\' && i + 1 < line.size()) ++i;
+      message.push_back(line[i]);
+    }
+    out.push_back(message);
+  }
+  return out;
+}
+
+// k6's cmd/tests/eventloop_test.go, ported: timers run on the event loop of
+// every init context (the options pass, each VU, setup, teardown and
+// handleSummary) and of each lifecycle function, each in its own turn.
+TEST_F(RobustnessTest, K6EventLoopRunsTimersInEveryContext) {
+  testutil::RunResult run = RunScript("eventloop.js", R"(import { setTimeout } from 'k6/timers';
+setTimeout(()=> {console.log("initcontext setTimeout")}, 200)
+console.log("initcontext");
+export default function() {
+  setTimeout(()=> {console.log("default setTimeout")}, 200)
+  console.log("default");
+};
+export function setup() {
+  setTimeout(()=> {console.log("setup setTimeout")}, 200)
+  console.log("setup");
+};
+export function teardown() {
+  setTimeout(()=> {console.log("teardown setTimeout")}, 200)
+  console.log("teardown");
+};
+export function handleSummary() {
+  setTimeout(()=> {console.log("handleSummary setTimeout")}, 200)
+  console.log("handleSummary");
+};
+)");
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(LogMessages(run.stderr_text),
+              ::testing::ElementsAre("initcontext", "initcontext setTimeout",  // the options pass
+                                     "initcontext", "initcontext setTimeout",  // the VU
+                                     "initcontext", "initcontext setTimeout",  // setup's VU
+                                     "setup", "setup setTimeout", "default", "default setTimeout",
+                                     "initcontext", "initcontext setTimeout",  // teardown's VU
+                                     "teardown", "teardown setTimeout",
+                                     "initcontext", "initcontext setTimeout",  // handleSummary's VU
+                                     "handleSummary", "handleSummary setTimeout"))
+      << run.stderr_text;
+}
+
+TEST_F(RobustnessTest, K6EventLoopDropsTimersOfAnInterruptedOrFailedIteration) {
+  testutil::RunResult cross = RunScript("cross.js", R"(import { setTimeout } from 'k6/timers';
+import exec from "k6/execution"
+export const options = {
+  scenarios: {
+    "first":{ executor: "shared-iterations", maxDuration: "1s", iterations: 1, vus: 1, gracefulStop:"1s" },
+    "second": { executor: "shared-iterations", maxDuration: "1s", iterations: 1, vus: 1, startTime: "3s" }
+  }
+}
+export default function() {
+  let i = exec.scenario.name
+  setTimeout(()=> {console.log(i)}, 3000)
+}
+)");
+  EXPECT_EQ(cross.exit_code, 0) << cross.stderr_text;
+  EXPECT_THAT(LogMessages(cross.stderr_text),
+              ::testing::ElementsAre("setTimeout 1 was stopped because the VU iteration was interrupted", "second"));
+  testutil::RunResult iterations = RunScript("iterations.js", R"(import { setTimeout } from 'k6/timers';
+import { sleep } from "k6"
+export const options = { iterations: 2, vus: 1 }
+export default function() {
+  let i = __ITER;
+  setTimeout(()=> { console.log(i) }, 1000)
+  if (__ITER == 0) {
+    throw "just error"
+  } else {
+    sleep(1)
+  }
+}
+)");
+  EXPECT_EQ(iterations.exit_code, 0) << iterations.stderr_text;
+  std::vector<std::string> messages = LogMessages(iterations.stderr_text);
+  ASSERT_EQ(messages.size(), 3u) << iterations.stderr_text;
+  EXPECT_EQ(messages[0], "setTimeout 1 was stopped because the VU iteration was interrupted");
+  EXPECT_THAT(messages[1], ::testing::StartsWith("just error"));
+  EXPECT_EQ(messages[2], "1");
 }
 
 }  // namespace
