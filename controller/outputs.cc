@@ -54,15 +54,21 @@ absl::StatusOr<std::unique_ptr<Output>> Output::Open(const std::string& spec) {
   }
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("--out ", kind, ": a file is required, as ", kind, "=FILE"));
   auto out = std::unique_ptr<Output>(new Output(kind == "json" ? Kind::kJson : Kind::kCsv, path));
-  out->out_.open(path, std::ios::binary | std::ios::trunc);
-  if (!out->out_) return absl::InvalidArgumentError(absl::StrCat("--out ", kind, ": cannot write ", path));
+  absl::StatusOr<std::unique_ptr<OutputFile>> file = OutputFile::Create(path);
+  if (!file.ok()) return absl::InvalidArgumentError(absl::StrCat("--out ", kind, ": cannot write ", file.status().message()));
+  out->out_ = *std::move(file);
   if (out->kind_ == Kind::kCsv) {
-    out->out_ << "metric_name,timestamp,metric_value," << absl::StrJoin(CsvTagColumns(), ",") << ",extra_tags,metadata\n";
+    absl::Status st = out->out_->Append(absl::StrCat("metric_name,timestamp,metric_value,",
+                                                     absl::StrJoin(CsvTagColumns(), ","), ",extra_tags,metadata\n"));
+    if (st.ok()) st = out->out_->Flush();
+    if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--out ", kind, ": cannot write ", st.message()));
   }
   return out;
 }
 
 absl::Status Output::Write(const metrics::MetricStore& interval, absl::Time at) {
+  if (failed_) return absl::OkStatus();
+  std::string text;
   const std::string time = absl::FormatTime("%Y-%m-%dT%H:%M:%E6S%Ez", at, absl::UTCTimeZone());
   interval.ForEachSeries("", [&](const std::string& metric, const metrics::TagSet& tags, const metrics::Aggregate& agg) {
     const metrics::MetricDef* def = interval.Find(metric);
@@ -79,7 +85,7 @@ absl::Status Output::Write(const metrics::MetricStore& interval, absl::Time at) 
                               {"thresholds", nlohmann::json::array()},
                               {"submetrics", nullptr}}},
                             {"metric", metric}};
-        out_ << m.dump() << "\n";
+        absl::StrAppend(&text, m.dump(), "\n");
       }
       nlohmann::ordered_json point = {{"type", "Point"},
                               {"data",
@@ -89,7 +95,7 @@ absl::Status Output::Write(const metrics::MetricStore& interval, absl::Time at) 
                                 {"aggregate",
                                  {{"count", agg.count()}, {"sum", agg.sum()}, {"min", agg.min()}, {"max", agg.max()}}}}},
                               {"metric", metric}};
-      out_ << point.dump() << "\n";
+      absl::StrAppend(&text, point.dump(), "\n");
       return;
     }
     std::vector<std::string> row = {CsvField(metric), absl::StrCat(absl::ToUnixSeconds(at)), absl::StrCat(value)};
@@ -105,16 +111,21 @@ absl::Status Output::Write(const metrics::MetricStore& interval, absl::Time at) 
     }
     row.push_back(CsvField(absl::StrJoin(extra, "&")));
     row.push_back("");
-    out_ << absl::StrJoin(row, ",") << "\n";
+    absl::StrAppend(&text, absl::StrJoin(row, ","), "\n");
   });
-  out_.flush();
-  if (!out_) return absl::DataLossError(absl::StrCat("--out: writing ", path_, " failed"));
+  absl::Status st = out_->Append(text);
+  if (st.ok()) st = out_->Flush();
+  if (!st.ok()) {
+    failed_ = true;
+    return absl::DataLossError(absl::StrCat("--out: writing ", st.message(), "; this output stops here"));
+  }
   return absl::OkStatus();
 }
 
 absl::Status Output::Close() {
-  out_.close();
-  if (!out_) return absl::DataLossError(absl::StrCat("--out: writing ", path_, " failed"));
+  absl::Status st = out_->Close();
+  if (failed_) return absl::OkStatus();
+  if (!st.ok()) return absl::DataLossError(absl::StrCat("--out: writing ", st.message()));
   return absl::OkStatus();
 }
 

@@ -7,7 +7,6 @@
 #ifndef BARRAGE_CONTROLLER_OUTPUTS_H_
 #define BARRAGE_CONTROLLER_OUTPUTS_H_
 
-#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -15,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/metrics/metric_store.h"
+#include "common/output_file.h"
 
 namespace barrage::controller {
 
@@ -24,7 +24,9 @@ class Output {
   // an unknown kind or an unwritable file is an error naming it.
   static absl::StatusOr<std::unique_ptr<Output>> Open(const std::string& spec);
 
-  // Writes one interval's points, stamped `at`.
+  // Writes one interval's points, stamped `at`, and flushes them: a full
+  // disk shows at the interval it happens, naming the file and the reason.
+  // After a failure the output is given up: later calls do nothing.
   absl::Status Write(const metrics::MetricStore& interval, absl::Time at);
   absl::Status Close();
 
@@ -33,8 +35,9 @@ class Output {
   Output(Kind kind, std::string path) : kind_(kind), path_(std::move(path)) {}
   Kind kind_;
   std::string path_;
-  std::ofstream out_;
+  std::unique_ptr<OutputFile> out_;
   std::set<std::string> described_;  // JSON: metrics whose Metric line is out
+  bool failed_ = false;  // a write failed (reported once): the rest is skipped
 };
 
 }  // namespace barrage::controller

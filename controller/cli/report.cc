@@ -1,5 +1,7 @@
 #include "controller/cli/report.h"
 
+#include "common/output_file.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,17 +41,12 @@ int FinalExitCode(const ReportInput& in, const RunOutcome& outcome,
 void WriteSummaryOutputs(const nlohmann::json& outputs) {
   for (const auto& [key, value] : outputs.items()) {
     const std::string content = value.is_string() ? value.get<std::string>() : value.dump();
-    if (key == "stdout") {
-      fputs(content.c_str(), stdout);
-      fflush(stdout);
-    } else if (key == "stderr") {
-      fputs(content.c_str(), stderr);
-      fflush(stderr);
-    } else {
-      std::ofstream file(key, std::ios::binary | std::ios::trunc);
-      file << content;
-      file.close();
-      if (!file) barrage::Log(Severity::kError, absl::StrCat("handleSummary(): cannot write ", key));
+    if (key == "stdout" || key == "stderr") {
+      FILE* stream = key == "stdout" ? stdout : stderr;
+      fwrite(content.data(), 1, content.size(), stream);
+      fflush(stream);
+    } else if (absl::Status st = WriteWholeFile(key, content); !st.ok()) {
+      barrage::Log(Severity::kError, absl::StrCat("handleSummary(): cannot write ", st.message()));
     }
   }
 }
@@ -98,10 +95,8 @@ void WriteSummaryExport(const ReportInput& in, const controller::SummaryInput& s
     }
     exported["agents"] = list;
   }
-  std::ofstream out(*in.flags.summary_export, std::ios::binary | std::ios::trunc);
-  out << exported.dump(4);
-  if (!out) {
-    barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", *in.flags.summary_export));
+  if (absl::Status st = WriteWholeFile(*in.flags.summary_export, exported.dump(4)); !st.ok()) {
+    barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", st.message()));
   }
 }
 

@@ -275,6 +275,28 @@ export default function () {
   }
 }
 
+// Result files on a full disk (/dev/full answers every write with ENOSPC)
+// or in a missing folder: each failure names the file and the system's
+// reason, instead of an empty file and silence.
+TEST_F(RobustnessTest, WriteFailuresNameTheFileAndTheReason) {
+  const std::string script = Write("outputs.js", R"(
+export const options = { iterations: 3 };
+export default function () {}
+export function handleSummary(data) { return { '/dev/full': 'x'.repeat(100000), 'stdout': 'custom summary\n' }; }
+)");
+  testutil::RunResult run = Barrage({"-q", "--summary-export", "/dev/full", "--out", "json=/dev/full", script});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("--summary-export: cannot write /dev/full: No space left on device"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("--out: writing /dev/full: No space left on device"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("handleSummary(): cannot write /dev/full: No space left on device"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("custom summary"));
+  testutil::RunResult missing = Barrage({"-q", "--summary-export", dir_ + "/no/such/dir/s.json", script});
+  EXPECT_THAT(missing.stderr_text, HasSubstr("/no/such/dir/s.json: No such file or directory"));
+  testutil::RunResult out_missing = Barrage({"-q", "--out", "csv=" + dir_ + "/none/x.csv", script});
+  EXPECT_EQ(out_missing.exit_code, 104);
+  EXPECT_THAT(out_missing.stderr_text, HasSubstr("/none/x.csv: No such file or directory"));
+}
+
 // The messages of the log lines in stderr, in order ("msg=..." unquoted).
 std::vector<std::string> LogMessages(const std::string& stderr_text) {
   std::vector<std::string> out;
