@@ -10,6 +10,11 @@
 namespace barrage {
 namespace {
 
+// A value in an error message; bytes that are not UTF-8 become U+FFFD
+// (dump() would throw on them).
+std::string Show(const nlohmann::json& v) { return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+
 using nlohmann::json;
 
 // YAML scalars carry no type; they become what they read as (integer,
@@ -49,13 +54,14 @@ absl::Status ReadSettings(const json& b, const std::string& where, RunSettings& 
     const json& v = *it;
     const std::string w = absl::StrCat(where, ".", k);
     auto str = [&](std::optional<std::string>& out) -> absl::Status {
-      if (!v.is_string()) return absl::InvalidArgumentError(absl::StrCat(w, ": expected a string, got ", v.dump()));
+      if (!v.is_string()) return absl::InvalidArgumentError(absl::StrCat(w, ": expected a string, got ", Show(v)));
       out = v.get<std::string>();
       return absl::OkStatus();
     };
     auto num = [&](std::optional<int>& out) -> absl::Status {
-      if (!v.is_number_integer() || v.get<int64_t>() < 1) {
-        return absl::InvalidArgumentError(absl::StrCat(w, ": expected a positive integer, got ", v.dump()));
+      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > 1000000) || v.get<int64_t>() < 1 ||
+          v.get<int64_t>() > 1000000) {
+        return absl::InvalidArgumentError(absl::StrCat(w, ": expected a positive integer, got ", Show(v)));
       }
       out = v.get<int>();
       return absl::OkStatus();
@@ -68,7 +74,7 @@ absl::Status ReadSettings(const json& b, const std::string& where, RunSettings& 
     else if (k == "onAgentLoss") st = str(run.on_agent_loss);
     else if (k == "tokenFile") st = str(run.token_file);
     else if (k == "insecure") {
-      if (!v.is_boolean()) return absl::InvalidArgumentError(absl::StrCat(w, ": expected true or false, got ", v.dump()));
+      if (!v.is_boolean()) return absl::InvalidArgumentError(absl::StrCat(w, ": expected true or false, got ", Show(v)));
       run.insecure = v.get<bool>();
     } else if (k == "tls") {
       if (!v.is_object()) return absl::InvalidArgumentError(absl::StrCat(w, ": expected a map of cert, key, ca"));
@@ -110,7 +116,9 @@ absl::StatusOr<ConfigFile> ParseConfigFile(const std::string& text, const std::s
     if (!st.ok()) return st;
     root.erase("barrage");
   }
-  out.options_json = root.dump();
+  // A YAML file may hold bytes that are not UTF-8; they become U+FFFD
+  // rather than an exception (found by tests/fuzz/options_fuzz).
+  out.options_json = root.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return out;
 }
 

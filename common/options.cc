@@ -1,5 +1,7 @@
 #include "common/options.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -41,10 +43,15 @@ std::optional<absl::Duration> ReadDuration(const json& v, const std::string& whe
 }
 
 std::optional<int64_t> ReadInt(const json& v, const std::string& where, Problems& p) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+  // Integers past int64 (18446744073709551615, 1e300) are refused, never
+  // wrapped into negative or arbitrary values (found by tests/fuzz).
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return v.get<int64_t>();
+  } else if (v.is_number_integer()) {
+    return v.get<int64_t>();
+  } else if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18) return static_cast<int64_t>(d);
   }
   p.Add(absl::StrCat(where, ": expected an integer, got ", v.dump()));
   return std::nullopt;

@@ -14,11 +14,12 @@
 
 namespace barrage::agent::js {
 
-// A string taken from the heap, as UTF-8: each surrogate pair becomes its
-// 4-byte character; a lone surrogate (a JS string may hold one) becomes
-// U+FFFD, as Go's (and so k6's) conversion of JS strings does. Anything
-// else passes unchanged. Returns the input itself when there is nothing to
-// convert (the common case costs one scan).
+// A string taken from the heap, as valid UTF-8: each surrogate pair
+// becomes its 4-byte character; a lone surrogate (a JS string may hold
+// one) becomes U+FFFD, as Go's (and so k6's) conversion of JS strings does,
+// and so does any byte that is not part of valid UTF-8 (a string made from
+// a buffer can hold such bytes): whatever leaves the heap can be written to
+// JSON, protobuf and terminals. ASCII text costs one scan.
 std::string Utf8FromJs(std::string_view cesu8);
 
 // A UTF-8 string for the heap: each 4-byte character becomes its surrogate

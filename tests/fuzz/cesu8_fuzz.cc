@@ -30,7 +30,10 @@ bool IsValidUtf8(std::string_view s) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in = barrage::fuzz::AsView(data, size);
   const std::string out = barrage::agent::js::Utf8FromJs(in);
-  if (barrage::agent::js::HasSurrogates(out)) std::abort();
+  if (!IsValidUtf8(out)) {
+    std::fprintf(stderr, "Utf8FromJs left invalid UTF-8\n");
+    std::abort();
+  }
   if (IsValidUtf8(in)) {
     const std::string js = barrage::agent::js::Utf8ToJs(in);
     if (barrage::agent::js::HasFourByteSequences(js) || barrage::agent::js::Utf8FromJs(js) != in) {

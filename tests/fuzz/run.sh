@@ -33,7 +33,7 @@ for t in "${targets[@]}"; do
   corpus="$BUILD/corpus/$t" crashes="$BUILD/crashes/$t"
   mkdir -p "$corpus" "$crashes"
   cp -n tests/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
-  if "$BUILD/bin/${t}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if "$BUILD/bin/${t}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="$crashes/" "$corpus" >"$BUILD/$t.log" 2>&1; then
     echo "fuzz $t: ok, $(grep -o 'stat::number_of_executed_units: [0-9]*' "$BUILD/$t.log" | tail -1 | awk '{print $2}')" \
          "runs in ${seconds}s, corpus $(ls "$corpus" | wc -l) inputs"

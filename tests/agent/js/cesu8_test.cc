@@ -40,16 +40,26 @@ TEST(Cesu8Test, LoneSurrogatesBecomeReplacementCharacters) {
   EXPECT_EQ(Utf8FromJs("a\xED\xA0\xBD" "b"), "a\xEF\xBF\xBD" "b");
   EXPECT_EQ(Utf8FromJs("\xED\xB8\x80"), "\xEF\xBF\xBD");
   EXPECT_EQ(Utf8FromJs("\xED\xB8\x80\xED\xA0\xBD"), "\xEF\xBF\xBD\xEF\xBF\xBD");
-  // Cut short at the end of the string.
-  EXPECT_EQ(Utf8FromJs("\xED\xA0"), "\xED\xA0");
+  // Cut short at the end of the string: two invalid bytes.
+  EXPECT_EQ(Utf8FromJs("\xED\xA0"), "\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
-TEST(Cesu8Test, EverythingElsePassesUnchanged) {
-  for (const char* s : {"", "plain ascii", "caf\xC3\xA9 \xE2\x82\xAC \xE4\xB8\xAD", "\xED\x9F\xBF" /* U+D7FF */,
-                        "\xFF\xFE garbage \xF0\x9F", "\xF5\x80\x80\x80" /* beyond U+10FFFF */}) {
+TEST(Cesu8Test, ValidTextPassesUnchanged) {
+  for (const char* s : {"", "plain ascii", "caf\xC3\xA9 \xE2\x82\xAC \xE4\xB8\xAD", "\xED\x9F\xBF" /* U+D7FF */}) {
     EXPECT_EQ(Utf8FromJs(s), s);
     EXPECT_EQ(Utf8ToJs(s), s);
   }
+}
+
+// Bytes that are not UTF-8 (a string made from a buffer) leave the heap as
+// U+FFFD, one per byte, so JSON writers and protobuf never see them; on the
+// way in they are kept as Duktape keeps them.
+TEST(Cesu8Test, InvalidBytesLeaveAsReplacementCharacters) {
+  EXPECT_EQ(Utf8FromJs("a\xFF\xFE" "b"), "a\xEF\xBF\xBD\xEF\xBF\xBD" "b");
+  EXPECT_EQ(Utf8FromJs("\xF0\x9F"), "\xEF\xBF\xBD\xEF\xBF\xBD");               // cut short
+  EXPECT_EQ(Utf8FromJs("\xF5\x80\x80\x80"), std::string(12, '\0').replace(0, 12, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"));
+  EXPECT_EQ(Utf8FromJs("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");               // overlong '/'
+  EXPECT_EQ(Utf8ToJs("\xFF\xFE garbage"), "\xFF\xFE garbage");
 }
 
 }  // namespace
