@@ -10,6 +10,7 @@
 #include "agent/js/cesu8.h"
 #include "agent/js/embedded_js.h"
 #include "agent/js/module_grpc.h"
+#include "agent/js/module_wrapper.h"
 #include "agent/js/safe_call.h"
 #include "agent/js/transform.h"
 #include "agent/js/values.h"
@@ -22,10 +23,6 @@ namespace {
 
 constexpr char kRuntimeKey[] = "\xff" "runtime";
 
-// The module wrapper: kept on the module's first line so that line numbers
-// in stack traces are the user's.
-constexpr char kWrapperHead[] = "function (exports, require, module, __filename, __dirname) {";
-constexpr char kWrapperTail[] = "\n}";
 
 std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -59,7 +56,7 @@ absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
 
 // Compiles a module's ES5 source to a wrapper function left on the stack.
 absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source) {
-  std::string wrapped = absl::StrCat(kWrapperHead, source, kWrapperTail);
+  std::string wrapped = absl::StrCat(kModuleWrapperHead, source, kModuleWrapperTail);
   duk_push_lstring(ctx, path.data(), path.size());
   if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
     std::string text = duk_safe_to_string(ctx, -1);
@@ -358,7 +355,7 @@ duk_ret_t NativeRequire(duk_context* ctx) {
         duk_put_prop_string(ctx, -4, abs.c_str());
         // call fn(exports, require, module, __filename, __dirname)
         duk_dup(ctx, -2);                              // fn
-        duk_push_object(ctx);                          // this
+        duk_get_prop_string(ctx, -2, "exports");       // this: module.exports, as in k6 and Node
         duk_get_prop_string(ctx, -3, "exports");
         duk_get_global_string(ctx, "__b");
         duk_get_prop_string(ctx, -1, "makeRequire");

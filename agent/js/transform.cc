@@ -1,12 +1,23 @@
 #include "agent/js/transform.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "agent/js/embedded_js.h"
+#include "agent/js/module_wrapper.h"
 #include "agent/js/safe_call.h"
+#include "agent/js/transform_cache.h"
+#include "common/log.h"
+#include "common/status_macros.h"
 
 namespace barrage::agent::js {
 namespace {
 
+// Babel's options. Changing them changes the cache key (kRecipe holds them).
 constexpr char kTransformFn[] = R"JS(
 (function (src, filename) {
   try {
@@ -27,19 +38,192 @@ constexpr char kTransformFn[] = R"JS(
 })
 )JS";
 
+// Where babel-standalone 6.26.0 (pinned in scripts/js/package-lock.json)
+// does super-linear work, and the same computation without it. Each `from`
+// must occur exactly once in the embedded babel.min.js, or loading fails:
+// a new Babel needs these looked at again. The output is byte-for-byte the
+// same (tests/bench/transform_bench checks it on every input); the figures
+// are in tests/bench/README.md.
+struct BabelPatch {
+  const char* why;
+  const char* from;
+  const char* to;
+};
+constexpr BabelPatch kBabelPatches[] = {
+    {// The block-scoping plugin asked for the NodePaths of a block's whole
+     // body once per statement of that body: cubic in the statements of one
+     // block (a bundle's factory function has thousands): 1,000 functions
+     // in one body took 69 s. Asked once, before the loop.
+     "block scoping: body paths once per block",
+     R"(if(t.body)for(var o=0;o<t.body.length;o++){var u=this.blockPath.get("body")[o];i(u)}if(t.cases)for(var l=0;l<t.cases.length;l++)for(var c=t.cases[l].consequent,f=0;f<c.length;f++){var p=this.blockPath.get("cases")[l],d=c[f];i(p,d)})",
+     R"(if(t.body)for(var __bb=this.blockPath.get("body"),o=0;o<t.body.length;o++){var u=__bb[o];i(u)}if(t.cases)for(var __bc=this.blockPath.get("cases"),l=0;l<t.cases.length;l++)for(var c=t.cases[l].consequent,f=0;f<c.length;f++){var p=__bc[l],d=c[f];i(p,d)})"},
+    {// NodePath.get found a node's path by scanning every path made under
+     // the same parent: quadratic in a block's statements (Babel 7 keys
+     // the cache by node). Each node now remembers its path (a hidden
+     // property) and the scan runs only when that memory is stale.
+     "NodePath.get: a node remembers its path",
+     R"(var u=s[o],l=S.path.get(i)||[];S.path.has(i)||S.path.set(i,l);for(var c=void 0,f=0;f<l.length;f++){var p=l[f];if(p.node===u){c=p;break}}return c||(c=new e(r,i),l.push(c)),c.setup(n,s,a,o),c})",
+     R"(var u=s[o],l=S.path.get(i)||[];S.path.has(i)||S.path.set(i,l);var c=u!==null&&typeof u==="object"?u.__barrage_path:void 0;if(c===void 0||c.node!==u||c.__barrage_list!==l){c=void 0;for(var f=0;f<l.length;f++){var p=l[f];if(p.node===u){c=p;break}}c||(c=new e(r,i),l.push(c),Object.defineProperty(c,"__barrage_list",{value:l}));u!==null&&typeof u==="object"&&Object.defineProperty(u,"__barrage_path",{value:c,writable:!0,configurable:!0})}return c.setup(n,s,a,o),c})"},
+    {// t.isType(nodeType, alias) walked the alias's member list on every
+     // call (a tenth of the time on ES2015+ code). The answer never changes
+     // once Babel is loaded, so it is remembered from then on.
+     "isType: answers remembered",
+     R"(function a(e,t){if(e===t)return!0;if(z.ALIAS_KEYS[t])return!1;var r=z.FLIPPED_ALIAS_KEYS[t];if(r){if(r[0]===e)return!0;for(var n=r,i=Array.isArray(n),s=0,n=i?n:(0,T.default)(n);;){var a;if(i){if(s>=n.length)break;a=n[s++]}else{if(s=n.next(),s.done)break;a=s.value}if(e===a)return!0}}return!1})",
+     R"(function a(e,t){if(e===t)return!0;var m=__barrage_isTypeMemo;if(m===null)return __barrage_isTypeSlow(e,t);var k=m[t];if(k===void 0)k=m[t]=Object.create(null);var v=k[e];if(v===void 0)v=k[e]=__barrage_isTypeSlow(e,t);return v}function __barrage_isTypeSlow(e,t){if(z.ALIAS_KEYS[t])return!1;var r=z.FLIPPED_ALIAS_KEYS[t];if(r){if(r[0]===e)return!0;for(var n=r,i=Array.isArray(n),s=0,n=i?n:(0,T.default)(n);;){var a;if(i){if(s>=n.length)break;a=n[s++]}else{if(s=n.next(),s.done)break;a=s.value}if(e===a)return!0}}return!1})"},
+};
+
+// What decides Babel's output besides the source: the embedded Babel with
+// our patches, and the options. Part of every cache key.
+const std::string& Recipe() {
+  static const std::string* recipe = [] {
+    std::string patches;
+    for (const BabelPatch& p : kBabelPatches) absl::StrAppend(&patches, p.to, "\n");
+    std::string_view babel = BabelSource();
+    return new std::string(
+        Sha256Hex({"barrage transform 1", absl::string_view(babel.data(), babel.size()), patches, kTransformFn}));
+  }();
+  return *recipe;
+}
+
+absl::StatusOr<std::string> PatchedBabel() {
+  std::string babel(BabelSource());
+  for (const BabelPatch& p : kBabelPatches) {
+    size_t at = babel.find(p.from);
+    if (at == std::string::npos || babel.find(p.from, at + 1) != std::string::npos) {
+      return absl::InternalError(absl::StrCat("the embedded babel-standalone is not the pinned 6.26.0: patch '",
+                                              p.why, "' does not apply"));
+    }
+    babel.replace(at, strlen(p.from), p.to);
+  }
+  return babel;
+}
+
+// A file that needs no transform runs as it is, but strict, as Babel's
+// output and every file in k6 do. On the first line: lines stay the user's.
+constexpr absl::string_view kStrictPrefix = "\"use strict\";";
+
+bool IsIdentifierByte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+}
+
+// `source` with each word "const" made unparseable ("@onst"), or nullopt
+// when the word does not occur. A non-ASCII neighbour counts as a word
+// boundary: masking too much only sends a file to Babel.
+std::optional<std::string> MaskConst(const std::string& source) {
+  std::optional<std::string> masked;
+  for (size_t at = source.find("const"); at != std::string::npos; at = source.find("const", at + 5)) {
+    if (at > 0 && IsIdentifierByte(source[at - 1])) continue;
+    if (at + 5 < source.size() && IsIdentifierByte(source[at + 5])) continue;
+    if (!masked) masked = source;
+    (*masked)[at] = '@';
+  }
+  return masked;
+}
+
 }  // namespace
 
+std::string DefaultTransformCacheDir() {
+  auto env = [](const char* name) -> std::string {
+    const char* v = getenv(name);
+    return v != nullptr ? v : "";
+  };
+  std::string base = env("BARRAGE_CACHE_DIR");
+  if (base.empty() && !env("XDG_CACHE_HOME").empty()) base = env("XDG_CACHE_HOME") + "/barrage";
+  if (base.empty() && !env("HOME").empty()) base = env("HOME") + "/.cache/barrage";
+  return base.empty() ? "" : base + "/transform";
+}
+
+// The Babel heap's interrupt check (every 256 k bytecode instructions, a
+// few ms): passes on the owner's stop, and announces a long transform.
+class Transformer::Hooks : public HeapHooks {
+ public:
+  explicit Hooks(const TransformerOptions& options) : options_(options) {}
+
+  void Begin(const std::string& filename, size_t bytes) {
+    file_ = &filename;
+    bytes_ = bytes;
+    start_ = absl::Now();
+    next_announce_ = start_ + options_.announce_after;
+    interrupted_ = false;
+  }
+  void End() { file_ = nullptr; }
+  bool interrupted() const { return interrupted_; }
+
+  bool ShouldInterrupt() const override {
+    if (options_.hooks != nullptr && options_.hooks->ShouldInterrupt()) {
+      interrupted_ = true;
+      return true;
+    }
+    if (file_ != nullptr) {
+      absl::Time now = absl::Now();
+      if (now >= next_announce_) Announce(now);
+    }
+    return false;
+  }
+
+ private:
+  void Announce(absl::Time now) const {
+    std::string text =
+        announced_for_ == file_
+            ? absl::StrFormat("still transforming %s: %.0f s so far", *file_, absl::ToDoubleSeconds(now - start_))
+            : absl::StrFormat(
+                  "transforming %s (%d KB) from ES2015+ to ES5 with Babel; large files take a while%s", *file_,
+                  (bytes_ + 1023) / 1024,
+                  options_.cache_dir.empty() ? "" : ", and the result is cached for the next run");
+    announced_for_ = file_;
+    next_announce_ = now + absl::Seconds(15);
+    if (options_.log) {
+      options_.log(text);
+    } else {
+      Log(Severity::kInfo, text);
+    }
+  }
+
+  const TransformerOptions& options_;
+  const std::string* file_ = nullptr;
+  size_t bytes_ = 0;
+  absl::Time start_;
+  mutable absl::Time next_announce_;
+  mutable const std::string* announced_for_ = nullptr;
+  mutable bool interrupted_ = false;
+};
+
+Transformer::Transformer(TransformerOptions options)
+    : options_(std::move(options)), hooks_(std::make_unique<Hooks>(options_)) {
+  if (!options_.cache_dir.empty()) cache_ = std::make_unique<TransformCache>(options_.cache_dir);
+}
+
+absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(TransformerOptions options) {
+  std::unique_ptr<Transformer> t(new Transformer(std::move(options)));
+  t->probe_ = CreateHeap(nullptr);
+  if (t->probe_ == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
+  return t;
+}
+
 absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const HeapHooks* hooks) {
-  duk_context* ctx = CreateHeap(hooks);
-  if (ctx == nullptr) return absl::ResourceExhaustedError("cannot create the Babel heap");
-  std::unique_ptr<Transformer> t(new Transformer(ctx));
-  std::string_view babel = BabelSource();
+  TransformerOptions options;
+  options.hooks = hooks;
+  return Create(std::move(options));
+}
+
+Transformer::~Transformer() {
+  if (babel_ != nullptr) duk_destroy_heap(babel_);
+  if (probe_ != nullptr) duk_destroy_heap(probe_);
+}
+
+absl::Status Transformer::LoadBabel() {
+  absl::StatusOr<std::string> babel = PatchedBabel();
+  if (!babel.ok()) return babel.status();
+  babel_ = CreateHeap(hooks_.get());
+  if (babel_ == nullptr) return absl::ResourceExhaustedError("cannot create the Babel heap");
   auto load = [&babel](duk_context* c) -> duk_ret_t {
-    duk_eval_string_noresult(c, "var window = this, self = this;");
+    duk_eval_string_noresult(c, "var window = this, self = this, __barrage_isTypeMemo = null;");
     duk_push_string(c, "babel.min.js");
-    duk_compile_lstring_filename(c, 0, babel.data(), babel.size());
+    duk_compile_lstring_filename(c, 0, babel->data(), babel->size());
     duk_call(c, 0);
     duk_pop(c);
+    // From here on the node types are all defined: isType may remember.
+    duk_eval_string_noresult(c, "__barrage_isTypeMemo = Object.create(null);");
     duk_push_global_object(c);
     duk_push_string(c, "__barrage_transform");
     duk_eval_string(c, kTransformFn);
@@ -47,15 +231,64 @@ absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const HeapHooks
     duk_pop(c);
     return 0;
   };
-  absl::Status st = SafeCall(ctx, load);
-  if (!st.ok()) return absl::InternalError(absl::StrCat("loading Babel: ", st.message()));
-  return t;
+  absl::Status st = SafeCall(babel_, load);
+  if (!st.ok()) {
+    duk_destroy_heap(babel_);
+    babel_ = nullptr;
+    if (hooks_->interrupted()) return absl::CancelledError("interrupted while loading Babel");
+    return absl::InternalError(absl::StrCat("loading Babel: ", st.message()));
+  }
+  return absl::OkStatus();
 }
 
-Transformer::~Transformer() { duk_destroy_heap(ctx_); }
+absl::StatusOr<std::string> Transformer::Transform(const std::string& source, const std::string& filename) {
+  if (options_.mode == CompatibilityMode::kBase) {
+    ++counts_.untouched;
+    return source;
+  }
+  // k6's way: compile first, transform only what does not compile. The
+  // test compile is the runtime's own (same wrapper, same Duktape), and
+  // costs about 0.1 s per MB.
+  std::string as_is = absl::StrCat(kStrictPrefix, source);
+  auto compiles = [this](const std::string& code) {
+    std::string wrapped = absl::StrCat(kModuleWrapperHead, code, kModuleWrapperTail);
+    bool ok = duk_pcompile_lstring(probe_, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) == 0;
+    duk_pop(probe_);
+    return ok;
+  };
+  if (compiles(as_is)) {
+    std::optional<std::string> masked = MaskConst(as_is);
+    if (!masked || compiles(*masked)) {
+      ++counts_.untouched;
+      return as_is;
+    }
+  }
 
-absl::StatusOr<std::string> Transformer::Transform(const std::string& source,
-                                                   const std::string& filename) {
+  std::string key;
+  if (cache_ != nullptr) {
+    key = Sha256Hex({Recipe(), source});
+    if (std::optional<std::string> hit = cache_->Get(key)) {
+      ++counts_.cached;
+      return *std::move(hit);
+    }
+  }
+  absl::StatusOr<std::string> code = RunBabel(source, filename);
+  if (!code.ok()) return code;
+  ++counts_.babel;
+  if (cache_ != nullptr) {
+    absl::Status st = cache_->Put(key, *code);
+    if (!st.ok()) Log(Severity::kDebug, absl::StrCat("transform cache: ", st.message()));
+  }
+  return code;
+}
+
+absl::StatusOr<std::string> Transformer::RunBabel(const std::string& source, const std::string& filename) {
+  hooks_->Begin(filename, source.size());
+  struct EndOnExit {
+    Hooks* hooks;
+    ~EndOnExit() { hooks->End(); }
+  } end_on_exit{hooks_.get()};
+  if (babel_ == nullptr) BARRAGE_RETURN_IF_ERROR(LoadBabel());
   std::string code, error, frame;
   int line = 0, column = 0;
   auto run = [&](duk_context* c) -> duk_ret_t {
@@ -64,7 +297,9 @@ absl::StatusOr<std::string> Transformer::Transform(const std::string& source,
     duk_push_lstring(c, filename.data(), filename.size());
     duk_call(c, 2);
     if (duk_get_prop_string(c, -1, "code")) {
-      code.assign(duk_get_string(c, -1));
+      duk_size_t n = 0;
+      const char* s = duk_get_lstring(c, -1, &n);
+      code.assign(s, n);
     } else {
       duk_pop(c);
       duk_get_prop_string(c, -1, "error");
@@ -82,7 +317,12 @@ absl::StatusOr<std::string> Transformer::Transform(const std::string& source,
     duk_pop_2(c);
     return 0;
   };
-  absl::Status st = SafeCall(ctx_, run);
+  absl::Status st = SafeCall(babel_, run);
+  // Babel's garbage is cyclic (paths, scopes, nodes), which Duktape frees
+  // only in its occasional full collections: free it now, not in the middle
+  // of the next file.
+  duk_gc(babel_, 0);
+  if (hooks_->interrupted()) return absl::CancelledError(absl::StrCat(filename, ": transform interrupted"));
   if (!st.ok()) return absl::InternalError(absl::StrCat("Babel failed on ", filename, ": ", st.message()));
   if (!error.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(filename, ":", line, ":", column + 1, ": ", error,

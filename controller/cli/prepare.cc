@@ -165,7 +165,9 @@ struct InitResult {
 int RunInitPass(const std::optional<Archive>& from_archive, const std::map<std::string, std::string>& env,
                 const std::shared_ptr<agent::js::Bundle>& bundle, InitResult& out) {
   absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer =
-      from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr) : agent::js::Transformer::Create(&kSignalHooks);
+      from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr)
+                   : agent::js::Transformer::Create({.hooks = &kSignalHooks,
+                                                     .cache_dir = agent::js::DefaultTransformCacheDir()});
   if (!transformer.ok()) {
     barrage::Log(Severity::kError, transformer.status().message());
     return kExitInternal;
