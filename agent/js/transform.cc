@@ -85,9 +85,10 @@ const std::string& Recipe() {
   return *recipe;
 }
 
-absl::StatusOr<std::string> PatchedBabel() {
+absl::StatusOr<std::string> PatchedBabel(bool patch) {
   std::string babel(BabelSource());
   for (const BabelPatch& p : kBabelPatches) {
+    if (!patch) break;
     size_t at = babel.find(p.from);
     if (at == std::string::npos || babel.find(p.from, at + 1) != std::string::npos) {
       return absl::InternalError(absl::StrCat("the embedded babel-standalone is not the pinned 6.26.0: patch '",
@@ -212,7 +213,7 @@ Transformer::~Transformer() {
 }
 
 absl::Status Transformer::LoadBabel() {
-  absl::StatusOr<std::string> babel = PatchedBabel();
+  absl::StatusOr<std::string> babel = PatchedBabel(options_.patch_babel);
   if (!babel.ok()) return babel.status();
   babel_ = CreateHeap(hooks_.get());
   if (babel_ == nullptr) return absl::ResourceExhaustedError("cannot create the Babel heap");
@@ -266,7 +267,7 @@ absl::StatusOr<std::string> Transformer::Transform(const std::string& source, co
 
   std::string key;
   if (cache_ != nullptr) {
-    key = Sha256Hex({Recipe(), source});
+    key = Sha256Hex({Recipe(), options_.patch_babel ? "" : "unpatched", source});
     if (std::optional<std::string> hit = cache_->Get(key)) {
       ++counts_.cached;
       return *std::move(hit);

@@ -51,6 +51,9 @@ struct TransformerOptions {
   // seconds to minutes, and a silent pause looks like a hang.
   absl::Duration announce_after = absl::Seconds(1);
   std::function<void(absl::string_view)> log;  // default: barrage::Log at info level
+  // false: Babel as published, without the speed patches in transform.cc
+  // (only to show that they change no output: tests and the benchmark).
+  bool patch_babel = true;
 };
 
 // $BARRAGE_CACHE_DIR, else $XDG_CACHE_HOME/barrage, else ~/.cache/barrage;

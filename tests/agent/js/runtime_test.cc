@@ -135,6 +135,38 @@ TEST_F(RuntimeTest, RuntimeErrorKeepsUserLine) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("script.js:4"));
 }
 
+// An ES5 library runs as it is (no Babel), but as k6 runs every file: strict,
+// `this` at its top level is module.exports, errors on its own lines; and
+// `const` keeps its block scope (Duktape alone would scope it like var).
+TEST_F(RuntimeTest, Es5LibraryRunsAsItIsStrictWithItsLines) {
+  const int babel_before = Babel().counts().babel;
+  auto rt = Init(
+      "import lib from './lib.js';\nimport scoped from './scoped.js';\n"
+      "export const options = { vus: lib.strict ? 3 : 1, iterations: lib.thisIsExports ? 4 : 1, tags: { s: scoped } };\n"
+      "export default function () { return lib.fail(); }\n",
+      {{"lib.js",
+        "var self = this;\n"
+        "module.exports = {\n"
+        "  strict: (function () { return this === undefined; })(),\n"
+        "  thisIsExports: self === module.exports,\n"
+        "  fail: function () {\n"
+        "    var o = null;\n"
+        "    return o.field;\n"
+        "  }\n"
+        "};\n"},
+       {"scoped.js",
+        "var f = [];\nfor (var i = 0; i < 3; i++) { const j = i; f.push(function () { return j; }); }\n"
+        "module.exports = f[0]() + ',' + f[2]();\n"}});
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_EQ(*(*rt)->OptionsJson(), R"({"vus":3,"iterations":4,"tags":{"s":"0,2"}})");
+  // script.js and scoped.js went through Babel, lib.js did not.
+  EXPECT_EQ(Babel().counts().babel, babel_before + 2);
+  absl::StatusOr<std::string> r = (*rt)->Call("default", std::nullopt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("TypeError"));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("lib.js:7"));
+}
+
 TEST_F(RuntimeTest, UnknownModuleIsAClearError) {
   auto rt = Init("import ws from 'k6/ws-nope';\nexport default () => {};\n");
   ASSERT_FALSE(rt.ok());
