@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -77,6 +78,50 @@ TEST_F(RobustnessTest, BusyLoopInInitStopsOnTheFirstSignal) {
   ASSERT_TRUE(child->WaitForLine("in init", 20s).ok()) << child->stderr_text();
   child->Signal(SIGINT);
   EXPECT_EQ(child->Wait(10s), 105) << child->stderr_text();
+}
+
+// A large ES2015+ file keeps Babel busy for many seconds: the run says
+// which file it is transforming, and the first Ctrl-C ends it (105).
+TEST_F(RobustnessTest, LongTransformIsAnnouncedAndStopsOnTheFirstSignal) {
+  std::string big = "import { check } from 'k6';\n";
+  for (int i = 0; big.size() < 120 * 1024; ++i) {
+    const std::string n = std::to_string(i);
+    big += "export class W" + n + " { constructor({ a, b = 'ü 😀' } = {}) { this.v = [...[a], b]; } " +
+           "get t() { return `${this.v} ✓`; } }\nexport const f" + n + " = (x, ...r) => x + r.length;\n";
+  }
+  big += "export default function () {}\n";
+  const std::string cache = dir_ + "/cache";
+  auto child = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), {"run", Write("big.js", big)},
+                                             {{"BARRAGE_CACHE_DIR", cache}});
+  ASSERT_TRUE(child->WaitForLine("transforming .*big\\.js \\(1[0-9][0-9] KB\\)", 30s).ok()) << child->stderr_text();
+  const absl::Time start = absl::Now();
+  child->Signal(SIGINT);
+  EXPECT_EQ(child->Wait(20s), 105) << child->stderr_text();
+  EXPECT_LT(absl::ToDoubleSeconds(absl::Now() - start), 15);
+}
+
+// The second run of an ES2015+ script takes Babel's result from the cache
+// (BARRAGE_CACHE_DIR), and a damaged entry only costs a new transform.
+TEST_F(RobustnessTest, TransformCacheServesTheSecondRun) {
+  const std::string cache = dir_ + "/cache";
+  const std::string script = Write("cached.js", "import { check } from 'k6';\n"
+                                                "export const options = { iterations: 1 };\n"
+                                                "export default () => { check(1, { [`ok ${'✓'}`]: (x) => x === 1 }); };\n");
+  auto entries = [&] {
+    std::vector<std::string> files;
+    if (std::filesystem::exists(cache + "/transform")) {
+      for (const auto& e : std::filesystem::directory_iterator(cache + "/transform")) files.push_back(e.path());
+    }
+    return files;
+  };
+  for (int run = 0; run < 3; ++run) {
+    testutil::RunResult r = testutil::Run(testutil::BinaryPath("barrage"), {"run", "-q", script}, 60s,
+                                          {{"BARRAGE_CACHE_DIR", cache}});
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    EXPECT_THAT(r.stdout_text, HasSubstr("ok ✓")) << run;
+    ASSERT_EQ(entries().size(), 1u) << run;
+    if (run == 1) std::ofstream(entries()[0], std::ios::trunc) << "damaged";
+  }
 }
 
 // setup() and teardown() busy past their timeouts: k6's 100 and 101, at once.
