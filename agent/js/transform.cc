@@ -245,7 +245,7 @@ absl::Status Transformer::LoadBabel() {
 absl::StatusOr<std::string> Transformer::Transform(const std::string& source, const std::string& filename) {
   if (options_.mode == CompatibilityMode::kBase) {
     ++counts_.untouched;
-    return source;
+    return absl::StrCat(kStrictPrefix, source);  // k6 compiles base-mode files strict too
   }
   // k6's way: compile first, transform only what does not compile. The
   // test compile is the runtime's own (same wrapper, same Duktape), and

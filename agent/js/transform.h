@@ -72,8 +72,8 @@ class Transformer {
   // The ES5 code to compile for `source` (a module's text as read from disk).
   // Errors: kInvalidArgument for a syntax error Babel reports (see above);
   // kCancelled when the hooks stopped it; kInternal if Babel itself fails.
-  // In kBase mode the source comes back as it is (Duktape reports syntax
-  // errors when the runtime compiles it).
+  // In kBase mode the source comes back as it is, strict (Duktape reports
+  // syntax errors when the runtime compiles it).
   absl::StatusOr<std::string> Transform(const std::string& source, const std::string& filename);
 
   // Which way each file went, for tests and the benchmark.

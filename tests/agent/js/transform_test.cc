@@ -201,7 +201,7 @@ TEST_F(TransformTest, BaseModeNeverTransforms) {
   auto t = Make(o);
   absl::StatusOr<std::string> out = t->Transform(kEs2015, "/script.js");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out, kEs2015);
+  EXPECT_EQ(*out, "\"use strict\";" + std::string(kEs2015));
   EXPECT_EQ(t->counts().untouched, 1);
   EXPECT_EQ(t->counts().babel, 0);
 }
