@@ -34,6 +34,7 @@ killed runs at the next start. Images stay, for their layers.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -122,6 +123,10 @@ class Containers:
 
     def remove_leftovers(self):
         """Those of runs that were killed (ctest's timeout sends SIGKILL)."""
+        for path in glob.glob(os.path.join(tempfile.gettempdir(), "barrage-image-*-*")):
+            m = re.match(r"^barrage-image-(\d+)-", os.path.basename(path))
+            if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
         for kind in ("ps", "network"):
             for name, pid in self.engine.labelled(kind).items():
                 if pid != os.getpid() and not pid_alive(pid):
@@ -267,26 +272,46 @@ class DemoRun:
         self.export = localize(export, self.run_args[self.controller.name][1])
         self.procs = {}
 
-    def start(self, pod):
+    def start(self, pod, gate=None):
         args, _ = self.run_args[pod.name]
-        self.procs[pod.name] = self.containers.start(pod.name, self.image, args, pod.argv, pod.log_path)
+        argv = pod.argv
+        if gate:
+            # The program starts when the file `go` appears in the gate folder.
+            args = args + ["--volume", f"{gate}:/barrage-test-gate:ro"]
+            argv = ["bash", "-c", 'while [ ! -e /barrage-test-gate/go ]; do sleep 0.05; done; exec "$@"',
+                    "bash"] + argv
+        self.procs[pod.name] = self.containers.start(pod.name, self.image, args, argv, pod.log_path)
         return self.procs[pod.name]
 
     def start_all(self, deadline):
         """The target, then the agents (they retry until the controller is
-        up), then the controller; returns when every agent has joined."""
+        up), then the controller; returns when every agent has joined.
+
+        A Service's name resolves in a cluster from the moment the Service
+        exists, before its pod runs; a network alias resolves only while
+        its container runs. So the controller's container starts before
+        the agents', with its program held back until they run: the agents
+        see what they would in a cluster, a name whose connections are
+        refused until the controller listens."""
         t, c = self.target, self.controller
         self.start(t)
         wait_for("barrage-target to listen", lambda: "listening on" in read(t.log_path),
                  min(deadline, time.monotonic() + 30), [(t.name, self.procs[t.name])])
+        gate = os.path.join(self.workdir, "gate")
+        os.makedirs(gate)
+        os.chmod(gate, 0o755)
+        self.start(c, gate=gate)
+        c.ip = self.containers.ip(c.name, self.procs[c.name], deadline)
         for a in self.agents:
             self.start(a)
         for a in self.agents:
             a.ip = self.containers.ip(a.name, self.procs[a.name], deadline)
-        self.start(c)
+        time.sleep(0.5)
+        with open(os.path.join(gate, "go"), "w"):
+            pass
         t_start = time.monotonic()
         log(f"started barrage-target, {len(self.agents)} agents ("
-            + ", ".join(f"{a.name}={a.ip}" for a in self.agents) + "), then the controller")
+            + ", ".join(f"{a.name}={a.ip}" for a in self.agents) + f"), then the controller ({c.ip})")
 
         def joined():
             return len(re.findall(r"agent \S+ joined from", read(c.log_path))) >= len(self.agents)
@@ -302,7 +327,8 @@ class DemoRun:
             "run", "--rm", "--name", self.containers.container("scrape"), "--label", f"{LABEL}={os.getpid()}",
             "--network", self.containers.network, "--no-healthcheck", self.image,
             "bash", "-c", script, self.metrics_host, str(self.metrics_port), check=False, timeout=timeout + 30)
-        head, sep, body = out.stdout.partition("\r\n\r\n")
+        # text mode has turned the response's CRLFs into newlines
+        head, sep, body = out.stdout.replace("\r\n", "\n").partition("\n\n")
         if out.returncode != 0 or not sep or " 200 " not in head.splitlines()[0]:
             raise Failure(f"scraping http://{self.metrics_host}:{self.metrics_port}/metrics from another "
                           f"container failed (exit {out.returncode}): {out.stderr.strip()} {head[:200]!r}")
