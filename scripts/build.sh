@@ -4,8 +4,9 @@
 #   BUILD_DIR=build-asan CMAKE_ARGS=-DBARRAGE_SANITIZE=address,undefined scripts/build.sh
 # BUILD_TESTS=OFF builds only barrage, barrage-agent and barrage-target (no
 # tests, no GoogleTest: what `scripts/setup.sh build` installs is enough).
-# INSTALL_DIR=DIR then installs those three into DIR/bin without their debug
-# information (deploy/docker/Dockerfile's builder does both).
+# DEBUG_INFO=OFF compiles without -g. INSTALL_DIR=DIR then installs those
+# three into DIR/bin without debug information (deploy/docker/Dockerfile's
+# builder does all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -14,7 +15,7 @@ if [ ! -f scripts/js/node_modules/babel-standalone/babel.min.js ]; then
   bash scripts/setup.sh
 fi
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} \
-  -DBARRAGE_BUILD_TESTS=${BUILD_TESTS:-ON} ${CMAKE_ARGS:-} >/dev/null
+  -DBARRAGE_BUILD_TESTS=${BUILD_TESTS:-ON} -DBARRAGE_DEBUG_INFO=${DEBUG_INFO:-ON} ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 if [ -n "${INSTALL_DIR:-}" ]; then
   cmake --install "$BUILD_DIR" --prefix "$INSTALL_DIR" >/dev/null
