@@ -477,13 +477,24 @@ def main():
         if not args.no_build:
             t0 = time.monotonic()
             log(f"building {image} with {engine.name}: deploy/docker/build-image.sh {image}")
-            build = subprocess.run(["bash", os.path.join(args.repo, "deploy/docker/build-image.sh"), image],
-                                   env=engine.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+            # In a process group of its own, so that the engine's build ends with this test.
+            build = subprocess.Popen(["bash", os.path.join(args.repo, "deploy/docker/build-image.sh"), image],
+                                     env=engine.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            try:
+                output, _ = build.communicate()
+            except BaseException:
+                os.killpg(build.pid, signal.SIGTERM)
+                try:
+                    build.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(build.pid, signal.SIGKILL)
+                    build.wait()
+                raise
             if build.returncode != 0:
-                print("\n".join(build.stdout.splitlines()[-60:]))
+                print("\n".join(output.splitlines()[-60:]))
                 raise Failure(f"deploy/docker/build-image.sh exited {build.returncode}")
-            print("\n".join(line for line in build.stdout.splitlines() if line.startswith("build-image:")))
+            print("\n".join(line for line in output.splitlines() if line.startswith("build-image:")))
             log(f"image built in {time.monotonic() - t0:.0f}s")
         size = engine.run("image", "inspect", "--format", "{{.Size}}", image).stdout.strip()
         log(f"{image}: {int(size) / 1e6:.0f} MB")
