@@ -30,7 +30,9 @@ barrage_engine() {
     else
       local why="no container engine: podman is not installed (scripts/setup.sh installs it)"
       if command -v docker >/dev/null 2>&1; then
-        why="$why, and docker is only a client here (docker info: $(docker info 2>&1 | grep -v '^ *$' | tail -1))"
+        local said
+        said=$(docker info 2>&1 | grep -v '^ *$' | tail -1) || true
+        why="$why, and docker is only a client here (docker info: $said)"
       else
         why="$why, and there is no docker"
       fi

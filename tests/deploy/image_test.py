@@ -13,8 +13,10 @@ rendered overlay (tests/deploy/k8s_manifests.py, as netns_test.py). Only
 K6_DURATION (the test's length) is changed. The image's entrypoint (tini)
 starts each program, as it would in the pod.
 
-1. The demo run: barrage-target, then the agents, then the controller; the
-   checks of netns_test.py (every exit code, each agent joining from its
+1. The demo run: barrage-target, then the agents, then the controller (its
+   container starts before the agents' so that its name resolves, as a
+   Service's does before its pod runs, but its program only after them);
+   the checks of netns_test.py (every exit code, each agent joining from its
    container's address and listed in the summary export, iterations and
    VUs adding up, checks passed, no threshold crossed) and /metrics
    scraped from another container through the Service's name agreeing
