@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything Barrage needs to build, test and benchmark on a fresh
 # Debian 12 (bookworm) machine. Idempotent: running it twice is harmless.
+#   scripts/setup.sh         everything (CI, developers)
+#   scripts/setup.sh build   only what building barrage, barrage-agent and
+#                            barrage-target needs (the image's builder, with
+#                            BUILD_TESTS=OFF scripts/build.sh)
 # The Dockerfile runs this same script, so the image and CI build alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WHAT=${1:-all}
+case "$WHAT" in
+  all|build) ;;
+  *) echo "usage: scripts/setup.sh [build]   (no argument: everything)" >&2; exit 2 ;;
+esac
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -15,15 +24,23 @@ BUILD_PKGS=(
   duktape-dev
   libboost-dev libboost-context-dev
   libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev
   nodejs npm
 )
-# Peers for benchmarks and servers for integration tests; python3-yaml and
-# iproute2 for the deploy tests (tests/deploy: manifests, network namespaces).
+# The tests' libraries, peers for benchmarks and servers for integration
+# tests; python3-yaml and iproute2 for the deploy tests (tests/deploy:
+# manifests, network namespaces), and for its container test
+# (image_test.py) podman with runc (crun, podman's first choice, fails on
+# hosts with hybrid cgroups), netavark and aardvark-dns (a network whose
+# containers find each other by name), iptables (netavark's firewall), and
+# debootstrap (deploy/docker/build-image.sh makes the Debian base images
+# with it where no image registry can be reached).
 TEST_PKGS=(
+  libgtest-dev libgmock-dev
   nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2 jq time openssl curl
   python3-yaml
+  podman runc netavark aardvark-dns iptables debootstrap
 )
+if [ "$WHAT" = build ]; then TEST_PKGS=(); fi
 
 want=()
 for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do

@@ -5,10 +5,12 @@
 
 - The builder stage (debian:bookworm) runs nothing but the repository's own
   scripts, and only scripts CI runs (.ci/run and what it calls), in CI's
-  order, so every build step of the image is exercised by CI.
+  order, so every build step of the image is exercised by CI; it builds
+  no tests (BUILD_TESTS=OFF).
 - The runtime stage (debian:bookworm-slim) installs the Debian package of
-  every shared library the three binaries load (ldd, then dpkg -S), copies
-  the three binaries from where scripts/build.sh puts them, runs as a
+  every shared library the three binaries load (ldd, then dpkg -S), and
+  no other but tini and ca-certificates; it copies the three binaries
+  from where scripts/build.sh puts them (INSTALL_DIR/bin), runs as a
   numeric non-root user, and has a HEALTHCHECK and an exec-form ENTRYPOINT.
 - The health check script works: healthy with the binaries, unhealthy when
   BARRAGE_HEALTH_ADDR names a closed port, healthy when it names an open one.
@@ -57,9 +59,15 @@ def check_builder(root, stages):
         fail(f"Dockerfile:{build.line}: the builder is FROM {build.base}; expected debian:bookworm (Debian 12, as CI)")
     ci = scripts_run_by(".ci/run", root)
     ran = []
+    bin_dir = None
     for args, line in build.all("RUN"):
         for argv in dockerfile.run_commands(args):
-            words = argv[1:] if argv[0] in ("bash", "sh") else argv
+            env = {}
+            while argv and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", argv[0]):  # VAR=value scripts/...
+                key, _, value = argv[0].partition("=")
+                env[key] = value
+                argv = argv[1:]
+            words = argv[1:] if argv and argv[0] in ("bash", "sh") else argv
             script = os.path.normpath(words[0]) if words else ""
             if not script.startswith("scripts/"):
                 fail(f"Dockerfile:{line}: the builder runs {' '.join(argv)!r}; it should run only the "
@@ -67,6 +75,13 @@ def check_builder(root, stages):
                 continue
             if script not in ci:
                 fail(f"Dockerfile:{line}: the builder runs {script}, which CI (.ci/run: {', '.join(ci)}) does not")
+            if script == "scripts/build.sh":
+                # Only what ships: no tests (they would double the build's time).
+                if env.get("BUILD_TESTS") != "OFF":
+                    fail(f"Dockerfile:{line}: the builder runs scripts/build.sh without BUILD_TESTS=OFF, so it "
+                         "builds every test too")
+                if env.get("INSTALL_DIR"):
+                    bin_dir = env["INSTALL_DIR"].rstrip("/") + "/bin"
             ran.append(script)
     order = [s for s in ci if s in ran]
     if ran != order:
@@ -87,7 +102,7 @@ def check_builder(root, stages):
             break
     notes.append(f"builder: runs {', '.join(ran)}; CI runs {', '.join(ci)}")
     workdir, _ = build.last("WORKDIR")
-    return workdir or "/"
+    return bin_dir or f"{(workdir or '/').rstrip('/')}/build/bin"
 
 
 def runtime_packages(stage):
@@ -128,14 +143,14 @@ def packages_of(paths):
     return {path: next((owner[c] for c in cs if c in owner), None) for path, cs in spellings.items()}
 
 
-def check_runtime(root, stages, build_workdir, binaries):
+def check_runtime(root, stages, bin_dir, binaries):
     rt = stages[-1]
     if rt.base != "debian:bookworm-slim":
         fail(f"Dockerfile:{rt.line}: the runtime is FROM {rt.base}; expected debian:bookworm-slim")
     packages = runtime_packages(rt)
 
-    # The binaries come from where scripts/build.sh puts them.
-    expected = {f"{build_workdir.rstrip('/')}/build/bin/{os.path.basename(b)}" for b in binaries}
+    # The binaries come from where scripts/build.sh puts them (INSTALL_DIR/bin, else build/bin).
+    expected = {f"{bin_dir}/{os.path.basename(b)}" for b in binaries}
     sources = set()
     destination = None
     for args, line in rt.all("COPY"):
@@ -194,6 +209,14 @@ def check_runtime(root, stages, build_workdir, binaries):
             missing.setdefault(pkg, []).append(os.path.basename(lib))
     for pkg, libs in sorted(missing.items()):
         fail(f"Dockerfile: the runtime stage does not install {pkg}, which holds {', '.join(libs)}")
+    # And nothing more: a library the build stopped loading (one now linked
+    # in statically, say) leaves the image too. Beyond libraries, only what
+    # the stage names on purpose: the ENTRYPOINT's package and CA roots.
+    loaded = {pkg for pkg in owners.values() if pkg}
+    entry_pkg = os.path.basename(argv[0]) if argv else None
+    for pkg in packages:
+        if pkg not in loaded and pkg not in (entry_pkg, "ca-certificates"):
+            fail(f"Dockerfile: the runtime stage installs {pkg}, which holds no library the binaries load (ldd)")
     notes.append(f"runtime: {len(needed)} shared libraries of {len(binaries)} binaries, all in the "
                  f"{len(packages)} packages it installs" if not missing else "runtime: libraries missing")
 
@@ -283,8 +306,8 @@ def main():
     if len(stages) < 2:
         fail("Dockerfile: expected a builder stage and a runtime stage")
     else:
-        workdir = check_builder(root, stages)
-        check_runtime(root, stages, workdir, binaries)
+        bin_dir = check_builder(root, stages)
+        check_runtime(root, stages, bin_dir, binaries)
         check_healthcheck(root, stages, binaries)
     check_dockerignore(root)
     for n in notes:

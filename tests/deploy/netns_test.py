@@ -45,6 +45,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import k8s_manifests as km  # noqa: E402
+from overlay_pods import (Failure, arg_value, check_demo_run, demo_roles, localize, log,  # noqa: E402
+                          materialize, metrics_endpoint, pods_of_overlay, read, services_to_pods)
 
 SKIP = 77
 PREFIX = "bdt"
@@ -53,14 +55,6 @@ SUBNET = "10.213.0"  # private, and only inside this test's own namespaces
 # route) instead of waiting for a timeout, so names come from /etc/hosts.
 NO_DNS = "192.0.2.53"
 TOTAL_BUDGET = 55.0  # seconds for the whole test
-
-
-class Failure(Exception):
-    pass
-
-
-def log(message, start=[time.monotonic()]):
-    print(f"[{time.monotonic() - start[0]:5.1f}s] {message}", flush=True)
 
 
 def sh(*argv, check=True, timeout=10):
@@ -124,102 +118,6 @@ def skip_unless_netns_works():
     if not ok:
         print("SKIPPED: `ip netns exec` fails here (it needs to mount /sys and /etc/netns files)")
         sys.exit(SKIP)
-
-
-# ----------------------------------------------------------------------------
-# The pods of the overlay.
-
-class Pod:
-    def __init__(self, workload, name, index, container, argv, env, mounts):
-        self.workload = workload
-        self.name = name
-        self.index = index
-        self.container = container
-        self.argv = argv
-        self.env = env
-        self.mounts = mounts
-        self.program = os.path.basename(argv[0])
-        self.ns = None
-        self.ip = None
-        self.proc = None
-        self.log_path = None
-
-    @property
-    def role(self):
-        if self.program == "barrage" and "run" in self.argv[1:2]:
-            return "controller"
-        return {"barrage-agent": "agent", "barrage-target": "target"}.get(self.program, self.program)
-
-
-def arg_value(argv, flag):
-    for i, a in enumerate(argv):
-        if a.startswith(flag + "="):
-            return a.split("=", 1)[1]
-        if a == flag and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
-
-
-def pods_of_overlay(objects):
-    pods = []
-    for w in km.workloads(objects):
-        spec = km.pod_spec(w)
-        containers = spec.get("containers") or []
-        if len(containers) != 1:
-            raise Failure(f"{km.describe(w)}: {len(containers)} containers; this test runs pods of one")
-        c = containers[0]
-        for pod_name, index in km.pods_of(w):
-            # Run the program directly: the image's entrypoint (tini) only starts it.
-            argv, env = km.container_argv(objects, w, c, pod_name, index, entrypoint=[])
-            pods.append(Pod(w, pod_name, index, c, argv, env, km.mounted_files(objects, w, c)))
-    return pods
-
-
-def services_to_pods(objects, pods):
-    """{host name: pod} for every Service name spelling cluster DNS answers."""
-    names = {}
-    for s in objects:
-        if s.get("kind") != "Service":
-            continue
-        sel = (s.get("spec") or {}).get("selector") or {}
-        ns = s["metadata"].get("namespace") or "default"
-        chosen = [p for p in pods if sel and all(km.pod_template_labels(p.workload).get(k) == v
-                                                 for k, v in sel.items())]
-        if not chosen:
-            raise Failure(f"{km.describe(s)} selects no pod (run manifests_test.py)")
-        name = s["metadata"]["name"]
-        for spelling in (name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"):
-            names[spelling] = chosen[0]
-    return names
-
-
-def materialize(pod, root):
-    """Writes the pod's volumes under root; returns {mountPath: local path}."""
-    local = {}
-    for mount, info in pod.mounts.items():
-        if info["files"] is None:
-            v = info["volume"]
-            src = v.get("secret") or v.get("configMap") or {}
-            raise Failure(f"{pod.name}: volume {v['name']} needs {src.get('secretName') or src.get('name')}, "
-                          "which the overlay does not render; this test runs overlays that render all they mount")
-        path = os.path.join(root, pod.name, mount.lstrip("/"))
-        os.makedirs(path, exist_ok=True)
-        for rel, data in info["files"].items():
-            f = os.path.join(path, rel)
-            os.makedirs(os.path.dirname(f), exist_ok=True)
-            with open(f, "wb") as out:
-                out.write(data)
-        local[mount] = path
-    return local
-
-
-def localize(value, local):
-    """A mounted path in an argument (alone or after KEY=) becomes the local folder's."""
-    for mount in sorted(local, key=len, reverse=True):
-        m = re.match(rf"^(.*?=)?{re.escape(mount.rstrip('/'))}(/.*)?$", value)
-        if m:
-            return (m.group(1) or "") + local[mount] + (m.group(2) or "")
-    return value
 
 
 # ----------------------------------------------------------------------------
@@ -310,14 +208,6 @@ def wait_for(what, predicate, deadline, pods=()):
     raise Failure(f"timed out waiting for {what}")
 
 
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def scrape(ns, url, timeout):
     code = ("import sys, urllib.request\n"
             f"sys.stdout.write(urllib.request.urlopen({url!r}, timeout={timeout}).read().decode())\n")
@@ -328,28 +218,12 @@ def scrape(ns, url, timeout):
     return out.stdout
 
 
-def metric_sum(text, name):
-    total, found = 0.0, False
-    for line in text.splitlines():
-        m = re.match(rf"^{re.escape(name)}(?:\{{[^}}]*\}})?\s+(\S+)$", line)
-        if m:
-            total += float(m.group(1))
-            found = True
-    return total if found else None
-
-
 def run(args, hosts, workdir):
     deadline = time.monotonic() + TOTAL_BUDGET
     overlay = os.path.join(args.repo, args.overlay)
     objects = km.build(overlay)
     pods = pods_of_overlay(objects)
-    by_role = {}
-    for p in pods:
-        by_role.setdefault(p.role, []).append(p)
-    if len(by_role.get("controller", [])) != 1 or not by_role.get("agent") or len(by_role.get("target", [])) != 1:
-        raise Failure(f"{args.overlay}: expected one controller, agents and one barrage-target; got "
-                      f"{ {r: len(ps) for r, ps in by_role.items()} }")
-    controller, agents, target = by_role["controller"][0], by_role["agent"], by_role["target"][0]
+    controller, agents, target = demo_roles(args.overlay, pods)
     log(f"{args.overlay}: {len(pods)} pods: " + ", ".join(f"{p.name} ({p.program})" for p in pods))
 
     # Hosts, addresses, names.
@@ -385,13 +259,7 @@ def run(args, hosts, workdir):
     if not export:
         raise Failure("the controller has no --summary-export")
     # Scrape the metrics port through the Service that publishes it, as Prometheus does.
-    metrics_port = int(arg_value(controller.argv, "--prometheus").rsplit(":", 1)[1])
-    published = [s["metadata"]["name"] for s in objects if s.get("kind") == "Service"
-                 and names.get(s["metadata"]["name"]) is controller
-                 and any(p.get("port") == metrics_port for p in s["spec"].get("ports") or [])]
-    if not published:
-        raise Failure(f"no Service publishes the controller's metrics port {metrics_port}")
-    metrics_host = published[0]
+    metrics_host, metrics_port = metrics_endpoint(objects, names, controller)
     log("controller: " + " ".join(controller.argv[1:]) + f"  (K6_DURATION={args.duration}, "
         f"manifest: {km.container_env(objects, controller.workload, controller.container, controller.name, None)['K6_DURATION']})")
     log("agent: " + " ".join(agents[0].argv[1:]))
@@ -440,53 +308,9 @@ def run(args, hosts, workdir):
     except subprocess.TimeoutExpired:
         raise Failure("the controller did not exit within 10 s of SIGTERM during --linger") from None
     log("controller exited")
-    check(summary, metrics, controller, agents)
-
-
-def check(summary, metrics, controller, agents):
-    problems = []
-    P = problems.append
-    if controller.proc.returncode != 0:
-        P(f"the controller exited {controller.proc.returncode}, not 0")
-    ctl_log = read(controller.log_path)
-    for a in agents:
-        if a.proc.returncode != 0:
-            P(f"{a.name} exited {a.proc.returncode}, not 0")
-        name = arg_value(a.argv, "--name")
-        if not re.search(rf"agent {re.escape(name)} joined from ipv4:{re.escape(a.ip)}:\d+", ctl_log):
-            P(f"the controller's log does not show {name} joining from {a.ip}, its host's address")
-    listed = {a.get("name"): a for a in summary.get("agents") or []}
-    names = {arg_value(a.argv, "--name") for a in agents}
-    if set(listed) != names:
-        P(f"the summary lists agents {sorted(listed)}, the agents were {sorted(names)}")
-    iterations = summary["metrics"]["iterations"]["count"]
-    per_agent = sum(a.get("iterations_completed", 0) for a in listed.values())
-    if per_agent != iterations or iterations <= 0:
-        P(f"the agents' iterations add up to {per_agent}, the merged count is {iterations}")
-    for name, a in listed.items():
-        if a.get("state") != "done" or a.get("iterations_completed", 0) <= 0:
-            P(f"agent {name}: state {a.get('state')}, {a.get('iterations_completed')} iterations")
-    vus = sum(a.get("vus", 0) for a in listed.values())
-    if str(vus) != controller.env.get("K6_VUS"):
-        P(f"the agents ran {vus} VUs in all, K6_VUS is {controller.env.get('K6_VUS')}")
-    checks = summary["metrics"].get("checks") or {}
-    if checks.get("fails") != 0 or not checks.get("passes"):
-        P(f"checks: {checks.get('passes')} passed, {checks.get('fails')} failed")
-    for metric, m in summary["metrics"].items():
-        for expr, crossed in (m.get("thresholds") or {}).items():
-            if crossed:
-                P(f"threshold {metric}: {expr} was crossed")
-    scraped_iterations = metric_sum(metrics, "barrage_iterations_total")
-    if scraped_iterations != iterations:
-        P(f"Prometheus shows barrage_iterations_total {scraped_iterations}, the summary {iterations}")
-    scraped_passes = metric_sum(metrics, "barrage_checks_passes_total")
-    if scraped_passes != checks.get("passes"):
-        P(f"Prometheus shows barrage_checks_passes_total {scraped_passes}, the summary {checks.get('passes')}")
-    if problems:
-        raise Failure("; ".join(problems))
-    split = ", ".join(f"{n}: {a['iterations_completed']}" for n, a in sorted(listed.items()))
-    log(f"ok: {len(agents)} agents, {iterations} iterations ({split}), "
-        f"{checks['passes']} checks passed, thresholds held, Prometheus agrees")
+    for p in agents + [controller]:
+        p.exit_code = p.proc.returncode
+    check_demo_run(summary, metrics, controller, agents)
 
 
 def main():
