@@ -33,12 +33,14 @@ BUILD_PKGS=(
 # hosts with hybrid cgroups), netavark and aardvark-dns (a network whose
 # containers find each other by name), iptables (netavark's firewall), and
 # debootstrap (deploy/docker/build-image.sh makes the Debian base images
-# with it where no image registry can be reached).
+# with it where no image registry can be reached); clang with libFuzzer's
+# runtime for tests/fuzz/run.sh.
 TEST_PKGS=(
   libgtest-dev libgmock-dev
   nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2 jq time openssl curl
   python3-yaml
   podman runc netavark aardvark-dns iptables debootstrap
+  clang-14 libclang-rt-14-dev
 )
 if [ "$WHAT" = build ]; then TEST_PKGS=(); fi
 
