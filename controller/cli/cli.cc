@@ -203,9 +203,9 @@ int StartServer(const RunFlags& flags, const AgentPlan& plan, controller::Coordi
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 30000);
   // An agent holds one session per connection; a peer opening thousands of
-  // streams on one connection made the server hold them all (300 MB for
+  // streams on one connection made the server hold them all (320 MB for
   // 15,000), where HTTP/2 lets it hold the rest back at the client.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 16);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
   // gRPC sets SO_REUSEPORT by default: a second controller on the same port
   // would share it silently (agents joining either), and port 0 may pick a
   // port another such server holds (connections then reset at random).

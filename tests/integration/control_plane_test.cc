@@ -359,7 +359,7 @@ TEST_F(ControlPlaneTest, StreamsThatNeverSayHelloAreCappedTimedOutAndHoldNoThrea
   ASSERT_FALSE(address.empty());
   const int threads_before = Threads(controller_->pid());
   // 240 silent streams over 24 connections (the controller lets each
-  // connection have 16 at a time).
+  // connection have 256 at a time).
   constexpr int kStreams = 240;
   constexpr int kConnections = 24;
   struct Silent {
