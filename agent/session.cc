@@ -440,8 +440,16 @@ void Session::StartRun(const v1::Start& s) {
       finished = true;
     });
     absl::Time next = absl::Now() + interval_;
+    // One early progress report once the VUs have started: the controller
+    // samples the vus gauge a second after the start, and without it saw
+    // none active when its sample came first.
+    absl::Time early = absl::Now() + absl::Milliseconds(100);
     while (!finished) {
       absl::SleepFor(absl::Milliseconds(20));
+      if (absl::Now() >= early) {
+        early = absl::InfiniteFuture();
+        Send(ProgressMessage(engine_->Progress(), /*final=*/false));
+      }
       if (absl::Now() < next) continue;
       next += interval_;
       SendDelta(/*sample_vus=*/true);
