@@ -2,10 +2,13 @@
 // for the next one (or exits after one with --once, for Kubernetes Jobs).
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <thread>
 #include <mutex>
 #include <csignal>
 #include <fstream>
@@ -17,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "agent/session.h"
 #include "agent/worker_pool.h"
+#include "common/duration.h"
 #include "common/log.h"
 #include "common/metrics/prometheus_exporter.h"
 
@@ -30,9 +34,60 @@ std::optional<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// Exit codes of barrage-agent (README.md, "Distributed runs").
+constexpr int kExitRefused = 3;      // wrong token, protocol version; or not needed (--once)
+constexpr int kExitLost = 4;         // the controller went away during the test (--once)
+constexpr int kExitJoinTimeout = 5;  // --once: no controller accepted it within --join-timeout
+
+// SIGTERM (Kubernetes' eviction) and SIGINT: the first one ends the session
+// gracefully (a running test's VUs interrupted, the last delta and Done
+// sent), the second at once. Handled by sigwait on a thread of its own, so
+// nothing runs in signal context. Must be called before any thread starts:
+// they inherit the mask.
+void HandleStopSignals(barrage::agent::SessionInterrupt& interrupt) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, &interrupt] {
+    int count = 0;
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (++count > 1) _exit(128 + sig);
+      const std::string name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+      barrage::Log(barrage::Severity::kWarning,
+                   absl::StrCat("stopping gracefully (", name, "): a running test's VUs are interrupted and its last "
+                                "metrics go to the controller; send it again to stop at once"));
+      interrupt.Request(absl::StrCat("received ", name));
+    }
+  }).detach();
+}
+
+// --parent-fd: the read end of a pipe whose write end only the controller
+// that started this agent holds (barrage run --agents). When that process
+// ends, however it ends (kill -9 included), the pipe reports end of file:
+// this agent then ends too, a test under way or not, so that no local
+// agent outlives its controller.
+void ExitWithParent(int fd) {
+  std::thread([fd] {
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, -1) < 0) continue;
+      char byte;
+      if (read(fd, &byte, 1) <= 0) break;  // end of file (or the fd is bad): the parent is gone
+    }
+    barrage::Log(barrage::Severity::kError, "the controller process that started this agent is gone; exiting");
+    _exit(kExitLost);
+  }).detach();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  barrage::agent::SessionInterrupt interrupt;
+  HandleStopSignals(interrupt);              // before any thread starts
   barrage::agent::ConfigureProcessForVus();  // before any gRPC object
   CLI::App app{"barrage-agent: runs the VUs of a Barrage test for a controller", "barrage-agent"};
   std::string controller;
@@ -44,8 +99,14 @@ int main(int argc, char** argv) {
   app.add_option("--controller", controller, "the controller's control address, HOST:PORT")->required();
   app.add_option("--name", name, "this agent's name (default: the host name)");
   app.add_flag("--once", once, "exit after one test");
+  std::string join_timeout = "5m";
+  app.add_option("--join-timeout", join_timeout,
+                 "with --once: give up (exit 5) when no controller accepted this agent within this time (default 5m)");
+  int parent_fd = -1;
+  // For barrage run --agents: see ExitWithParent.
+  app.add_option("--parent-fd", parent_fd)->group("");
   app.add_option("--token-file", token_file, "a file holding the shared token");
-  app.add_option("--capacity", options.capacity, "relative share of the load (default 1)")->check(CLI::PositiveNumber);
+  app.add_option("--capacity", options.capacity, "relative share of the load, in (0, 1000] (default 1)");
   app.add_option("--threads", options.threads, "VU worker threads (default: the number of cores)");
   app.add_option("--tls-ca", tls_ca, "CA certificate (PEM) to verify the controller");
   app.add_option("--tls-cert", tls_cert, "client certificate (PEM) for mutual TLS");
@@ -62,6 +123,20 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   barrage::ConfigureLog({verbose, isatty(STDERR_FILENO) != 0, false});
+  if (parent_fd >= 0) ExitWithParent(parent_fd);
+  if (!(options.capacity > 0 && options.capacity <= 1000)) {
+    barrage::Log(barrage::Severity::kError,
+                 absl::StrCat("--capacity: expected a relative weight in (0, 1000], got ", options.capacity));
+    return 2;
+  }
+  absl::StatusOr<absl::Duration> join_limit = barrage::ParseDuration(join_timeout);
+  if (!join_limit.ok() || *join_limit <= absl::ZeroDuration()) {
+    barrage::Log(barrage::Severity::kError,
+                 absl::StrCat("--join-timeout: expected a duration like 5m, got '", join_timeout, "'"));
+    return 2;
+  }
+  if (once) options.join_deadline = absl::Now() + *join_limit;
+  options.interrupt = &interrupt;
   if (name.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
@@ -75,6 +150,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     options.token = std::string(absl::StripAsciiWhitespace(*token));
+  } else if (const char* token = getenv("BARRAGE_AGENT_TOKEN"); token != nullptr) {
+    // How barrage run --agents hands its local agents their per-run token:
+    // a process's environment is readable by its own user only, its
+    // command line by everyone. Not left for anything this process starts.
+    options.token = token;
+    unsetenv("BARRAGE_AGENT_TOKEN");
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!tls_ca.empty() || !tls_cert.empty()) {
@@ -133,7 +214,24 @@ int main(int argc, char** argv) {
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
   absl::Duration backoff = absl::Milliseconds(250);
   std::string last_wait_message;
+  bool joined_once = false;
+  auto give_up = [&] {
+    barrage::Log(barrage::Severity::kError,
+                 absl::StrCat("gave up: no controller at ", controller, " accepted this agent within ",
+                              barrage::FormatGoDuration(*join_limit), " (--join-timeout)"));
+    return kExitJoinTimeout;
+  };
+  // Sleeps between attempts, cut short by SIGTERM.
+  auto wait = [&](absl::Duration d) {
+    const absl::Time until = absl::Now() + d;
+    while (absl::Now() < until && !interrupt.requested()) absl::SleepFor(absl::Milliseconds(50));
+  };
   for (;;) {
+    if (auto why = interrupt.requested()) {
+      barrage::Log(barrage::Severity::kInfo, absl::StrCat("stopped (", *why, ")"));
+      return 0;
+    }
+    if (once && !joined_once && options.join_deadline && absl::Now() > *options.join_deadline) return give_up();
     auto channel = grpc::CreateCustomChannel(controller, creds, args);
     in_test = true;
     absl::Status st = barrage::agent::RunSession(channel, options);
@@ -141,29 +239,35 @@ int main(int argc, char** argv) {
     if (st.ok()) {
       backoff = absl::Milliseconds(250);
       last_wait_message.clear();
+      joined_once = true;
       if (once) return 0;
       continue;
     }
+    if (st.code() == absl::StatusCode::kCancelled) {  // SIGTERM: what there was to send is sent
+      barrage::Log(barrage::Severity::kInfo, st.message());
+      return 0;
+    }
+    if (st.code() == absl::StatusCode::kDeadlineExceeded) return give_up();
     if (st.code() == absl::StatusCode::kPermissionDenied) {  // refused: retrying would not help
       barrage::Log(barrage::Severity::kError, st.message());
-      return 3;
+      return kExitRefused;
     }
     if (st.code() == absl::StatusCode::kResourceExhausted) {  // not needed now (full, or over)
       barrage::Log(barrage::Severity::kWarning, st.message());
-      if (once) return 3;
-      absl::SleepFor(absl::Seconds(2));
+      if (once) return kExitRefused;
+      wait(absl::Seconds(2));
       continue;
     }
     const bool lost = st.message().find("lost the controller") != std::string::npos;
     if (lost) {
       barrage::Log(barrage::Severity::kError, st.message());
-      if (once) return 4;
+      if (once) return kExitLost;
     } else if (st.message() != last_wait_message) {
       // Not there yet (or a TLS problem): said once per distinct reason, then retried.
       last_wait_message = std::string(st.message());
       barrage::Log(barrage::Severity::kWarning, absl::StrCat("waiting for the controller at ", controller, ": ", st.message()));
     }
-    absl::SleepFor(backoff);
+    wait(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
 }

@@ -53,6 +53,8 @@ class Session {
     SetLogForwarder(nullptr);
     StopRun("the session ended");
     if (runner_.joinable()) runner_.join();
+    if (lifecycle_.joinable()) lifecycle_.join();
+    StopTicker();
   }
 
   absl::Status Run();
@@ -60,7 +62,16 @@ class Session {
  private:
   bool Send(const AgentMessage& m) {
     std::lock_guard<std::mutex> lock(write_mu_);
-    return stream_ != nullptr && !closed_ && stream_->Write(m);
+    const bool ok = stream_ != nullptr && !closed_ && stream_->Write(m);
+    last_sent_ns_ = absl::GetCurrentTimeNanos();
+    return ok;
+  }
+  // No more messages from this side (the controller then ends the stream).
+  void CloseWrites() {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (closed_) return;
+    closed_ = true;
+    stream_->WritesDone();
   }
   void SendFailure(v1::Failure::Kind kind, const std::string& message) {
     AgentMessage m;
@@ -72,13 +83,27 @@ class Session {
   absl::Status Prepare(const std::string& archive_bytes, const v1::Assignment& a);
   void HandleLifecycle(const v1::RunLifecycle& r);
   void StartRun(const v1::Start& s);
+  // Interrupts the VUs of a running test, and a setup() or teardown() under
+  // way: nothing runs on without the controller.
   void StopRun(const std::string& why) {
-    if (engine_ != nullptr && running_) {
+    std::lock_guard<std::mutex> lock(engine_mu_);
+    if (engine_ != nullptr && (running_ || lifecycle_active_)) {
       barrage::Log(Severity::kDebug, absl::StrCat("stopping the VUs: ", why));
       engine_->Stop();
     }
   }
   void SendDelta(bool sample_vus);
+  // Several times a second until the session ends: heartbeats, the join
+  // deadline, the interrupt.
+  void Tick();
+  void StopTicker() {
+    {
+      std::lock_guard<std::mutex> lock(ticker_mu_);
+      ticker_stop_ = true;
+    }
+    ticker_cv_.notify_all();
+    if (ticker_.joinable()) ticker_.join();
+  }
 
   SessionOptions options_;
   std::unique_ptr<v1::Control::Stub> stub_;
@@ -86,12 +111,69 @@ class Session {
   std::unique_ptr<grpc::ClientReaderWriter<AgentMessage, ControllerMessage>> stream_;
   std::mutex write_mu_;
   bool closed_ = false;  // WritesDone was called; guarded by write_mu_
+  std::atomic<int64_t> last_sent_ns_{0};
+  std::mutex engine_mu_;  // engine_ (the pointer) and lifecycle_active_ for StopRun on other threads
   std::unique_ptr<Engine> engine_;
+  bool lifecycle_active_ = false;
   Options test_options_;
   absl::Duration interval_ = absl::Seconds(1);
   std::thread runner_;
+  std::thread lifecycle_;
   std::atomic<bool> running_{false};
+  std::atomic<bool> welcomed_{false};
+  std::atomic<bool> join_timed_out_{false};
+  // The interrupt: why (set once, before the VUs are stopped, so the runner
+  // sees it when it sends Done), and whether the session closed at once.
+  std::mutex leave_mu_;
+  std::optional<std::string> leaving_;
+  std::atomic<bool> left_at_once_{false};
+  std::thread ticker_;
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;
 };
+
+void Session::Tick() {
+  bool interrupt_handled = false;
+  std::unique_lock<std::mutex> lock(ticker_mu_);
+  while (!ticker_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return ticker_stop_; })) {
+    const absl::Time now = absl::Now();
+    if (!welcomed_ && options_.join_deadline && now > *options_.join_deadline) {
+      join_timed_out_ = true;
+      context_.TryCancel();
+    }
+    if (!interrupt_handled && options_.interrupt != nullptr) {
+      if (std::optional<std::string> why = options_.interrupt->requested()) {
+        interrupt_handled = true;
+        bool was_running;
+        {
+          // Under leave_mu_, as the runner reads it when it sends Done.
+          std::lock_guard<std::mutex> leave(leave_mu_);
+          was_running = running_;
+          if (was_running) leaving_ = *why;
+        }
+        if (was_running) {
+          // The runner sends the last delta and Done (left_early), then
+          // closes this side.
+          StopRun(*why);
+        } else {
+          // Nothing of a test to finish: before it, the controller counts
+          // this agent lost; after Done, it has all it needs.
+          left_at_once_ = true;
+          StopRun(*why);
+          context_.TryCancel();
+        }
+      }
+    }
+    if (welcomed_ && absl::GetCurrentTimeNanos() - last_sent_ns_ >= 1'000'000'000) {
+      AgentMessage heartbeat;
+      heartbeat.mutable_heartbeat();
+      lock.unlock();
+      Send(heartbeat);
+      lock.lock();
+    }
+  }
+}
 
 absl::Status Session::Run() {
   stream_ = stub_->Session(&context_);
@@ -101,28 +183,27 @@ absl::Status Session::Run() {
   hello.mutable_hello()->set_cores(std::thread::hardware_concurrency());
   hello.mutable_hello()->set_capacity(options_.capacity);
   hello.mutable_hello()->set_token(options_.token);
+  ticker_ = std::thread([this] { Tick(); });
   if (!Send(hello)) {
+    StopTicker();
     grpc::Status st = stream_->Finish();
+    if (join_timed_out_) return absl::DeadlineExceededError("no welcome before the join deadline");
     return absl::UnavailableError(absl::StrCat("cannot reach the controller: ", st.error_message()));
   }
   ControllerMessage m;
   std::string archive;
   bool archive_too_big = false;
-  bool welcomed = false;
   while (stream_->Read(&m)) {
     switch (m.msg_case()) {
       case ControllerMessage::kWelcome:
-        welcomed = true;
+        welcomed_ = true;
         options_.name = m.welcome().name();
         barrage::Log(options_.forward_logs ? Severity::kInfo : Severity::kDebug,
                      absl::StrCat("joined the controller as ", options_.name));
         break;
       case ControllerMessage::kReject: {
-        {
-          std::lock_guard<std::mutex> lock(write_mu_);
-          closed_ = true;
-          stream_->WritesDone();
-        }
+        CloseWrites();
+        StopTicker();
         (void)stream_->Finish();
         const std::string why = absl::StrCat("the controller refused this agent: ", m.reject().reason());
         if (m.reject().retryable()) return absl::ResourceExhaustedError(why);
@@ -164,7 +245,10 @@ absl::Status Session::Run() {
         break;
       }
       case ControllerMessage::kRunLifecycle:
-        HandleLifecycle(m.run_lifecycle());
+        // On a thread of its own: this one keeps reading, so that a
+        // controller that goes away stops a long setup() at once.
+        if (lifecycle_.joinable()) lifecycle_.join();
+        lifecycle_ = std::thread([this, r = m.run_lifecycle()] { HandleLifecycle(r); });
         break;
       case ControllerMessage::kStart:
         StartRun(m.start());
@@ -175,12 +259,10 @@ absl::Status Session::Run() {
       case ControllerMessage::kEnd: {
         StopRun("the controller ended the test");
         if (runner_.joinable()) runner_.join();
+        if (lifecycle_.joinable()) lifecycle_.join();
         SetLogForwarder(nullptr);
-        {
-          std::lock_guard<std::mutex> lock(write_mu_);
-          closed_ = true;
-          stream_->WritesDone();
-        }
+        StopTicker();
+        CloseWrites();
         grpc::Status st = stream_->Finish();
         engine_.reset();
         (void)st;
@@ -190,7 +272,7 @@ absl::Status Session::Run() {
         break;
     }
   }
-  // The controller went away: no load without it.
+  // The controller went away (or this side left): no load without it.
   SetLogForwarder(nullptr);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
@@ -198,9 +280,19 @@ absl::Status Session::Run() {
   }
   StopRun("the controller is gone");
   if (runner_.joinable()) runner_.join();
+  if (lifecycle_.joinable()) lifecycle_.join();
+  StopTicker();
   grpc::Status st = stream_->Finish();
   engine_.reset();
-  if (!welcomed) return absl::UnavailableError(absl::StrCat("cannot reach the controller: ", st.error_message()));
+  std::optional<std::string> leaving;
+  {
+    std::lock_guard<std::mutex> lock(leave_mu_);
+    leaving = leaving_;
+  }
+  if (leaving) return absl::CancelledError(absl::StrCat("left the test (", *leaving, "); the last metrics were sent"));
+  if (left_at_once_) return absl::CancelledError("left the controller");
+  if (join_timed_out_) return absl::DeadlineExceededError("no welcome before the join deadline");
+  if (!welcomed_) return absl::UnavailableError(absl::StrCat("cannot reach the controller: ", st.error_message()));
   return absl::UnavailableError(absl::StrCat("lost the controller: ", st.error_message()));
 }
 
@@ -236,7 +328,10 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   config.execution = *tuple;
   config.options_json = a.options_json();
   config.emit_vus_gauges = false;  // the controller sums them over the agents
-  engine_ = std::make_unique<Engine>(config);
+  {
+    std::lock_guard<std::mutex> lock(engine_mu_);
+    engine_ = std::make_unique<Engine>(config);
+  }
   absl::Status init = engine_->InitVus();
   if (!init.ok()) return absl::InvalidArgumentError(init.message());
   AgentMessage ready;
@@ -259,6 +354,10 @@ void Session::HandleLifecycle(const v1::RunLifecycle& r) {
     return;
   }
   const absl::Duration timeout = absl::Milliseconds(r.timeout_ms());
+  {
+    std::lock_guard<std::mutex> lock(engine_mu_);
+    lifecycle_active_ = true;
+  }
   if (r.function() == "setup") {
     absl::StatusOr<std::optional<std::string>> data = engine_->RunSetup(timeout);
     result->set_ok(data.ok());
@@ -292,6 +391,10 @@ void Session::HandleLifecycle(const v1::RunLifecycle& r) {
       result->set_timed_out(st.code() == absl::StatusCode::kDeadlineExceeded);
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(engine_mu_);
+    lifecycle_active_ = false;
+  }
   if (auto reason = engine_->abort_reason()) result->set_abort_reason(*reason);
   // Samples of setup/teardown (checks, requests) count too.
   SendDelta(/*sample_vus=*/false);
@@ -305,9 +408,14 @@ void Session::SendDelta(bool sample_vus) {
     barrage::Log(Severity::kError, st.message());
     return;
   }
-  AgentMessage m;
-  metrics::StoreToProto(delta, m.mutable_metrics());
-  Send(m);
+  // Series whose tags are over the controller's limit are counted, not
+  // sent: it would drop them.
+  for (v1::MetricsDelta& part :
+       metrics::StoreToProtos(delta, options_.max_message_bytes, metrics::WireLimits().max_tag_bytes)) {
+    AgentMessage m;
+    *m.mutable_metrics() = std::move(part);
+    Send(m);
+  }
   if (options_.local_metrics != nullptr) {
     std::lock_guard<std::mutex> lock(*options_.local_metrics_mu);
     (void)options_.local_metrics->Merge(delta);
@@ -332,8 +440,16 @@ void Session::StartRun(const v1::Start& s) {
       finished = true;
     });
     absl::Time next = absl::Now() + interval_;
+    // One early progress report once the VUs have started: the controller
+    // samples the vus gauge a second after the start, and without it saw
+    // none active when its sample came first.
+    absl::Time early = absl::Now() + absl::Milliseconds(100);
     while (!finished) {
       absl::SleepFor(absl::Milliseconds(20));
+      if (absl::Now() >= early) {
+        early = absl::InfiniteFuture();
+        Send(ProgressMessage(engine_->Progress(), /*final=*/false));
+      }
       if (absl::Now() < next) continue;
       next += interval_;
       SendDelta(/*sample_vus=*/true);
@@ -345,8 +461,16 @@ void Session::StartRun(const v1::Start& s) {
     AgentMessage done;
     if (auto reason = engine_->abort_reason()) done.mutable_done()->set_abort_reason(*reason);
     done.mutable_done()->set_test_failed(engine_->test_failed());
-    running_ = false;
+    std::optional<std::string> leaving;
+    {
+      std::lock_guard<std::mutex> lock(leave_mu_);
+      leaving = leaving_;
+      running_ = false;  // from here, an interrupt closes the session at once
+    }
+    if (leaving) done.mutable_done()->set_left_early(*leaving);
     Send(done);
+    // Everything measured is sent: the controller ends the stream.
+    if (leaving) CloseWrites();
   });
 }
 

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -23,6 +24,25 @@
 namespace barrage::agent {
 
 inline constexpr uint32_t kProtocolVersion = 1;
+
+// Asks a session to end early and cleanly: barrage-agent on SIGTERM, as
+// Kubernetes sends on eviction. Request from any thread (not from a signal
+// handler: it takes a lock); the session polls it several times a second.
+class SessionInterrupt {
+ public:
+  void Request(const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!why_) why_ = why;
+  }
+  std::optional<std::string> requested() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return why_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<std::string> why_;
+};
 
 struct SessionOptions {
   std::string name;       // reported to the controller
@@ -37,12 +57,29 @@ struct SessionOptions {
   // here (under local_metrics_mu) for its own /metrics.
   metrics::MetricStore* local_metrics = nullptr;
   std::mutex* local_metrics_mu = nullptr;
+  // barrage-agent --once --join-timeout: give up when no controller has
+  // welcomed this agent by then (a connection that hangs included).
+  std::optional<absl::Time> join_deadline;
+  // When requested: a running test is stopped as the controller's Stop
+  // would (VUs interrupted), its last delta and Done (left_early) go to the
+  // controller, and the session closes; outside a test it closes at once.
+  const SessionInterrupt* interrupt = nullptr;
+  // Metric deltas go in messages of at most this many bytes: gRPC refuses
+  // messages over 64 MB, and one interval of unique tags can exceed that.
+  size_t max_message_bytes = 4 << 20;
 };
 
 // Runs one session to its end. OK after End; kUnavailable when the
-// controller cannot be reached or goes away (the VUs are stopped first);
-// kPermissionDenied / kFailedPrecondition when the controller rejects the
-// agent (the reason is in the message).
+// controller cannot be reached or goes away (the VUs are stopped first,
+// setup() and teardown() included); kPermissionDenied when the controller
+// refuses the agent, kResourceExhausted when it does not need it now (the
+// reason is in the message); kDeadlineExceeded when join_deadline passed
+// before a welcome; kCancelled when the interrupt ended it (after a running
+// test's last delta and Done were sent).
+//
+// Besides its own messages the session sends a Heartbeat in each second it
+// sends nothing else, so that the controller can tell a silent death
+// (keepalive) from a closed connection.
 absl::Status RunSession(const std::shared_ptr<grpc::Channel>& channel, const SessionOptions& options);
 
 }  // namespace barrage::agent

@@ -64,6 +64,7 @@ void MetricStore::AddEncoded(const std::string& metric, const std::string& encod
     }
     it = by_tags.emplace(encoded_tags, Series{DecodeTagSet(encoded_tags), Aggregate(def->type)})
              .first;
+    tag_bytes_ += encoded_tags.size();
   }
   it->second.agg.Add(value, time_ns);
 }
@@ -83,6 +84,7 @@ absl::Status MetricStore::Merge(const MetricStore& other) {
       auto it = by_tags.find(encoded);
       if (it == by_tags.end()) {
         by_tags.emplace(encoded, series);
+        tag_bytes_ += encoded.size();
       } else {
         it->second.agg.Merge(series.agg);
       }
@@ -107,6 +109,7 @@ void MetricStore::MergeEncoded(const std::string& metric, const std::string& enc
     // a peer then leaves the same series as one made here.
     it = by_tags.emplace(encoded_tags, Series{DecodeTagSet(encoded_tags), Aggregate(def->type)})
              .first;
+    tag_bytes_ += encoded_tags.size();
   }
   it->second.agg.Merge(agg);
 }
@@ -114,6 +117,13 @@ void MetricStore::MergeEncoded(const std::string& metric, const std::string& enc
 bool MetricStore::HasSeries(const std::string& metric, const std::string& encoded_tags) const {
   auto it = series_.find(metric);
   return it != series_.end() && it->second.contains(encoded_tags);
+}
+
+const Aggregate* MetricStore::FindSeries(const std::string& metric, const std::string& encoded_tags) const {
+  auto it = series_.find(metric);
+  if (it == series_.end()) return nullptr;
+  auto found = it->second.find(encoded_tags);
+  return found == it->second.end() ? nullptr : &found->second.agg;
 }
 
 std::optional<Aggregate> MetricStore::Query(const std::string& metric, const TagSet& filter) const {

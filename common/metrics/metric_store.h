@@ -42,6 +42,8 @@ class MetricStore {
   void MergeEncoded(const std::string& metric, const std::string& encoded_tags,
                     const Aggregate& agg);
   bool HasSeries(const std::string& metric, const std::string& encoded_tags) const;
+  // The series' aggregate, or nullptr when the store has no such series.
+  const Aggregate* FindSeries(const std::string& metric, const std::string& encoded_tags) const;
 
   // The merge of every series of `metric` whose tags contain all of
   // `filter` (a sub-metric such as grpc_req_duration{method:SayHello});
@@ -55,8 +57,14 @@ class MetricStore {
                                               const Aggregate& agg)>& fn) const;
 
   bool empty() const { return series_.empty(); }
-  void Clear() { series_.clear(); }  // keeps the definitions
+  void Clear() {  // keeps the definitions
+    series_.clear();
+    tag_bytes_ = 0;
+  }
   size_t series_count() const;
+  // The bytes of every series' encoded tag set together: what bounds the
+  // store's memory beside the series count (common/metrics/wire.h).
+  size_t tag_bytes() const { return tag_bytes_; }
 
  private:
   struct Series {
@@ -66,6 +74,7 @@ class MetricStore {
   std::map<std::string, MetricDef> defs_;
   // metric -> encoded tag set -> series
   std::unordered_map<std::string, std::unordered_map<std::string, Series>> series_;
+  size_t tag_bytes_ = 0;
 };
 
 }  // namespace barrage::metrics

@@ -1,5 +1,6 @@
 #include "common/metrics/wire.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -90,6 +91,23 @@ Histogram::BucketSpan SpanFromProto(const pb::BucketSpan& span) {
   return {span.offset(), std::span<const uint64_t>(span.counts().data(), span.counts().size())};
 }
 
+// A series' name for a warning: tag sets may be 64 KiB.
+std::string Shorten(std::string text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  text.resize(max_bytes);
+  text += "...}";
+  return text;
+}
+
+std::string SeriesName(const std::string& metric, const std::string& encoded_tags) {
+  return absl::StrCat("metric '", metric, "' {", encoded_tags, "}");
+}
+
+bool HasControlCharacter(const std::string& text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
 std::string DefText(const MetricDef& def) {
   return absl::StrCat(Sv(MetricTypeName(def.type)), " (", Sv(ValueTypeName(def.contains)), ")");
 }
@@ -102,6 +120,9 @@ absl::StatusOr<Aggregate> SeriesFromProto(const pb::MetricSeries& s, MetricType 
     return absl::InvalidArgumentError(absl::StrCat(name, ": ", what...));
   };
   const uint64_t count = s.count();
+  if (count > limits.max_delta_count) {
+    return bad("count ", count, " in one delta, more than the limit of ", limits.max_delta_count);
+  }
   if (std::isnan(s.min())) return bad("min is NaN");
   if (std::isnan(s.max())) return bad("max is NaN");
   if (std::isnan(s.last())) return bad("last is NaN");
@@ -126,6 +147,18 @@ absl::StatusOr<Aggregate> SeriesFromProto(const pb::MetricSeries& s, MetricType 
   }
   if ((type == MetricType::kGauge || type == MetricType::kRate) && s.sum() != 0) {
     return bad("sum ", s.sum(), " on a ", Sv(MetricTypeName(type)));
+  }
+  if ((type == MetricType::kCounter || type == MetricType::kTrend) && count > 0 && !std::isnan(s.sum())) {
+    // count samples in [min, max] sum to within count x [min, max]. The
+    // room is for rounding: naive summation errs by at most about count x
+    // 2^-53 of the sum of magnitudes, far below 1e-6 of it.
+    const double n = static_cast<double>(count);
+    const double lo = n * s.min();
+    const double hi = n * s.max();
+    const double room = 1e-6 * std::max(std::fabs(lo), std::fabs(hi));
+    if (s.sum() < lo - room || s.sum() > hi + room) {
+      return bad("sum ", s.sum(), " outside count x [min, max] = [", lo, ", ", hi, "]");
+    }
   }
 
   Histogram histogram;
@@ -225,8 +258,76 @@ void StoreToProto(const MetricStore& store, pb::MetricsDelta* out) {
                       });
 }
 
+std::vector<pb::MetricsDelta> StoreToProtos(const MetricStore& store, size_t max_message_bytes,
+                                            size_t max_tag_bytes) {
+  std::vector<pb::MetricsDelta> out(1);
+  auto define = [&store](pb::MetricsDelta& delta, const std::string& name) {
+    const MetricDef* def = store.Find(name);
+    pb::MetricDefinition* d = delta.add_definitions();
+    d->set_name(name);
+    d->set_type(ToProto(def->type));
+    d->set_contains(ToProto(def->contains));
+  };
+  // Room for the definitions a message may carry: every one, at most.
+  size_t definitions_bytes = 0;
+  for (const auto& [name, def] : store.defs()) definitions_bytes += name.size() + 16;
+  const size_t budget = max_message_bytes > definitions_bytes ? max_message_bytes - definitions_bytes : 0;
+  std::set<std::string> named;  // metrics the last message's series name
+  size_t bytes = 0;
+  uint64_t dropped_series = 0, dropped_samples = 0;
+  std::string first_dropped;
+  auto close = [&] {
+    if (out.size() == 1) {
+      for (const auto& [name, def] : store.defs()) define(out.back(), name);
+    } else {
+      for (const std::string& name : named) define(out.back(), name);
+    }
+    named.clear();
+    bytes = 0;
+  };
+  store.ForEachSeries("", [&](const std::string& metric, const TagSet& tags, const Aggregate& agg) {
+    const std::string encoded = EncodeTagSet(tags);
+    if (encoded.size() > max_tag_bytes) {
+      if (dropped_series++ == 0) first_dropped = Shorten(SeriesName(metric, encoded), 120);
+      dropped_samples += agg.count();
+      return;
+    }
+    pb::MetricSeries s;
+    s.set_metric(metric);
+    for (const auto& [key, value] : tags) (*s.mutable_tags())[key] = value;
+    s.set_count(agg.count());
+    s.set_sum(agg.sum());
+    s.set_last(agg.last());
+    s.set_last_time_ns(agg.last_time_ns());
+    s.set_min(agg.min());
+    s.set_max(agg.max());
+    s.set_passes(agg.passes());
+    s.set_first_seen_ns(agg.first_seen_ns());
+    if (agg.type() == MetricType::kTrend) {
+      const Histogram& h = agg.histogram();
+      pb::Histogram* wire = s.mutable_histogram();
+      SpanToProto(h.positive_buckets(), wire->mutable_positive());
+      SpanToProto(h.negative_buckets(), wire->mutable_negative());
+      wire->set_zero_count(h.zero_count());
+    }
+    const size_t size = s.ByteSizeLong() + 6;  // field tag and length
+    if (bytes > 0 && bytes + size > budget) {
+      close();
+      out.emplace_back();
+    }
+    bytes += size;
+    named.insert(metric);
+    *out.back().add_series() = std::move(s);
+  });
+  close();
+  out.front().set_dropped_series(dropped_series);
+  out.front().set_dropped_samples(dropped_samples);
+  out.front().set_first_dropped(first_dropped);
+  return out;
+}
+
 absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const WireLimits& limits,
-                            const std::string& where) {
+                            const std::string& where, MergeReport* report) {
   auto invalid = [&where](absl::string_view what) {
     return absl::InvalidArgumentError(where.empty() ? std::string(what)
                                                     : absl::StrCat(where, ": ", what));
@@ -237,6 +338,13 @@ absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const
   for (int i = 0; i < in.definitions_size(); ++i) {
     const pb::MetricDefinition& d = in.definitions(i);
     if (d.name().empty()) return invalid(absl::StrCat("definition #", i, " has no name"));
+    // k6's own limit on metric names; and the names reach terminals.
+    if (d.name().size() > 128) {
+      return invalid(absl::StrCat("definition #", i, ": a name of ", d.name().size(), " bytes, more than 128"));
+    }
+    if (HasControlCharacter(d.name())) {
+      return invalid(absl::StrCat("definition #", i, ": the name holds a control character"));
+    }
     const std::string metric = absl::StrCat("metric '", d.name(), "'");
     const std::optional<MetricType> type = FromProto(d.type());
     if (!type) return invalid(absl::StrCat(metric, ": unknown type ", static_cast<int>(d.type())));
@@ -256,22 +364,35 @@ absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const
       return invalid(absl::StrCat(metric, " is defined twice, as a ", DefText(it->second),
                                   " and as a ", DefText(def)));
     }
+    if (inserted && into.defs().size() + new_defs.size() > limits.max_metrics) {
+      return invalid(absl::StrCat(metric, ": a new metric beyond the limit of ", limits.max_metrics, " metrics"));
+    }
+  }
+  for (const auto& [field, value] : {std::pair<const char*, uint64_t>{"dropped_series", in.dropped_series()},
+                                     std::pair<const char*, uint64_t>{"dropped_samples", in.dropped_samples()}}) {
+    if (value > limits.max_delta_count) {
+      return invalid(absl::StrCat(field, " ", value, ", more than the limit of ", limits.max_delta_count));
+    }
   }
 
-  // Series: each of a defined metric, checked and rebuilt, within limits.
+  // Series: each of a defined metric, checked and rebuilt; new ones within
+  // the limits, or left out and counted.
   if (static_cast<size_t>(in.series_size()) > limits.max_series) {
     return invalid(absl::StrCat(in.series_size(), " series in one delta, more than the limit of ",
                                 limits.max_series));
   }
   std::vector<Staged> staged;
   staged.reserve(in.series_size());
-  std::set<std::pair<std::string, std::string>> added;  // series `into` does not have yet
+  std::set<std::pair<std::string, std::string>> added;    // series `into` does not have yet
+  std::set<std::pair<std::string, std::string>> dropped;  // new ones beyond the limits
+  size_t added_tag_bytes = 0;
+  MergeReport local;
   const size_t existing = into.series_count();
   for (const pb::MetricSeries& s : in.series()) {
     TagSet tags;
     for (const auto& [key, value] : s.tags()) tags.emplace(key, value);
     std::string encoded = EncodeTagSet(tags);
-    const std::string name = absl::StrCat("metric '", s.metric(), "' {", encoded, "}");
+    const std::string name = SeriesName(s.metric(), encoded);
     const MetricDef* def = into.Find(s.metric());
     if (def == nullptr) {
       auto it = new_defs.find(s.metric());
@@ -280,10 +401,42 @@ absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const
     }
     absl::StatusOr<Aggregate> agg = SeriesFromProto(s, def->type, name, limits);
     if (!agg.ok()) return invalid(agg.status().message());
-    if (!into.HasSeries(s.metric(), encoded) && added.emplace(s.metric(), encoded).second &&
-        existing + added.size() > limits.max_series) {
-      return invalid(
-          absl::StrCat(name, ": a new series beyond the limit of ", limits.max_series, " series"));
+    if (const Aggregate* known = into.FindSeries(s.metric(), encoded); known != nullptr) {
+      // The count of a series that appears twice in one delta is bounded
+      // by max_series x max_delta_count, far from a wrap.
+      if (known->count() + s.count() > limits.max_count) {
+        return invalid(absl::StrCat(name, ": the count would reach ", known->count() + s.count(),
+                                    ", more than the limit of ", limits.max_count));
+      }
+    } else {
+      auto key = std::make_pair(s.metric(), encoded);
+      std::string why;
+      if (dropped.contains(key)) {
+        why = "again";
+      } else if (!added.contains(key)) {
+        if (encoded.size() > limits.max_tag_bytes) {
+          why = absl::StrCat("the limit of ", limits.max_tag_bytes, " tag bytes per series");
+        } else if (existing + added.size() + 1 > limits.max_series) {
+          why = absl::StrCat("the limit of ", limits.max_series, " series");
+        } else if (into.tag_bytes() + added_tag_bytes + encoded.size() > limits.max_total_tag_bytes) {
+          why = absl::StrCat("the limit of ", limits.max_total_tag_bytes, " tag bytes in all series");
+        } else {
+          added_tag_bytes += encoded.size();
+          added.insert(key);
+        }
+      }
+      if (!why.empty()) {
+        if (why != "again") {
+          local.dropped_series++;
+          if (local.first_dropped.empty()) {
+            local.first_dropped = Shorten(name, 120);
+            local.why = why;
+          }
+          dropped.insert(std::move(key));
+        }
+        local.dropped_samples += s.count();
+        continue;
+      }
     }
     staged.push_back({&s.metric(), std::move(encoded), *std::move(agg)});
   }
@@ -291,6 +444,22 @@ absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const
   // Nothing below can fail: the checks above saw to it.
   for (const auto& [name, def] : new_defs) into.Define(def).IgnoreError();
   for (const Staged& s : staged) into.MergeEncoded(*s.metric, s.encoded_tags, s.agg);
+  if (report != nullptr) {
+    // Saturating: the counts only feed a message.
+    auto add = [](uint64_t& to, uint64_t n) { to = n > UINT64_MAX - to ? UINT64_MAX : to + n; };
+    add(report->dropped_series, in.dropped_series());
+    add(report->dropped_samples, in.dropped_samples());
+    add(report->dropped_series, local.dropped_series);
+    add(report->dropped_samples, local.dropped_samples);
+    if (report->first_dropped.empty() && !in.first_dropped().empty()) {
+      report->first_dropped = Shorten(in.first_dropped(), 120);
+      report->why = "the sender's limit of tag bytes per series";
+    }
+    if (report->first_dropped.empty()) {
+      report->first_dropped = local.first_dropped;
+      report->why = local.why;
+    }
+  }
   return absl::OkStatus();
 }
 

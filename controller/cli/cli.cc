@@ -1,9 +1,6 @@
 #include "controller/cli/cli.h"
 
-#include <fcntl.h>
 #include <malloc.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +13,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/session.h"
@@ -26,6 +24,7 @@
 #include "common/options.h"
 #include "common/scenario_share.h"
 #include "controller/cli/exit_codes.h"
+#include "controller/cli/local_agents.h"
 #include "controller/cli/prepare.h"
 #include "controller/cli/progress_display.h"
 #include "controller/cli/report.h"
@@ -36,67 +35,8 @@
 #include "controller/coordinator.h"
 #include "nlohmann/json.hpp"
 
-extern char** environ;
-
 namespace barrage::cli {
 namespace {
-
-// A local barrage-agent process (--agents N). Hand-written over
-// posix_spawn: the project has no process library, and this needs only
-// spawn, wait with a deadline, and kill.
-class LocalAgentProcess {
- public:
-  static absl::StatusOr<std::unique_ptr<LocalAgentProcess>> Spawn(const std::string& path,
-                                                                  const std::vector<std::string>& args) {
-    std::vector<char*> argv;
-    std::string p = path;
-    argv.push_back(p.data());
-    std::vector<std::string> copy = args;
-    for (std::string& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // The agent's lines reach the controller over the session (with its
-    // name); its own copies on stdout/stderr would print every line twice.
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    // A process group of its own: a terminal's Ctrl-C reaches the controller
-    // only, which then stops the agents gracefully over the session.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    pid_t pid = 0;
-    const int err = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&actions);
-    if (err != 0) return absl::InternalError(absl::StrCat("cannot start ", path, ": ", strerror(err)));
-    auto out = std::make_unique<LocalAgentProcess>();
-    out->pid_ = pid;
-    return out;
-  }
-  ~LocalAgentProcess() { Wait(absl::ZeroDuration()); }
-  // Waits up to `timeout` for the process to exit, then kills it.
-  void Wait(absl::Duration timeout) {
-    if (pid_ <= 0) return;
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) break;
-      if (absl::Now() >= deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
 
 int ArchiveCommand(const RunFlags& flags) {
   ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
@@ -148,6 +88,12 @@ absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFla
   cc.threads = flags.threads;
   cc.controller_version = kVersion;
   cc.log_joins = !plan.embedded;
+  // Bounds on what agents may report: no agent has more VUs than all the
+  // scenarios together, nor a scenario the test lacks.
+  for (const Scenario& s : prepared.scenarios) {
+    cc.max_vus += PeakVus({s}, prepared.tuple, /*max_possible=*/true);
+    cc.scenarios.insert(s.name);
+  }
   if (options.execution_segment || options.execution_segment_sequence) {
     if (plan.count > 1) {
       // Splitting a segment again would not add up with the other parts of
@@ -213,13 +159,13 @@ struct ControlPlane {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::vector<std::thread> local_agents;
-  std::vector<std::unique_ptr<LocalAgentProcess>> children;
+  std::unique_ptr<LocalAgents> children;  // --agents N
 
   void Shutdown(controller::Coordinator& coordinator) {
     coordinator.End();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     for (auto& t : local_agents) t.join();
-    for (auto& c : children) c->Wait(absl::Seconds(10));
+    if (children) children->Wait(absl::Seconds(10));
   }
 };
 
@@ -252,6 +198,18 @@ int StartServer(const RunFlags& flags, const AgentPlan& plan, controller::Coordi
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // Connections that never finish their handshake, or hold no session,
+  // are closed: the coordinator bounds streams, this bounds the rest.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 30000);
+  // An agent holds one session per connection; a peer opening thousands of
+  // streams on one connection made the server hold them all (320 MB for
+  // 15,000), where HTTP/2 lets it hold the rest back at the client.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
+  // gRPC sets SO_REUSEPORT by default: a second controller on the same port
+  // would share it silently (agents joining either), and port 0 may pick a
+  // port another such server holds (connections then reset at random).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&coordinator);
   cp.server = builder.BuildAndStart();
   if (cp.server == nullptr || (!plan.embedded && cp.port == 0)) {
@@ -264,11 +222,10 @@ int StartServer(const RunFlags& flags, const AgentPlan& plan, controller::Coordi
 // The embedded agent (a thread speaking the same protocol over an
 // in-process channel), or --agents N local processes, or nothing to start
 // (--listen: remote agents dial in). 0 or an exit code.
-int StartAgents(const RunFlags& flags, const AgentPlan& plan, ControlPlane& cp) {
+int StartAgents(const RunFlags& flags, const AgentPlan& plan, const ControlPlaneSettings& control, ControlPlane& cp) {
   std::unique_ptr<grpc::Server>& server = cp.server;
   const int port = cp.port;
   std::vector<std::thread>& local_agents = cp.local_agents;
-  std::vector<std::unique_ptr<LocalAgentProcess>>& children = cp.children;
   if (plan.embedded) {
     // The embedded agent speaks the same protocol over an in-process channel.
     grpc::ChannelArguments args;
@@ -287,20 +244,14 @@ int StartAgents(const RunFlags& flags, const AgentPlan& plan, ControlPlane& cp) 
     barrage::Log(Severity::kInfo, absl::StrCat("control plane listening on ", address, ", waiting for ", plan.count,
                                                plan.count == 1 ? " agent" : " agents"));
     if (flags.agents > 0) {
-      for (int i = 1; i <= plan.count; ++i) {
-        std::vector<std::string> args = {"--controller", address, "--once", "--name", absl::StrCat("agent-", i)};
-        if (flags.token_file) {
-          args.push_back("--token-file");
-          args.push_back(*flags.token_file);
-        }
-        if (flags.verbose) args.push_back("-v");
-        auto child = LocalAgentProcess::Spawn(SelfDir() + "/barrage-agent", args);
-        if (!child.ok()) {
-          barrage::Log(Severity::kError, child.status().message());
-          return kExitInternal;
-        }
-        children.push_back(*std::move(child));
+      absl::StatusOr<std::unique_ptr<LocalAgents>> started = LocalAgents::Start(
+          {SelfDir() + "/barrage-agent", address, control.token, control.agent_timeout + absl::Seconds(10), flags.verbose},
+          plan.count);
+      if (!started.ok()) {
+        barrage::Log(Severity::kError, started.status().message());
+        return kExitInternal;
       }
+      cp.children = *std::move(started);
     }
   }
   return 0;
@@ -308,7 +259,8 @@ int StartAgents(const RunFlags& flags, const AgentPlan& plan, ControlPlane& cp) 
 
 // Waits for the plan's agents, in slices so that Ctrl-C while waiting ends
 // the run at once. 0 or an exit code.
-int WaitForAgents(controller::Coordinator& coordinator, const AgentPlan& plan, absl::Duration agent_timeout) {
+int WaitForAgents(controller::Coordinator& coordinator, const AgentPlan& plan, absl::Duration agent_timeout,
+                  LocalAgents* local) {
   const absl::Time give_up = absl::Now() + agent_timeout;
   for (;;) {
     const absl::Duration left = give_up - absl::Now();
@@ -317,6 +269,11 @@ int WaitForAgents(controller::Coordinator& coordinator, const AgentPlan& plan, a
     if (StopSignalsReceived() > 0) {
       barrage::Log(Severity::kWarning, "stopped while waiting for agents");
       return kExitExternalAbort;
+    }
+    // A local agent that died before joining never will: say why now.
+    if (std::optional<std::string> dead = local != nullptr ? local->FirstExited() : std::nullopt) {
+      barrage::Log(Severity::kError, absl::StrCat("local agent ", *dead));
+      return kExitAgentLost;
     }
   }
   barrage::Log(Severity::kError, absl::StrCat("only ", coordinator.LiveAgents(), " of ", plan.count,
@@ -359,6 +316,10 @@ int RunCommand(const RunFlags& command_line) {
   if (!plan.ok()) return ConfigError(std::string(plan.status().message()));
   // Embedded: this process runs the VUs and serves no sockets.
   if (plan->embedded) agent::ConfigureProcessForVus();
+  // Agents get the -e values; this process's environment (secrets and
+  // all) only when asked, as k6 archives leave it out. The embedded run is
+  // this machine's own: k6's __ENV there, the environment and -e.
+  if (!plan->embedded && !flags.include_system_env_set) flags.include_system_env = false;
   absl::StatusOr<ControlPlaneSettings> control = ReadControlPlaneSettings(flags, *plan);
   if (!control.ok()) return ConfigError(std::string(control.status().message()));
   Prepared prepared;
@@ -369,6 +330,12 @@ int RunCommand(const RunFlags& command_line) {
   // 2. The control plane, its observers and the agents.
   absl::StatusOr<controller::CoordinatorConfig> cc = MakeCoordinatorConfig(flags, *plan, *control, prepared);
   if (!cc.ok()) return ConfigError(std::string(cc.status().message()));
+  // A lost local agent is described by its process (exit status, last
+  // stderr lines); set once the agents are started, read on this thread.
+  LocalAgents* local_agents = nullptr;
+  cc->describe_lost = [&local_agents](const std::string& name) {
+    return local_agents != nullptr ? local_agents->Describe(name) : std::string();
+  };
   controller::Coordinator coordinator(*std::move(cc));
   RunState state;
   absl::StatusOr<std::unique_ptr<metrics::PrometheusExporter>> exporter = StartExporter(flags, coordinator, state);
@@ -377,8 +344,12 @@ int RunCommand(const RunFlags& command_line) {
   if (!outputs.ok()) return ConfigError(std::string(outputs.status().message()));
   ControlPlane cp;
   if (int code = StartServer(flags, *plan, coordinator, cp); code != 0) return code;
-  if (int code = StartAgents(flags, *plan, cp); code != 0) return code;
-  if (int code = WaitForAgents(coordinator, *plan, control->agent_timeout); code != 0) {
+  if (int code = StartAgents(flags, *plan, *control, cp); code != 0) {
+    cp.Shutdown(coordinator);
+    return code;
+  }
+  local_agents = cp.children.get();
+  if (int code = WaitForAgents(coordinator, *plan, control->agent_timeout, local_agents); code != 0) {
     cp.Shutdown(coordinator);
     return code;
   }
@@ -430,13 +401,25 @@ int Main(int argc, char** argv) {
   run->add_flag("--no-color", f.no_color, "no colours");
   run->add_flag("-v,--verbose", f.verbose, "debug output");
   run->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
-  run->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  run->add_flag("--include-system-env-vars", f.include_system_env,
+                "pass this process's environment to __ENV (default: yes in a local run; agents get only -e "
+                "values unless this is given)");
   run->add_option("--threads", f.threads, "worker threads for VUs (default: number of cores)");
+  // CLI11's own range check prints the whole range of a double (300 digits).
+  auto count_of = [](const char* what) {
+    return CLI::Validator(
+        [what](std::string& text) -> std::string {
+          int n = 0;
+          if (absl::SimpleAtoi(text, &n) && n >= 1) return "";
+          return absl::StrCat("expected a whole number of ", what, ", 1 or more, got '", text, "'");
+        },
+        "N >= 1");
+  };
   run->add_option("--agents", f.agents, "start N local barrage-agent processes and split the test over them")
-      ->check(CLI::PositiveNumber);
+      ->check(count_of("agents"));
   run->add_option("--listen", f.listen, "wait for remote agents on this control address, HOST:PORT");
   run->add_option("--expect-agents", f.expect_agents, "with --listen: how many agents to wait for")
-      ->check(CLI::PositiveNumber);
+      ->check(count_of("agents"));
   run->add_option("--agent-timeout", f.agent_timeout, "how long to wait for the agents to join (default 60s)");
   run->add_option("--on-agent-loss", f.on_agent_loss,
                   "stop (default: stop the others gracefully, exit 111) or continue with the rest");
@@ -444,7 +427,8 @@ int Main(int argc, char** argv) {
   run->add_option("--tls-cert", f.tls_cert, "TLS certificate (PEM) for the control plane");
   run->add_option("--tls-key", f.tls_key, "TLS key (PEM) for the control plane");
   run->add_option("--tls-ca", f.tls_ca, "CA (PEM) that agents' client certificates must chain to (mutual TLS)");
-  run->add_flag("--insecure", f.insecure, "allow listening beyond loopback without TLS or a token");
+  run->add_flag("--insecure", f.insecure,
+                "allow listening beyond loopback without a way to authenticate agents (a token or mutual TLS)");
   run->add_option("--prometheus", f.prometheus, "serve the merged metrics for Prometheus at http://ADDR/metrics");
   run->add_option("--prometheus-label", f.prometheus_labels,
                   "a tag to export as a Prometheus label besides method, status, scenario, group, name, check (repeatable)");
@@ -466,14 +450,14 @@ int Main(int argc, char** argv) {
   inspect->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET (repeatable)");
   inspect->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
   inspect->add_option("-c,--config", f.config, "a JSON file of options");
-  inspect->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  inspect->add_flag("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   inspect->add_flag("--execution-requirements", f.execution_requirements,
                     "also print maxVUs and totalDuration, as k6 inspect does");
   CLI::App* archive = app.add_subcommand("archive", "pack the script and everything it reads into a .tar to run later");
   archive->add_option("script", f.script, "the test script (.js)")->required();
   archive->add_option("-O,--archive-out,-o", f.archive_out, "the archive to write (default archive.tar)");
   archive->add_option("-e,--env", f.env, "an __ENV entry recorded in the archive, KEY=VALUE (repeatable)");
-  archive->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  archive->add_flag("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -495,6 +479,7 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   f.on_agent_loss_set = run->count("--on-agent-loss") > 0;
+  f.include_system_env_set = run->count("--include-system-env-vars") > 0;
   if (app.got_subcommand("inspect")) return InspectCommand(f);
   if (app.got_subcommand("archive")) return ArchiveCommand(f);
   if (f.no_summary) {

@@ -18,6 +18,10 @@ enum ExitCode : int {
   // Barrage's own (k6 has no agents): an agent was lost during the run, or
   // fewer agents than expected joined. The metrics already sent are kept.
   kExitAgentLost = 111,
+  // Barrage's own: data were dropped at a limit (new series beyond the
+  // controller's 100,000, or tag sets over 64 KiB). Every series that was
+  // kept is exact; the summary says what was dropped.
+  kExitDataDropped = 112,
 };
 
 }  // namespace barrage::cli

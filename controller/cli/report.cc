@@ -19,7 +19,8 @@ namespace barrage::cli {
 namespace {
 
 // The first error decides the code (spec §4.2): what the run gave, then a
-// lost agent, test.abort(), failed thresholds, test.fail().
+// lost agent, test.abort(), failed thresholds, test.fail(), and last,
+// data dropped at a limit (112).
 int FinalExitCode(const ReportInput& in, const RunOutcome& outcome,
                   const controller::ThresholdEvaluator::Result& final_eval) {
   int exit_code = outcome.exit_code;
@@ -34,7 +35,16 @@ int FinalExitCode(const ReportInput& in, const RunOutcome& outcome,
     if (exit_code == kExitOk) exit_code = kExitThresholdsFailed;
   }
   if (in.coordinator.test_failed() && exit_code == kExitOk) exit_code = kExitTestFailed;
+  if (in.coordinator.Dropped().dropped_series > 0 && exit_code == kExitOk) exit_code = kExitDataDropped;
   return exit_code;
+}
+
+// The summary's line about data dropped at a limit; empty when none was.
+std::string DroppedLine(const metrics::MergeReport& dropped) {
+  if (dropped.dropped_series == 0) return "";
+  return absl::StrCat("WARNING: ", dropped.dropped_samples, " samples in ", dropped.dropped_series,
+                      " new series were dropped at ", dropped.why, " (first: ", dropped.first_dropped,
+                      "); the totals of those metrics are incomplete");
 }
 
 // Writes handleSummary()'s outputs: "stdout", "stderr" or a file path.
@@ -95,6 +105,10 @@ void WriteSummaryExport(const ReportInput& in, const controller::SummaryInput& s
     }
     exported["agents"] = list;
   }
+  if (const metrics::MergeReport dropped = in.coordinator.Dropped(); dropped.dropped_series > 0) {
+    exported["dropped"] = {{"series", dropped.dropped_series}, {"samples", dropped.dropped_samples},
+                           {"first", dropped.first_dropped}, {"limit", dropped.why}};
+  }
   if (absl::Status st = WriteWholeFile(*in.flags.summary_export, exported.dump(4)); !st.ok()) {
     barrage::Log(Severity::kError, absl::StrCat("--summary-export: cannot write ", st.message()));
   }
@@ -116,9 +130,13 @@ void PrintSummary(const ReportInput& in, const RunOutcome& outcome, const metric
   summary.no_color = in.flags.no_color;
   const std::string text = controller::RenderSummaryText(summary);
   const bool handled = in.coordinator.Exports("handleSummary") && HandleSummary(in.coordinator, summary, options);
+  const std::string dropped = DroppedLine(in.coordinator.Dropped());
   if (!handled) {
     fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
+    if (!dropped.empty()) fputs(absl::StrCat("     ", dropped, "\n\n").c_str(), stdout);
     fflush(stdout);
+  } else if (!dropped.empty()) {
+    barrage::Log(Severity::kWarning, dropped);  // handleSummary's stdout is its own
   }
   if (in.flags.summary_export) WriteSummaryExport(in, summary, agents);
 }

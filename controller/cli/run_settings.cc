@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -14,6 +15,7 @@
 #include "common/execution_segment.h"
 #include "common/log.h"
 #include "controller/cli/exit_codes.h"
+#include "controller/cli/local_agents.h"
 
 namespace barrage::cli {
 
@@ -160,6 +162,11 @@ absl::StatusOr<AgentPlan> MakeAgentPlan(const RunFlags& flags) {
     return absl::InvalidArgumentError(
         "--agents runs its agents on loopback without TLS; --tls-cert/--tls-key/--tls-ca are for --listen");
   }
+  if (flags.agents > LocalAgents::MaxAgents()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--agents ", flags.agents, ": more local agents than this machine's limit of ", LocalAgents::MaxAgents(),
+        " (4 per core); for more, run barrage-agent on other machines and --listen for them"));
+  }
   if (flags.agents > 0) return AgentPlan{flags.agents, false, "127.0.0.1:0"};
   if (flags.listen) {
     if (flags.expect_agents <= 0) return absl::InvalidArgumentError("--listen: --expect-agents N (N >= 1) is required");
@@ -189,14 +196,24 @@ absl::StatusOr<ControlPlaneSettings> ReadControlPlaneSettings(const RunFlags& fl
     out.token = std::string(absl::StripAsciiWhitespace(*text));
     if (out.token.empty()) return absl::InvalidArgumentError(absl::StrCat("--token-file: ", *flags.token_file, " is empty"));
   }
+  if (flags.tls_ca && !flags.tls_cert) return absl::InvalidArgumentError("--tls-ca: only with --tls-cert and --tls-key");
   if (!plan.embedded && !plan.listen.empty()) {
+    // An agent authenticates with the token or a client certificate (mutual
+    // TLS); server-only TLS proves the controller to the agents, nothing more.
     const std::string host = plan.listen.substr(0, plan.listen.rfind(':'));
-    const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]";
-    if (!loopback && !flags.tls_cert && out.token.empty() && !flags.insecure) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--listen ", plan.listen, ": listening beyond loopback needs --tls-cert/--tls-key ",
-                       "or --token-file (or --insecure to accept anyone who can connect)"));
+    const bool loopback = absl::StartsWith(host, "127.") || host == "localhost" || host == "[::1]";
+    if (!loopback && out.token.empty() && !flags.tls_ca && !flags.insecure) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--listen ", plan.listen, ": listening beyond loopback needs a way to authenticate agents: --token-file, "
+          "or mutual TLS (--tls-cert/--tls-key with --tls-ca); server-only TLS authenticates the controller, not the "
+          "agents (--insecure accepts anyone who can connect)"));
     }
+  }
+  if (flags.agents > 0 && out.token.empty()) {
+    // A per-run token, so that other users of this machine cannot join.
+    absl::StatusOr<std::string> random = RandomToken();
+    if (!random.ok()) return random.status();
+    out.token = *random;
   }
   return out;
 }

@@ -42,6 +42,7 @@ struct RunFlags {
   bool verbose = false;
   bool throw_errors = false;
   bool include_system_env = true;
+  bool include_system_env_set = false;  // given on the command line
   int threads = 0;
   std::optional<std::string> execution_segment;
   std::optional<std::string> execution_segment_sequence;
@@ -94,6 +95,8 @@ struct AgentPlan {
 absl::StatusOr<AgentPlan> MakeAgentPlan(const RunFlags& flags);
 
 // The control plane's settings, read and checked before the script runs.
+// Beyond loopback an agent must authenticate (token or mutual TLS) unless
+// --insecure; --agents N runs get a random token of their own.
 struct ControlPlaneSettings {
   absl::Duration agent_timeout = absl::Seconds(60);
   std::string token;  // empty: none required

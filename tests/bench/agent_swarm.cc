@@ -41,6 +41,9 @@ void RunAgent(int index, const std::string& controller, int series, int samples,
               absl::Duration duration, bool distinct, Totals& totals) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
+  // A connection of its own, as each real agent (a process) has: the
+  // controller takes at most 256 sessions on one connection.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto channel = grpc::CreateCustomChannel(controller, grpc::InsecureChannelCredentials(), args);
   auto stub = barrage::v1::Control::NewStub(channel);
   grpc::ClientContext context;

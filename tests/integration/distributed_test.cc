@@ -409,7 +409,8 @@ TEST_F(DistributedTest, ListeningBeyondLoopbackNeedsTlsOrAToken) {
   const std::string script = Write("t.js", "export default () => {};\n");
   testutil::RunResult run = Barrage({"--listen", "0.0.0.0:0", "--expect-agents", "1", script}, 30s);
   EXPECT_EQ(run.exit_code, 104);
-  EXPECT_THAT(run.stderr_text, HasSubstr("listening beyond loopback needs --tls-cert/--tls-key or --token-file"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("listening beyond loopback needs a way to authenticate agents: --token-file, "
+                                         "or mutual TLS (--tls-cert/--tls-key with --tls-ca)"));
   run = Barrage({"--agents", "2", "--listen", "127.0.0.1:0", script}, 30s);
   EXPECT_EQ(run.exit_code, 104);
   EXPECT_THAT(run.stderr_text, HasSubstr("--agents and --listen: choose one"));

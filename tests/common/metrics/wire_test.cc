@@ -380,10 +380,43 @@ std::vector<InvalidCase> InvalidCases() {
       {"TooManySeriesInOneDelta", "vus",
        [](pb::MetricsDelta&, WireLimits& limits) { limits.max_series = 1; },
        "2 series in one delta, more than the limit of 1"},
-      {"TooManySeriesInTheReceiver", "vus",
-       // Receiver() holds 4 series; the valid vus {k=first} makes 5, this one 6.
-       [](pb::MetricsDelta&, WireLimits& limits) { limits.max_series = 5; },
-       "metric 'vus' {k=v}: a new series beyond the limit of 5 series"},
+      {"CounterSumAboveCountTimesMax", "data_sent",
+       [=](pb::MetricsDelta& d, WireLimits&) { series(d)->set_sum(50); },
+       counter + "sum 50 outside count x [min, max] = [20, 40]"},
+      {"TrendSumBelowCountTimesMin", "grpc_req_duration",
+       [=](pb::MetricsDelta& d, WireLimits&) { series(d)->set_sum(-7); },
+       trend + "sum -7 outside count x [min, max] = [-6, 24]"},
+      {"CountTooLargeForOneDelta", "data_sent",
+       [=](pb::MetricsDelta& d, WireLimits&) { series(d)->set_count((uint64_t{1} << 40) + 1); },
+       counter + "count 1099511627777 in one delta, more than the limit of 1099511627776"},
+      {"DefinitionNameTooLong", "vus",
+       [](pb::MetricsDelta& d, WireLimits&) {
+         pb::MetricDefinition* m = d.add_definitions();
+         m->set_name(std::string(129, 'n'));
+         m->set_type(pb::METRIC_TYPE_COUNTER);
+         m->set_contains(pb::VALUE_TYPE_DEFAULT);
+       },
+       "definition #5: a name of 129 bytes, more than 128"},
+      {"DefinitionNameWithAControlCharacter", "vus",
+       [](pb::MetricsDelta& d, WireLimits&) {
+         pb::MetricDefinition* m = d.add_definitions();
+         m->set_name("bell\x07");
+         m->set_type(pb::METRIC_TYPE_COUNTER);
+         m->set_contains(pb::VALUE_TYPE_DEFAULT);
+       },
+       "definition #5: the name holds a control character"},
+      {"TooManyMetrics", "vus",
+       [](pb::MetricsDelta& d, WireLimits& limits) {
+         limits.max_metrics = 5;  // the receiver has its five
+         pb::MetricDefinition* m = d.add_definitions();
+         m->set_name("sixth");
+         m->set_type(pb::METRIC_TYPE_COUNTER);
+         m->set_contains(pb::VALUE_TYPE_DEFAULT);
+       },
+       "metric 'sixth': a new metric beyond the limit of 5 metrics"},
+      {"DroppedCountsTooLarge", "vus",
+       [](pb::MetricsDelta& d, WireLimits&) { d.set_dropped_samples((uint64_t{1} << 40) + 1); },
+       "dropped_samples 1099511627777, more than the limit of 1099511627776"},
   };
 }
 
@@ -434,26 +467,158 @@ TEST(WireTest, SeriesLimitCountsOnlySeriesTheReceiverLacks) {
   WireLimits limits;
   limits.max_series = 2;
   MetricStore into;
+  MergeReport report;
   // The same new series twice in one delta is one series (merged twice).
   pb::MetricsDelta twice = ValidDelta("data_sent");
   *twice.add_series() = twice.series(0);
-  ASSERT_TRUE(MergeFromProto(twice, into, limits, kWhere).ok());
+  ASSERT_TRUE(MergeFromProto(twice, into, limits, kWhere, &report).ok());
   EXPECT_EQ(into.series_count(), 1u);
   EXPECT_EQ(into.Query("data_sent")->count(), 4u);
   EXPECT_EQ(into.Query("data_sent")->sum(), 60);
   // A series the receiver has is no new one.
-  ASSERT_TRUE(MergeFromProto(ValidDelta("data_sent"), into, limits, kWhere).ok());
+  ASSERT_TRUE(MergeFromProto(ValidDelta("data_sent"), into, limits, kWhere, &report).ok());
   EXPECT_EQ(into.Query("data_sent")->count(), 6u);
-  // A new one fills the store to the limit; one more goes beyond it.
+  // A new one fills the store to the limit.
   pb::MetricsDelta other = ValidDelta("data_sent");
   (*other.mutable_series(0)->mutable_tags())["k"] = "w";
-  ASSERT_TRUE(MergeFromProto(other, into, limits, kWhere).ok());
+  ASSERT_TRUE(MergeFromProto(other, into, limits, kWhere, &report).ok());
   EXPECT_EQ(into.series_count(), 2u);
-  (*other.mutable_series(0)->mutable_tags())["k"] = "x";
-  const absl::Status status = MergeFromProto(other, into, limits, kWhere);
+  EXPECT_EQ(report.dropped_series, 0u);
+}
+
+// Issue 13, item 7: at the limit, a delta that brings new series and
+// samples of existing ones loses only the new series; the rest merges
+// exactly, and what was dropped is counted and named.
+TEST(WireTest, NewSeriesBeyondTheLimitAreDroppedAndCountedWhileExistingOnesMerge) {
+  WireLimits limits;
+  limits.max_series = 5;
+  MetricStore into = Receiver();  // 4 series, data_sent {k=other} among them
+  pb::MetricsDelta delta = ValidDelta("data_sent");  // data_sent {k=v}: new, fits (5)
+  for (const char* k : {"x", "y"}) {                  // two more new ones: beyond
+    *delta.add_series() = delta.series(0);
+    (*delta.mutable_series(delta.series_size() - 1)->mutable_tags())["k"] = k;
+  }
+  *delta.add_series() = delta.series(0);
+  (*delta.mutable_series(delta.series_size() - 1)->mutable_tags())["k"] = "other";  // existing
+  MergeReport report;
+  const absl::Status status = MergeFromProto(delta, into, limits, kWhere, &report);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(into.series_count(), 5u);
+  EXPECT_EQ(into.Query("data_sent", {{"k", "other"}})->count(), 3u);  // 1 + 2, exact
+  EXPECT_EQ(into.Query("data_sent", {{"k", "v"}})->count(), 2u);
+  EXPECT_FALSE(into.Query("data_sent", {{"k", "x"}}).has_value());
+  EXPECT_EQ(report.dropped_series, 2u);
+  EXPECT_EQ(report.dropped_samples, 4u);
+  EXPECT_EQ(report.first_dropped, "metric 'data_sent' {k=x}");
+  EXPECT_EQ(report.why, "the limit of 5 series");
+  // Without a report the drops still happen; they are just not told.
+  MetricStore again = Receiver();
+  ASSERT_TRUE(MergeFromProto(delta, again, limits, kWhere).ok());
+  EXPECT_EQ(again.series_count(), 5u);
+}
+
+TEST(WireTest, TagSetsOverTheByteLimitsAreDroppedAndCounted) {
+  WireLimits limits;
+  limits.max_tag_bytes = 100;
+  MetricStore into = Receiver();
+  pb::MetricsDelta delta = ValidDelta("data_sent");
+  (*delta.mutable_series(0)->mutable_tags())["k"] = std::string(200, 'v');
+  MergeReport report;
+  ASSERT_TRUE(MergeFromProto(delta, into, limits, kWhere, &report).ok());
+  EXPECT_EQ(into.series_count(), 4u);
+  EXPECT_EQ(report.dropped_series, 1u);
+  EXPECT_EQ(report.dropped_samples, 2u);
+  EXPECT_EQ(report.why, "the limit of 100 tag bytes per series");
+  // The name in the report is cut short: a warning line, not the tag.
+  EXPECT_LT(report.first_dropped.size(), 150u);
+  EXPECT_THAT(report.first_dropped, ::testing::StartsWith("metric 'data_sent' {k=vvvv"));
+
+  // All tag bytes of the store together: 30 MB tag values must not grow
+  // the receiver without end.
+  limits = WireLimits();
+  limits.max_total_tag_bytes = into.tag_bytes() + 10;
+  report = MergeReport();
+  (*delta.mutable_series(0)->mutable_tags())["k"] = "0123456789abc";
+  ASSERT_TRUE(MergeFromProto(delta, into, limits, kWhere, &report).ok());
+  EXPECT_EQ(report.dropped_series, 1u);
+  EXPECT_EQ(report.why, absl::StrCat("the limit of ", limits.max_total_tag_bytes, " tag bytes in all series"));
+  (*delta.mutable_series(0)->mutable_tags())["k"] = "01";  // "k=01": 4 bytes, fits
+  report = MergeReport();
+  ASSERT_TRUE(MergeFromProto(delta, into, limits, kWhere, &report).ok());
+  EXPECT_EQ(report.dropped_series, 0u);
+  EXPECT_EQ(into.series_count(), 5u);
+}
+
+TEST(WireTest, CountsThatWouldWrapTheReceiverAreRefused) {
+  WireLimits limits;
+  limits.max_count = 5;
+  MetricStore into;
+  ASSERT_TRUE(MergeFromProto(ValidDelta("data_sent"), into, limits, kWhere).ok());
+  ASSERT_TRUE(MergeFromProto(ValidDelta("data_sent"), into, limits, kWhere).ok());
+  const absl::Status status = MergeFromProto(ValidDelta("data_sent"), into, limits, kWhere);
   EXPECT_EQ(status.message(),
-            "agent a-1: metric 'data_sent' {k=x}: a new series beyond the limit of 2 series");
-  EXPECT_EQ(into.series_count(), 2u);
+            "agent a-1: metric 'data_sent' {k=v}: the count would reach 6, more than the limit of 5");
+  EXPECT_EQ(into.Query("data_sent")->count(), 4u);
+  // The default limit leaves room for any real run and none for a wrap.
+  EXPECT_EQ(WireLimits().max_count, uint64_t{1} << 62);
+}
+
+TEST(WireTest, WhatTheSenderDroppedIsReported) {
+  pb::MetricsDelta delta = ValidDelta("vus");
+  delta.set_dropped_series(3);
+  delta.set_dropped_samples(30);
+  delta.set_first_dropped("metric 'big' {id=...}");
+  MetricStore into;
+  MergeReport report;
+  ASSERT_TRUE(MergeFromProto(delta, into, {}, kWhere, &report).ok());
+  EXPECT_EQ(report.dropped_series, 3u);
+  EXPECT_EQ(report.dropped_samples, 30u);
+  EXPECT_EQ(report.first_dropped, "metric 'big' {id=...}");
+  EXPECT_EQ(into.Query("vus")->count(), 2u);
+}
+
+// Issue 13, item 8: one interval of any size gets through, in messages of
+// bounded size that merge to the whole.
+TEST(WireTest, StoreToProtosSplitsIntoBoundedMessagesThatMergeToTheWhole) {
+  MetricStore store = StoreWithDefs();
+  const std::string pad(3000, 'x');
+  for (int i = 0; i < 3000; ++i) store.Add("custom", {{"id", absl::StrCat(pad, i)}}, i, 1000 + i);
+  for (int i = 0; i < 100; ++i) store.Add("grpc_req_duration", {}, 0.5 + i, 1000 + i);
+  store.Add("data_sent", {}, 7, 1);
+  constexpr size_t kMax = 1 << 20;
+  MetricStore copy;
+  const std::vector<pb::MetricsDelta> deltas = StoreToProtos(store, kMax, WireLimits().max_tag_bytes);
+  EXPECT_GE(deltas.size(), 9u);  // 3000 x 3 KB
+  for (const pb::MetricsDelta& d : deltas) {
+    EXPECT_LE(d.ByteSizeLong(), kMax);
+    std::string bytes;
+    ASSERT_TRUE(d.SerializeToString(&bytes));
+    pb::MetricsDelta parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes));
+    // Each message stands alone: it defines what it names.
+    MetricStore alone;
+    ASSERT_TRUE(MergeFromProto(parsed, alone, {}, "").ok());
+    ASSERT_TRUE(MergeFromProto(parsed, copy, {}, "").ok());
+  }
+  ExpectSameStore(copy, store);
+  // A store with no series still sends its definitions once.
+  const std::vector<pb::MetricsDelta> empty = StoreToProtos(StoreWithDefs(), kMax, WireLimits().max_tag_bytes);
+  ASSERT_EQ(empty.size(), 1u);
+  EXPECT_EQ(empty[0].definitions_size(), 5);
+}
+
+TEST(WireTest, StoreToProtosLeavesOutTagSetsOverTheLimitAndCountsThem) {
+  MetricStore store = StoreWithDefs();
+  store.Add("custom", {{"id", std::string(500, 'x')}}, 1, 1);
+  store.Add("custom", {{"id", std::string(500, 'x')}}, 2, 2);
+  store.Add("custom", {{"id", "short"}}, 3, 3);
+  const std::vector<pb::MetricsDelta> deltas = StoreToProtos(store, 1 << 20, /*max_tag_bytes=*/100);
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].series_size(), 1);
+  EXPECT_EQ(deltas[0].dropped_series(), 1u);
+  EXPECT_EQ(deltas[0].dropped_samples(), 2u);
+  EXPECT_THAT(deltas[0].first_dropped(), ::testing::StartsWith("metric 'custom' {id=xxx"));
+  EXPECT_LT(deltas[0].first_dropped().size(), 150u);
 }
 
 TEST(WireTest, BucketLimitIsInclusive) {
