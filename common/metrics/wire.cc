@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics/aggregate.h"
@@ -326,6 +327,27 @@ std::vector<pb::MetricsDelta> StoreToProtos(const MetricStore& store, size_t max
   return out;
 }
 
+namespace {
+
+// The order in which a delta's series are admitted: metric by metric, the
+// metrics with the fewest series in the delta first (stable otherwise).
+// When one metric's tags explode past the series limit, the built-in
+// metrics' few series (iterations, vus, grpc_req_duration) still get in and
+// stay exact; the exploding metric is the one cut short.
+std::vector<const pb::MetricSeries*> AdmissionOrder(const pb::MetricsDelta& in) {
+  absl::flat_hash_map<std::string_view, size_t> per_metric;
+  for (const pb::MetricSeries& s : in.series()) ++per_metric[s.metric()];
+  std::vector<const pb::MetricSeries*> order;
+  order.reserve(in.series_size());
+  for (const pb::MetricSeries& s : in.series()) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [&per_metric](const pb::MetricSeries* a, const pb::MetricSeries* b) {
+    return per_metric.at(a->metric()) < per_metric.at(b->metric());
+  });
+  return order;
+}
+
+}  // namespace
+
 absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const WireLimits& limits,
                             const std::string& where, MergeReport* report) {
   auto invalid = [&where](absl::string_view what) {
@@ -388,7 +410,8 @@ absl::Status MergeFromProto(const pb::MetricsDelta& in, MetricStore& into, const
   size_t added_tag_bytes = 0;
   MergeReport local;
   const size_t existing = into.series_count();
-  for (const pb::MetricSeries& s : in.series()) {
+  for (const pb::MetricSeries* series : AdmissionOrder(in)) {
+    const pb::MetricSeries& s = *series;
     TagSet tags;
     for (const auto& [key, value] : s.tags()) tags.emplace(key, value);
     std::string encoded = EncodeTagSet(tags);

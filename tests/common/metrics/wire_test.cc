@@ -517,6 +517,30 @@ TEST(WireTest, NewSeriesBeyondTheLimitAreDroppedAndCountedWhileExistingOnesMerge
   EXPECT_EQ(again.series_count(), 5u);
 }
 
+// A script whose tag explodes one metric's series in the very first delta
+// (one short run, every series new at once) must not cost the built-in
+// metrics their series: the metric with the fewest series gets in first,
+// wherever the sender put it in the delta.
+TEST(WireTest, AtTheLimitTheMetricWithTheMostNewSeriesIsTheOneCutShort) {
+  WireLimits limits;
+  limits.max_series = 4 + 3;  // the receiver's 4, and 3 new ones
+  MetricStore into = Receiver();
+  pb::MetricsDelta delta = ValidDelta("data_sent");
+  for (int i = 0; i < 5; ++i) {  // 6 new data_sent series in all
+    *delta.add_series() = delta.series(0);
+    (*delta.mutable_series(delta.series_size() - 1)->mutable_tags())["k"] = absl::StrCat("id", i);
+  }
+  pb::MetricsDelta vus = ValidDelta("vus");  // one new vus series, last
+  *delta.add_series() = vus.series(0);
+  MergeReport report;
+  ASSERT_TRUE(MergeFromProto(delta, into, limits, kWhere, &report).ok());
+  EXPECT_EQ(into.series_count(), 7u);
+  ASSERT_TRUE(into.Query("vus", {{"k", "v"}}).has_value());
+  EXPECT_EQ(into.Query("vus", {{"k", "v"}})->count(), 2u);
+  EXPECT_EQ(report.dropped_series, 4u);  // of data_sent's 6 new ones, 2 fit
+  EXPECT_THAT(report.first_dropped, ::testing::StartsWith("metric 'data_sent'"));
+}
+
 TEST(WireTest, TagSetsOverTheByteLimitsAreDroppedAndCounted) {
   WireLimits limits;
   limits.max_tag_bytes = 100;
