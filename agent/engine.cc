@@ -87,6 +87,7 @@ absl::StatusOr<std::unique_ptr<js::Runtime>> Engine::MakeRuntime(Vu& vu) {
   rc.bundle = config_.bundle;
   rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
   rc.test_options_json = config_.options_json;
+  rc.options = config_.options;
   return js::Runtime::Create(std::move(rc));
 }
 
@@ -270,7 +271,7 @@ void Engine::EnterScenario(Vu& vu, ScenarioRun& run) {
   js::Runtime* rt = vu.runtime();
   metrics::TagSet tags = config_.test_tags;
   for (const auto& [k, v] : s.tags) tags[k] = v;
-  tags["scenario"] = s.name;
+  if (rt->system_tag("scenario")) tags["scenario"] = s.name;
   rt->set_vu_tags(tags);
   rt->set_scenario_env(s.env);
   rt->set_group("");
@@ -313,6 +314,13 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
   vu.Emit("iteration_duration", encoded, MillisSince(t0));
   iterations_completed_++;
   run.completed++;
+  // minIterationDuration: a complete iteration shorter than it is padded
+  // after its samples (iteration_duration leaves the padding out), with a
+  // sleep the end of the VU context cuts short, as in k6.
+  if (config_.options && config_.options->min_iteration_duration) {
+    const absl::Duration rest = *config_.options->min_iteration_duration - (absl::Now() - t0);
+    if (rest > absl::ZeroDuration() && !vu.Interrupted()) vu.Sleep(rest);
+  }
   return true;
 }
 
@@ -508,11 +516,16 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
     }
     if (dropped > 0 && !stopped_) {
       metrics::TagSet tags = config_.test_tags;
-      tags["scenario"] = s.name;
+      if (SystemTagEnabled("scenario")) tags["scenario"] = s.name;
       pool_.worker(0).Emit("dropped_iterations", metrics::EncodeTagSet(tags), static_cast<double>(dropped),
                            absl::ToUnixNanos(absl::Now()));
     }
   }
+}
+
+bool Engine::SystemTagEnabled(const std::string& tag) const {
+  const std::vector<std::string> tags = config_.options ? config_.options->SystemTags() : DefaultSystemTags();
+  return std::find(tags.begin(), tags.end(), tag) != tags.end();
 }
 
 double Engine::Progress(const ScenarioRun& run) const {

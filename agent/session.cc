@@ -235,6 +235,7 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   config.threads = options_.threads > 0 ? options_.threads : a.threads();
   config.execution = *tuple;
   config.options_json = a.options_json();
+  config.options = std::make_shared<const Options>(*options);
   config.emit_vus_gauges = false;  // the controller sums them over the agents
   engine_ = std::make_unique<Engine>(config);
   absl::Status init = engine_->InitVus();

@@ -99,7 +99,6 @@ class LocalAgentProcess {
 
 
 int ArchiveCommand(const RunFlags& flags) {
-  ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
   Prepared p;
   if (int code = Prepare(flags, p); code != 0) return code;
   const std::string bytes = WriteArchive(MakeArchive(p));
@@ -114,7 +113,6 @@ int ArchiveCommand(const RunFlags& flags) {
 }
 
 int InspectCommand(const RunFlags& flags) {
-  ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
   Prepared p;
   if (int code = Prepare(flags, p); code != 0) return code;
   nlohmann::json j = nlohmann::json::parse(OptionsToJson(p.options, p.scenarios));
@@ -346,8 +344,6 @@ int AssignAgents(controller::Coordinator& coordinator) {
 }
 
 int RunCommand(const RunFlags& command_line) {
-  const bool tty = isatty(STDERR_FILENO) != 0;
-  ConfigureLog({command_line.verbose, tty, tty && !command_line.no_color});
   // From the start: a Ctrl-C at any point is counted, and the first one
   // stops the run at the next step rather than killing the process.
   InstallStopSignalHandlers();
@@ -400,6 +396,74 @@ int RunCommand(const RunFlags& command_line) {
 
 }  // namespace
 
+// Logging as k6 sets it up before anything else: the runtime settings from
+// flags and K6_* variables, then --log-output, --log-format, --no-color,
+// -v and --console-output. 0 or an exit code.
+int ConfigureLogging(RunFlags& f) {
+  ConfigureLog({f.verbose, isatty(STDERR_FILENO) != 0, false});  // for the errors below
+  if (absl::Status st = ApplyRuntimeEnv(f, ::getenv); !st.ok()) return ConfigError(std::string(st.message()));
+  absl::StatusOr<LogOutput> output = ParseLogOutput(f.log_output.value_or("stderr"));
+  if (!output.ok()) return ConfigError(absl::StrCat("--log-output (K6_LOG_OUTPUT): ", output.status().message()));
+  std::string console = f.console_output.value_or("");
+  if (const char* env = getenv("K6_CONSOLE_OUTPUT"); console.empty() && env != nullptr) console = env;
+  if (absl::Status st = SetLogOutput(*output, console); !st.ok()) return ConfigError(std::string(st.message()));
+  const bool tty = output->kind == LogOutput::Kind::kStderr   ? isatty(STDERR_FILENO) != 0
+                   : output->kind == LogOutput::Kind::kStdout ? isatty(STDOUT_FILENO) != 0
+                                                              : false;
+  const std::string format = f.log_format.value_or("");
+  ConfigureLog({f.verbose, tty, tty && !f.no_color,
+                format == "json" ? LogFormat::kJson : format == "raw" ? LogFormat::kRaw : LogFormat::kText});
+  return 0;
+}
+
+// Repeatable options take one value per occurrence, as k6's do: without
+// this CLI11 lets `-e X=1 script.js` swallow the script as a second value.
+CLI::Option* Repeatable(CLI::Option* option) { return option->allow_extra_args(false); }
+
+// The flags k6 gives `run`, `inspect` and `archive` alike: the options, the
+// runtime options and the logging flags.
+void AddTestFlags(CLI::App* cmd, RunFlags& f) {
+  cmd->add_option("script", f.script, "the test script (.js, a .tar from `barrage archive`, or - for stdin)")
+      ->required();
+  cmd->add_option("-u,--vus", f.vus, "number of virtual users");
+  cmd->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
+  cmd->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
+  Repeatable(cmd->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET, e.g. 30s:10 (repeatable)"));
+  Repeatable(cmd->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)"));
+  Repeatable(cmd->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)"));
+  cmd->add_option("-c,--config", f.config,
+                  "a JSON file of options, or a YAML file of options plus run settings under `barrage:`");
+  cmd->add_option("--execution-segment", f.execution_segment, "the part of the test to run, e.g. 1/3:2/3");
+  cmd->add_option("--execution-segment-sequence", f.execution_segment_sequence,
+                  "how the whole test is split, e.g. 0,1/3,2/3,1");
+  cmd->add_flag("--no-setup", f.no_setup, "do not run setup()");
+  cmd->add_flag("--no-teardown", f.no_teardown, "do not run teardown()");
+  cmd->add_flag("--no-thresholds", f.no_thresholds, "do not evaluate thresholds");
+  cmd->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
+  cmd->add_option("--system-tags", f.system_tags,
+                  "the system tags samples carry, e.g. status,method (default: k6's: check, error, error_code, "
+                  "expected_response, group, method, name, proto, scenario, service, status, subproto, tls_version, url)");
+  cmd->add_option("--user-agent", f.user_agent, "the user-agent prefix of target connections (default Barrage/<version>)");
+  cmd->add_option("--min-iteration-duration", f.min_iteration_duration,
+                  "pad every shorter iteration with a sleep to this duration");
+  cmd->add_flag("--insecure-skip-tls-verify", f.insecure_skip_tls_verify,
+                "do not verify the target's TLS certificate");
+  cmd->add_option("--console-output", f.console_output, "write console.log() & co. to FILE instead of the log");
+  cmd->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
+  cmd->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
+  cmd->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
+  cmd->add_option("--summary-mode", f.summary_mode, "compact (default), full, legacy (k6's pre-1.0 layout) or disabled");
+  cmd->add_flag("--no-summary", f.no_summary, "deprecated: --summary-mode=disabled (no summary, handleSummary or export)");
+  cmd->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV (default true)");
+  cmd->add_option("--compatibility-mode", f.compatibility_mode,
+                  "extended (default: ES2015+ through Babel) or base (ES5.1 and CommonJS as written)");
+  cmd->add_flag("-q,--quiet", f.quiet, "no banner and no progress");
+  cmd->add_flag("--no-color", f.no_color, "no colours");
+  cmd->add_flag("-v,--verbose", f.verbose, "debug output");
+  cmd->add_option("--log-output", f.log_output, "stderr (default), stdout, none or file=PATH[,level=LEVEL]");
+  cmd->add_option("--log-format", f.log_format, "the log's layout: text (default), json or raw");
+}
+
 int Main(int argc, char** argv) {
   // glibc shrinks and regrows the worker threads' malloc arenas around each
   // request's allocations, an mprotect system call each time (6,000 per
@@ -410,28 +474,11 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   RunFlags f;
   CLI::App* run = app.add_subcommand("run", "run a test script (like k6 run)");
-  run->add_option("script", f.script, "the test script (.js)")->required();
-  run->add_option("-u,--vus", f.vus, "number of virtual users");
-  run->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
-  run->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
-  run->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET, e.g. 30s:10 (repeatable)");
-  run->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
-  run->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)");
-  run->add_option("-c,--config", f.config,
-                  "a JSON file of options, or a YAML file of options plus run settings under `barrage:`");
-  run->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
-  run->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
-  run->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
-  run->add_flag("-q,--quiet", f.quiet, "no banner and no progress");
-  run->add_flag("--no-summary", f.no_summary, "no end-of-test summary and no --summary-export");
-  run->add_flag("--no-thresholds", f.no_thresholds, "do not evaluate thresholds");
-  run->add_flag("--no-setup", f.no_setup, "do not run setup()");
-  run->add_flag("--no-teardown", f.no_teardown, "do not run teardown()");
-  run->add_flag("--no-color", f.no_color, "no colours");
-  run->add_flag("-v,--verbose", f.verbose, "debug output");
-  run->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
-  run->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
-  run->add_option("--threads", f.threads, "worker threads for VUs (default: number of cores)");
+  AddTestFlags(run, f);
+  run->add_option("--threads", f.threads, absl::StrCat("worker threads for VUs (default: number of cores; at most ",
+                                                       MaxThreads(), " here)"));
+  run->add_option("--vus-memory-check", f.vus_memory_check,
+                  "refuse more VUs than the available memory holds at ~350 KiB each (default true)");
   run->add_option("--agents", f.agents, "start N local barrage-agent processes and split the test over them")
       ->check(CLI::PositiveNumber);
   run->add_option("--listen", f.listen, "wait for remote agents on this control address, HOST:PORT");
@@ -446,34 +493,21 @@ int Main(int argc, char** argv) {
   run->add_option("--tls-ca", f.tls_ca, "CA (PEM) that agents' client certificates must chain to (mutual TLS)");
   run->add_flag("--insecure", f.insecure, "allow listening beyond loopback without TLS or a token");
   run->add_option("--prometheus", f.prometheus, "serve the merged metrics for Prometheus at http://ADDR/metrics");
-  run->add_option("--prometheus-label", f.prometheus_labels,
-                  "a tag to export as a Prometheus label besides method, status, scenario, group, name, check (repeatable)");
+  Repeatable(run->add_option("--prometheus-label", f.prometheus_labels,
+                             "a tag to export as a Prometheus label besides method, status, scenario, group, name, check "
+                             "(repeatable)"));
   run->add_option("--prometheus-max-series", f.prometheus_max_series,
                   "with --prometheus: series exported at most; the rest are dropped with a warning (default 10000)");
-  run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)");
+  Repeatable(run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)"));
   run->add_option("--linger", f.linger, "with --prometheus: keep serving the final metrics this long after the test");
-  // `inspect` reads the same options as `run` and prints them resolved.
+  // `inspect` and `archive` read the same options as `run`, as in k6.
   CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");
-  for (CLI::App* cmd : {run, inspect}) {
-    cmd->add_option("--execution-segment", f.execution_segment, "the part of the test to run, e.g. 1/3:2/3");
-    cmd->add_option("--execution-segment-sequence", f.execution_segment_sequence,
-                    "how the whole test is split, e.g. 0,1/3,2/3,1");
-  }
-  inspect->add_option("script", f.script, "the test script (.js)")->required();
-  inspect->add_option("-u,--vus", f.vus, "number of virtual users");
-  inspect->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
-  inspect->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
-  inspect->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET (repeatable)");
-  inspect->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
-  inspect->add_option("-c,--config", f.config, "a JSON file of options");
-  inspect->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  AddTestFlags(inspect, f);
   inspect->add_flag("--execution-requirements", f.execution_requirements,
                     "also print maxVUs and totalDuration, as k6 inspect does");
   CLI::App* archive = app.add_subcommand("archive", "pack the script and everything it reads into a .tar to run later");
-  archive->add_option("script", f.script, "the test script (.js)")->required();
+  AddTestFlags(archive, f);
   archive->add_option("-O,--archive-out,-o", f.archive_out, "the archive to write (default archive.tar)");
-  archive->add_option("-e,--env", f.env, "an __ENV entry recorded in the archive, KEY=VALUE (repeatable)");
-  archive->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -494,11 +528,20 @@ int Main(int argc, char** argv) {
     std::cout << "barrage v" << kVersion << "\n";
     return kExitOk;
   }
+  CLI::App* cmd = run->parsed() ? run : inspect->parsed() ? inspect : archive;
   f.on_agent_loss_set = run->count("--on-agent-loss") > 0;
+  f.include_system_env_set = cmd->count("--include-system-env-vars") > 0;
+  if (int code = ConfigureLogging(f); code != 0) return code;
   if (app.got_subcommand("inspect")) return InspectCommand(f);
   if (app.got_subcommand("archive")) return ArchiveCommand(f);
   if (f.no_summary) {
-    barrage::Log(Severity::kWarning, "--no-summary is deprecated; it also disables --summary-export");
+    // cobra's deprecation notice in k6 v1.x.
+    barrage::Log(Severity::kWarning, "Flag --no-summary has been deprecated, use --summary-mode=disabled instead");
+  }
+  if (SummaryMode(f) == "legacy") {
+    barrage::Log(Severity::kWarning,
+                 "The \"legacy\" summary mode has been deprecated, and will be removed by k6 v2.0. Please, migrate to "
+                 "either \"compact\" or \"full\" as soon as possible.");
   }
   return RunCommand(f);
 }
