@@ -6,6 +6,7 @@
 #include "common/metrics/histogram.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "common/duration.h"
 #include "common/log.h"
@@ -128,6 +129,27 @@ bool Engine::HasExport(const std::string& name) const {
   return std::find(exports_.begin(), exports_.end(), name) != exports_.end();
 }
 
+absl::Status Engine::InitFailure(const Vu& vu, const absl::Status& error) const {
+  // k6's scheduler: the error as it is, with the hint "error while
+  // initializing VU #<id in test>", plus " (script exception)" for an
+  // exception; exec.test.abort() there is an abort (exit 108), not an error.
+  std::string hint = absl::StrCat("error while initializing VU #", VuIdInTest(config_.execution, vu.id()));
+  absl::Status out;
+  if (abort_reason_) {
+    out = absl::AbortedError(*abort_reason_);
+  } else {
+    out = absl::Status(error.code(), error.message());
+    if (error.code() == absl::StatusCode::kInvalidArgument) absl::StrAppend(&hint, " (script exception)");
+  }
+  out.SetPayload(kInitFailureHint, absl::Cord(hint));
+  return out;
+}
+
+std::string InitFailureHint(const absl::Status& status) {
+  auto hint = status.GetPayload(kInitFailureHint);  // absl::optional in Debian's abseil
+  return hint ? std::string(*hint) : std::string();
+}
+
 absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
   std::vector<Vu*> made;
   {
@@ -149,9 +171,7 @@ absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
         vu->set_runtime(*std::move(rt));
       }
       std::lock_guard<std::mutex> lock(mu_);
-      if (!rt.ok() && first_error.ok()) {
-        first_error = absl::Status(rt.status().code(), absl::StrCat("VU ", vu->id(), " init: ", rt.status().message()));
-      }
+      if (!rt.ok() && first_error.ok()) first_error = InitFailure(*vu, rt.status());
       if (vu->id() == 1) exports_ = std::move(exports);
       if (--pending == 0) cv_.notify_all();
     });
@@ -624,10 +644,13 @@ void Engine::AddArrivalVu(ScenarioRun& run) {
   vu->Start([this, vu, &run] {
     absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
     if (!rt.ok()) {
-      barrage::Log(Severity::kError, absl::StrCat("VU ", vu->id(), " init: ", rt.status().message()));
+      std::unique_lock<std::mutex> lock(mu_);
+      const absl::Status failure = InitFailure(*vu, rt.status());
+      lock.unlock();
+      barrage::Log(Severity::kError, failure.message(), {{"hint", InitFailureHint(failure)}});
       // A VU without a runtime must never run an iteration: out of the
       // scenario, and not counted as initialised.
-      std::lock_guard<std::mutex> lock(mu_);
+      lock.lock();
       run.vus.erase(std::find(run.vus.begin(), run.vus.end(), vu));
       vus_max_--;
     } else {

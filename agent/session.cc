@@ -62,10 +62,11 @@ class Session {
     std::lock_guard<std::mutex> lock(write_mu_);
     return stream_ != nullptr && !closed_ && stream_->Write(m);
   }
-  void SendFailure(v1::Failure::Kind kind, const std::string& message) {
+  void SendFailure(v1::Failure::Kind kind, const std::string& message, const std::string& hint = "") {
     AgentMessage m;
     m.mutable_failure()->set_kind(kind);
     m.mutable_failure()->set_message(message);
+    m.mutable_failure()->set_hint(hint);
     Send(m);
   }
   // Archive + assignment -> bundle, options, engine with its VUs.
@@ -156,10 +157,11 @@ absl::Status Session::Run() {
         absl::Status st = Prepare(archive, m.assignment());
         archive.clear();
         if (!st.ok()) {
-          SendFailure(st.code() == absl::StatusCode::kInvalidArgument ? v1::Failure::SCRIPT
+          SendFailure(st.code() == absl::StatusCode::kInvalidArgument   ? v1::Failure::SCRIPT
+                      : st.code() == absl::StatusCode::kAborted          ? v1::Failure::ABORTED
                       : st.code() == absl::StatusCode::kFailedPrecondition ? v1::Failure::CONFIG
                                                                             : v1::Failure::INTERNAL,
-                      std::string(st.message()));
+                      std::string(st.message()), InitFailureHint(st));
         }
         break;
       }
@@ -238,8 +240,15 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   config.options = std::make_shared<const Options>(*options);
   config.emit_vus_gauges = false;  // the controller sums them over the agents
   engine_ = std::make_unique<Engine>(config);
+  // A failed init keeps the engine: handleSummary() may still run on it,
+  // as k6 renders the summary after a VU's init failed.
   absl::Status init = engine_->InitVus();
-  if (!init.ok()) return absl::InvalidArgumentError(init.message());
+  if (!init.ok()) {
+    absl::Status out(init.code() == absl::StatusCode::kAborted ? init.code() : absl::StatusCode::kInvalidArgument,
+                     init.message());
+    out.SetPayload(kInitFailureHint, absl::Cord(InitFailureHint(init)));
+    return out;
+  }
   AgentMessage ready;
   ready.mutable_ready()->set_vus(engine_->planned_vus());
   for (const std::string& e : {"setup", "teardown", "handleSummary"}) {

@@ -51,6 +51,17 @@ std::string Timestamp() {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%S%Ez", absl::Now(), absl::UTCTimeZone());
 }
 
+// logrus's TextFormatter quotes a field value holding anything beyond
+// letters, digits and -._/@^+ (hint="script exception", agent=agent-1).
+std::string FieldValue(const std::string& v) {
+  for (char ch : v) {
+    const bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                       ch == '-' || ch == '.' || ch == '_' || ch == '/' || ch == '@' || ch == '^' || ch == '+';
+    if (!plain) return Quote(v);
+  }
+  return v;
+}
+
 std::string TextLine(const LogOptions& options, Severity severity, absl::string_view message,
                      const std::vector<std::pair<std::string, std::string>>& fields) {
   std::string line;
@@ -64,12 +75,12 @@ std::string TextLine(const LogOptions& options, Severity severity, absl::string_
     if (!fields.empty()) {
       // k6 pads the message so fields line up.
       if (message.size() < 44) line.append(44 - message.size(), ' ');
-      for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", v);
+      for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", FieldValue(v));
     }
   } else {
     static constexpr const char* kLevels[] = {"debug", "info", "warning", "error"};
     line = absl::StrCat("time=\"", Timestamp(), "\" level=", kLevels[static_cast<int>(severity)], " msg=", Quote(message));
-    for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", v);
+    for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", FieldValue(v));
   }
   return line;
 }

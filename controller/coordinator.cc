@@ -34,6 +34,7 @@ struct Coordinator::Agent {
   State state = State::kJoined;
   std::string failure;
   v1::Failure::Kind failure_kind = v1::Failure::INTERNAL;
+  std::string failure_hint;
   std::optional<v1::LifecycleResult> lifecycle;
   v1::Progress progress;
   int64_t vus = 0;
@@ -116,6 +117,7 @@ grpc::Status Coordinator::Session(grpc::ServerContext* context,
         agent->state = Agent::State::kFailed;
         agent->failure = m.failure().message();
         agent->failure_kind = m.failure().kind();
+        agent->failure_hint = m.failure().hint();
         break;
       case AgentMessage::kLifecycleResult:
         agent->lifecycle = m.lifecycle_result();
@@ -197,8 +199,8 @@ bool Coordinator::WaitForAgents(absl::Duration timeout) {
                       [&] { return LiveAgentsLocked() >= config_.expected_agents; });
 }
 
-absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
-  *script_error = false;
+absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
+  failure->Clear();
   std::vector<Agent*> agents;
   {
     // Agents lost while others were joining have no part in the split.
@@ -268,7 +270,9 @@ absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
   });
   for (Agent* a : agents) {
     if (a->state == Agent::State::kFailed) {
-      *script_error = a->failure_kind == v1::Failure::SCRIPT;
+      failure->set_kind(a->failure_kind);
+      failure->set_message(a->failure);
+      failure->set_hint(a->failure_hint);
       return absl::FailedPreconditionError(absl::StrCat("agent ", a->name, ": ", a->failure));
     }
     if (a->state == Agent::State::kLost) {
@@ -308,6 +312,17 @@ absl::StatusOr<v1::LifecycleResult> Coordinator::RunLifecycle(const std::string&
   {
     std::lock_guard<std::mutex> lock(mu_);
     agent = FirstLiveAgent();
+    if (agent == nullptr && fn == "handleSummary") {
+      // After a VU's init failed (an exception, exec.test.abort()) k6 still
+      // runs handleSummary(): the failed agent has the test, without VUs.
+      for (auto& a : agents_) {
+        if (a->state == Agent::State::kFailed &&
+            (a->failure_kind == v1::Failure::SCRIPT || a->failure_kind == v1::Failure::ABORTED)) {
+          agent = a.get();
+          break;
+        }
+      }
+    }
     if (agent == nullptr) return absl::UnavailableError(absl::StrCat("no agent left to run ", fn, "()"));
     agent->lifecycle.reset();
   }

@@ -87,9 +87,10 @@ class Coordinator final : public v1::Control::Service {
 
   // Plans the segment sequence (weighted by the agents' capacity), sends
   // each agent the archive and its assignment, and waits until all are
-  // ready. A failure names the agent; `script_error` tells the CLI whether
-  // it was the script (107) rather than the configuration or the agent.
-  absl::Status Assign(absl::Duration timeout, bool* script_error);
+  // ready. A failure names the agent; *failure holds the first failed
+  // agent's report (its kind: the script's exception (107), an abort in a
+  // VU's init (108), the configuration or the agent; message and hint).
+  absl::Status Assign(absl::Duration timeout, v1::Failure* failure);
   // The functions the script exports, as the first agent reports them.
   bool Exports(const std::string& fn) const;
   int64_t PlannedVus() const;

@@ -203,6 +203,33 @@ absl::Status ReadPemList(duk_context* ctx, duk_idx_t idx, std::vector<std::strin
   return absl::InvalidArgumentError("invalid tls cacerts value, it needs to be a PEM formatted string or an array of them");
 }
 
+// The test-wide TLS options (spec §1.5.1): insecureSkipTLSVerify always;
+// without a tls object of its own, the tlsAuth certificate for the host: the
+// first whose domains cover it, else the first without domains, else the
+// first (Go's client, and so k6, offers its first certificate whatever the
+// domains say). tlsVersion and tlsCipherSuites cannot be set per channel in
+// gRPC 1.51; the controller warns about them once.
+void ApplyTestWideTls(const Options& options, bool own_tls, gc::ConnectParams& params) {
+  if (params.plaintext) return;
+  params.tls_skip_verify = options.insecure_skip_tls_verify.value_or(false);
+  if (own_tls || !options.tls_auth || options.tls_auth->empty()) return;
+  const std::string host = gc::TlsHostName(params.address, params.authority);
+  const TlsAuth* chosen = nullptr;
+  for (const TlsAuth& auth : *options.tls_auth) {
+    for (const std::string& domain : auth.domains) {
+      if (gc::TlsDomainMatches(domain, host)) chosen = &auth;
+    }
+    if (chosen != nullptr) break;
+  }
+  for (const TlsAuth& auth : *options.tls_auth) {
+    if (chosen == nullptr && auth.domains.empty()) chosen = &auth;
+  }
+  if (chosen == nullptr) chosen = &options.tls_auth->front();
+  params.tls_cert = chosen->cert;
+  params.tls_key = chosen->key;
+  params.tls_password = chosen->password.value_or("");
+}
+
 // connect(id, address, params): params already checked by the JS half.
 absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
@@ -226,7 +253,14 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
     BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, params.reflect_metadata));
   }
   duk_pop(ctx);
+  bool own_tls = false;  // a tls object with keys: a fresh TLS config without tlsAuth
   if (duk_get_prop_string(ctx, 2, "tls") && !params.plaintext) {
+    if (duk_is_object(ctx, -1)) {
+      duk_enum(ctx, -1, DUK_ENUM_OWN_PROPERTIES_ONLY);
+      own_tls = duk_next(ctx, -1, /*get_value=*/0) != 0;
+      if (own_tls) duk_pop(ctx);  // the key
+      duk_pop(ctx);               // the enumerator
+    }
     // Keys other than these four are ignored, as k6 does.
     auto pem = [&](const char* key, std::string& out) -> absl::Status {
       if (duk_get_prop_string(ctx, -1, key) && !duk_is_undefined(ctx, -1)) {
@@ -251,6 +285,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
     duk_pop(ctx);
   }
   duk_pop(ctx);
+  ApplyTestWideTls(rt.options(), own_tls, params);
   // userAgent (spec §1.5): k6 gives it to grpc-go as the primary user
   // agent, so the server sees "<value> grpc-go/…"; here "<value> grpc-c++/…".
   params.user_agent = rt.options().UserAgent(kBarrageVersion);

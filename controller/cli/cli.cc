@@ -323,14 +323,21 @@ int WaitForAgents(controller::Coordinator& coordinator, const AgentPlan& plan, a
 }
 
 // Sends every agent its share; they compile the script and make their
-// VUs. 0 or an exit code.
+// VUs. 0 or an exit code; a VU's failed init is logged as k6 logs it (the
+// JS stack, hint "error while initializing VU #2 (script exception)").
 int AssignAgents(controller::Coordinator& coordinator) {
-  bool script_error = false;
+  v1::Failure failure;
   const absl::Time init_start = absl::Now();
-  absl::Status st = coordinator.Assign(absl::Minutes(10), &script_error);
+  absl::Status st = coordinator.Assign(absl::Minutes(10), &failure);
   if (!st.ok()) {
-    barrage::Log(Severity::kError, st.message());
-    if (script_error) return kExitScriptException;
+    const bool script = failure.kind() == v1::Failure::SCRIPT || failure.kind() == v1::Failure::ABORTED;
+    if (script && !failure.hint().empty()) {
+      barrage::Log(Severity::kError, failure.message(), {{"hint", failure.hint()}});
+    } else {
+      barrage::Log(Severity::kError, st.message());
+    }
+    if (failure.kind() == v1::Failure::ABORTED) return kExitScriptAborted;
+    if (failure.kind() == v1::Failure::SCRIPT) return kExitScriptException;
     if (st.code() == absl::StatusCode::kUnavailable || st.code() == absl::StatusCode::kDeadlineExceeded) {
       return kExitAgentLost;
     }
@@ -359,6 +366,13 @@ int RunCommand(const RunFlags& command_line) {
   if (!control.ok()) return ConfigError(std::string(control.status().message()));
   Prepared prepared;
   if (int code = Prepare(flags, prepared); code != 0) return code;
+  // VUs made on this machine (the embedded agent, --agents) must fit in it.
+  if (flags.vus_memory_check && (plan->embedded || flags.agents > 0)) {
+    const int64_t vus = PeakVus(prepared.scenarios, prepared.tuple, /*max_possible=*/true);
+    if (absl::Status st = CheckVusFitInMemory(vus, MemAvailableBytes()); !st.ok()) {
+      return ConfigError(std::string(st.message()));
+    }
+  }
   absl::StatusOr<absl::Duration> linger = ParseLinger(flags);
   if (!linger.ok()) return ConfigError(std::string(linger.status().message()));
 
@@ -380,6 +394,13 @@ int RunCommand(const RunFlags& command_line) {
   }
   if (!flags.quiet) PrintBanner(flags.script, prepared.scenarios, prepared.tuple, plan->embedded ? 0 : plan->count);
   if (int code = AssignAgents(coordinator); code != 0) {
+    // k6 renders the summary, handleSummary() included, even when a VU's
+    // init failed (an exception: 107; exec.test.abort(): 108).
+    if (code == kExitScriptException || code == kExitScriptAborted) {
+      RunOutcome outcome;
+      outcome.exit_code = code;
+      code = Report({coordinator, prepared, flags, *plan, state}, outcome);
+    }
     cp.Shutdown(coordinator);
     return code;
   }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/grpc/connection.h"
 #include "agent/js/cesu8.h"
 #include "agent/js/runtime.h"
 #include "agent/js/transform.h"
@@ -231,7 +232,12 @@ int RunInitPass(const std::optional<Archive>& from_archive, const std::optional<
       return kExitExternalAbort;
     }
     if (!init.ok()) {
-      barrage::Log(Severity::kError, init.status().message());
+      // k6 logs an exception of the init context with hint="script exception".
+      if (init.status().code() == absl::StatusCode::kInvalidArgument) {
+        barrage::Log(Severity::kError, init.status().message(), {{"hint", "script exception"}});
+      } else {
+        barrage::Log(Severity::kError, init.status().message());
+      }
       return kExitScriptException;
     }
     absl::StatusOr<std::string> opts = (*init)->OptionsJson();
@@ -290,6 +296,37 @@ int ResolveTestScenarios(const Options& options, const std::vector<std::string>&
   return 0;
 }
 
+// The test-wide TLS options (spec §1.5.1), checked once here: tlsAuth's
+// certificates and keys (104 naming the entry), and a warning for what
+// gRPC C++ 1.51 cannot apply per channel (README, deviations).
+int CheckTlsOptions(const Options& options) {
+  if (options.tls_auth) {
+    for (size_t i = 0; i < options.tls_auth->size(); ++i) {
+      const TlsAuth& auth = (*options.tls_auth)[i];
+      absl::Status st = agent::grpc_client::CheckClientCertificate(auth.cert, auth.key, auth.password.value_or(""));
+      if (!st.ok()) return ConfigError(absl::StrCat("options.tlsAuth[", i, "]: ", st.message()));
+    }
+  }
+  if (options.tls_cipher_suites) {
+    barrage::Log(Severity::kWarning,
+                 "tlsCipherSuites is not applied: gRPC C++ 1.51 cannot choose cipher suites per connection; "
+                 "connections negotiate from OpenSSL's defaults");
+  }
+  if (options.tls_version) {
+    // gRPC 1.51 offers TLS 1.2 and 1.3, always both.
+    const std::string& min = options.tls_version->min;
+    const std::string& max = options.tls_version->max;
+    if ((!min.empty() && min > "tls1.2") || (!max.empty() && max < "tls1.3")) {
+      barrage::Log(Severity::kWarning, absl::StrCat("tlsVersion {min: \"", min, "\", max: \"", max,
+                                                    "\"} is not enforced: gRPC C++ 1.51 negotiates TLS 1.2 or 1.3 "
+                                                    "and cannot restrict that per connection"));
+    } else if (!min.empty() && min < "tls1.2") {
+      barrage::Log(Severity::kWarning, "tlsVersion: TLS 1.0 and 1.1 are never offered; gRPC C++ negotiates TLS 1.2 or 1.3");
+    }
+  }
+  return 0;
+}
+
 // The metrics thresholds may name: the script's, and the ones only the
 // controller emits.
 std::map<std::string, metrics::MetricDef> MetricDefs(std::map<std::string, metrics::MetricDef> defs) {
@@ -316,6 +353,7 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   std::vector<std::string> warnings;
   absl::StatusOr<Options> options = MergeOptionSources(flags, init.options_json, &warnings);
   if (!options.ok()) return ConfigError(std::string(options.status().message()));
+  if (int code = CheckTlsOptions(*options); code != 0) return code;
   std::vector<Scenario> scenarios;
   if (int code = ResolveTestScenarios(*options, init.exported, warnings, scenarios); code != 0) return code;
   absl::StatusOr<ExecutionTuple> tuple = ExecutionTupleFromOptions(*options);

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -119,7 +120,11 @@ void PrintSummary(const ReportInput& in, const RunOutcome& outcome, const metric
                  : mode == "legacy" ? controller::SummaryMode::kLegacy
                                     : controller::SummaryMode::kCompact;
   const std::string text = controller::RenderSummaryText(summary);
-  const bool handled = in.coordinator.Exports("handleSummary") && HandleSummary(in.coordinator, summary, options);
+  // The controller's init pass saw the exports (the agents may not have got
+  // as far, when a VU's init failed).
+  const std::vector<std::string>& exported = in.prepared.exported;
+  const bool has_handle_summary = std::find(exported.begin(), exported.end(), "handleSummary") != exported.end();
+  const bool handled = has_handle_summary && HandleSummary(in.coordinator, summary, options);
   if (!handled) {
     fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
     fflush(stdout);
