@@ -79,7 +79,7 @@ std::string TextLine(const LogOptions& options, Severity severity, absl::string_
     }
   } else {
     static constexpr const char* kLevels[] = {"debug", "info", "warning", "error"};
-    line = absl::StrCat("time=\"", Timestamp(), "\" level=", kLevels[static_cast<int>(severity)], " msg=", Quote(message));
+    line = absl::StrCat("time=\"", Timestamp(), "\" level=", kLevels[static_cast<int>(severity)], " msg=", FieldValue(std::string(message)));
     for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", FieldValue(v));
   }
   return line;
