@@ -718,16 +718,11 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
   return o;
 }
 
-namespace {
-
-// strconv.ParseBool's spellings, as k6's envconfig reads booleans.
 std::optional<bool> ParseGoBool(const std::string& s) {
   if (s == "1" || s == "t" || s == "T" || s == "true" || s == "TRUE" || s == "True") return true;
   if (s == "0" || s == "f" || s == "F" || s == "false" || s == "FALSE" || s == "False") return false;
   return std::nullopt;
 }
-
-}  // namespace
 
 absl::StatusOr<Options> OptionsFromEnvironment(const std::function<const char*(const char*)>& getenv) {
   Options o;

@@ -156,6 +156,10 @@ const std::vector<std::string>& DefaultSystemTags();
 // k6 splits it: entries trimmed, empty ones dropped.
 std::vector<std::string> SplitList(const std::string& text);
 
+// A boolean as k6 reads K6_* variables (Go's strconv.ParseBool: 1, t, T,
+// true, TRUE, True and the same for false); nullopt for anything else.
+std::optional<bool> ParseGoBool(const std::string& text);
+
 // tlsVersion's names ("tls1.0" .. "tls1.3") and tlsCipherSuites' (Go's
 // names, as k6 takes them).
 bool IsTlsVersionName(const std::string& name);

@@ -65,13 +65,6 @@ absl::StatusOr<Options> OptionsFromEnv() { return OptionsFromEnvironment(::geten
 
 namespace {
 
-// strconv.ParseBool's spellings, as k6 reads boolean K6_* variables.
-std::optional<bool> ParseGoBool(const std::string& s) {
-  if (s == "1" || s == "t" || s == "T" || s == "true" || s == "TRUE" || s == "True") return true;
-  if (s == "0" || s == "f" || s == "F" || s == "false" || s == "FALSE" || s == "False") return false;
-  return std::nullopt;
-}
-
 // pflag's message for a bad integer, so users see what k6 would say.
 absl::StatusOr<int64_t> ParseIntFlag(const std::string& flag, const std::string& text) {
   int64_t n = 0;
