@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/engine.h"
+#include "common/vu_memory.h"
 #include "agent/js/runtime.h"
 #include "barrage/v1/control.grpc.pb.h"
 #include "common/archive.h"
@@ -220,6 +221,12 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   if (!scenarios.ok()) return absl::FailedPreconditionError(scenarios.status().message());
   absl::StatusOr<ExecutionTuple> tuple = ExecutionTupleFromOptions(*options);
   if (!tuple.ok()) return absl::FailedPreconditionError(tuple.status().message());
+  // This agent's share must fit in its memory (the controller checks the
+  // machine it runs on; remote agents check their own).
+  if (!a.skip_vus_memory_check()) {
+    absl::Status fits = CheckVusFitInMemory(PeakVus(*scenarios, *tuple, /*max_possible=*/true), MemAvailableBytes());
+    if (!fits.ok()) return absl::FailedPreconditionError(fits.message());
+  }
   auto bundle = std::make_shared<js::Bundle>();
   bundle->main_path = archive->main_path;
   bundle->modules = archive->modules;

@@ -259,6 +259,7 @@ absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
     as->mutable_env()->insert(config_.env.begin(), config_.env.end());
     as->set_metrics_interval_ms(absl::ToInt64Milliseconds(config_.metrics_interval));
     as->set_threads(config_.threads);
+    as->set_skip_vus_memory_check(!config_.vus_memory_check);
     Send(a, m);
   }
   std::unique_lock<std::mutex> lock(mu_);

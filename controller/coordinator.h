@@ -39,6 +39,7 @@ struct CoordinatorConfig {
   size_t archive_chunk_bytes = 1 << 20;
   std::string controller_version;
   bool log_joins = true;  // "agent X joined"; off for the embedded agent
+  bool vus_memory_check = true;  // agents refuse VUs their memory cannot hold
   // The user's own executionSegment/executionSegmentSequence (this run is
   // a part of a larger split): given to the one agent as they are.
   std::string fixed_segment;

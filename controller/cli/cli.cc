@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/metrics/prometheus_exporter.h"
 #include "common/options.h"
+#include "common/vu_memory.h"
 #include "common/scenario_share.h"
 #include "controller/cli/exit_codes.h"
 #include "controller/cli/prepare.h"
@@ -146,6 +147,7 @@ absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFla
   cc.threads = flags.threads;
   cc.controller_version = kVersion;
   cc.log_joins = !plan.embedded;
+  cc.vus_memory_check = flags.vus_memory_check;
   if (options.execution_segment || options.execution_segment_sequence) {
     if (plan.count > 1) {
       // Splitting a segment again would not add up with the other parts of

@@ -114,17 +114,7 @@ std::string SummaryMode(const RunFlags& flags);
 // The most worker threads --threads may ask for on this machine.
 int MaxThreads();
 
-// What an idle VU costs in memory, measured with tests/bench/vu_memory.sh
-// (335 to 350 KiB a VU at the time of writing).
-inline constexpr int64_t kBytesPerVu = 350 << 10;
 
-// MemAvailable from /proc/meminfo, in bytes; nullopt when unknown.
-std::optional<int64_t> MemAvailableBytes();
-
-// kInvalidArgument when `vus` VUs at kBytesPerVu each would not fit in
-// `available` bytes (a run that would otherwise allocate until the OOM
-// killer ends it); ok when available is unknown.
-absl::Status CheckVusFitInMemory(int64_t vus, std::optional<int64_t> available);
 
 // Options from the flags, validated; messages name the flag.
 absl::StatusOr<Options> OptionsFromFlags(const RunFlags& flags);

@@ -173,6 +173,25 @@ TEST_F(OptionsTest, MoreVusThanMemoryHoldsAre104NotAnOomKill) {
   EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
 }
 
+TEST_F(OptionsTest, RemoteAgentsRefuseVusTheirMemoryCannotHold) {
+  const std::string script = Write("s.js", "export default function () {}\n");
+  // The controller with --listen does not check (the VUs are elsewhere);
+  // the agent checks its own share and the run is a 104 naming it.
+  auto controller = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"),
+      {"run", "--listen", "127.0.0.1:0", "--expect-agents", "1", "--agent-timeout", "20s", "-u", "2147483648", "-d",
+       "1s", script});
+  absl::StatusOr<std::string> line = controller->WaitForLine("control plane listening on ([0-9.:]+)", 20s);
+  ASSERT_TRUE(line.ok()) << line.status();
+  const size_t at = line->find("listening on ") + 13;
+  const std::string address = line->substr(at, line->find_first_of(", ", at) - at);
+  auto agent = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"),
+                                             {"--controller", address, "--once", "--name", "small"});
+  EXPECT_EQ(controller->Wait(60s), 104) << controller->stderr_text();
+  EXPECT_THAT(controller->stderr_text(), AllOf(HasSubstr("agent small"), HasSubstr("2147483648 VUs"),
+                                               HasSubstr("MemAvailable")));
+}
+
 // ---------------------------------------------------------------- logging
 
 TEST_F(OptionsTest, LogFormatJsonAndRaw) {
