@@ -6,6 +6,7 @@
 #include "common/metrics/histogram.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "common/duration.h"
 #include "common/log.h"
@@ -87,6 +88,7 @@ absl::StatusOr<std::unique_ptr<js::Runtime>> Engine::MakeRuntime(Vu& vu) {
   rc.bundle = config_.bundle;
   rc.throw_on_bad_metric_value = config_.throw_on_bad_metric_value;
   rc.test_options_json = config_.options_json;
+  rc.options = config_.options;
   return js::Runtime::Create(std::move(rc));
 }
 
@@ -127,6 +129,27 @@ bool Engine::HasExport(const std::string& name) const {
   return std::find(exports_.begin(), exports_.end(), name) != exports_.end();
 }
 
+absl::Status Engine::InitFailure(const Vu& vu, const absl::Status& error) const {
+  // k6's scheduler: the error as it is, with the hint "error while
+  // initializing VU #<id in test>", plus " (script exception)" for an
+  // exception; exec.test.abort() there is an abort (exit 108), not an error.
+  std::string hint = absl::StrCat("error while initializing VU #", VuIdInTest(config_.execution, vu.id()));
+  absl::Status out;
+  if (abort_reason_) {
+    out = absl::AbortedError(*abort_reason_);
+  } else {
+    out = absl::Status(error.code(), error.message());
+    if (error.code() == absl::StatusCode::kInvalidArgument) absl::StrAppend(&hint, " (script exception)");
+  }
+  out.SetPayload(kInitFailureHint, absl::Cord(hint));
+  return out;
+}
+
+std::string InitFailureHint(const absl::Status& status) {
+  auto hint = status.GetPayload(kInitFailureHint);  // absl::optional in Debian's abseil
+  return hint ? std::string(*hint) : std::string();
+}
+
 absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
   std::vector<Vu*> made;
   {
@@ -148,9 +171,7 @@ absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
         vu->set_runtime(*std::move(rt));
       }
       std::lock_guard<std::mutex> lock(mu_);
-      if (!rt.ok() && first_error.ok()) {
-        first_error = absl::Status(rt.status().code(), absl::StrCat("VU ", vu->id(), " init: ", rt.status().message()));
-      }
+      if (!rt.ok() && first_error.ok()) first_error = InitFailure(*vu, rt.status());
       if (vu->id() == 1) exports_ = std::move(exports);
       if (--pending == 0) cv_.notify_all();
     });
@@ -270,7 +291,7 @@ void Engine::EnterScenario(Vu& vu, ScenarioRun& run) {
   js::Runtime* rt = vu.runtime();
   metrics::TagSet tags = config_.test_tags;
   for (const auto& [k, v] : s.tags) tags[k] = v;
-  tags["scenario"] = s.name;
+  if (rt->system_tag("scenario")) tags["scenario"] = s.name;
   rt->set_vu_tags(tags);
   rt->set_scenario_env(s.env);
   rt->set_group("");
@@ -313,6 +334,13 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
   vu.Emit("iteration_duration", encoded, MillisSince(t0));
   iterations_completed_++;
   run.completed++;
+  // minIterationDuration: a complete iteration shorter than it is padded
+  // after its samples (iteration_duration leaves the padding out), with a
+  // sleep the end of the VU context cuts short, as in k6.
+  if (config_.options && config_.options->min_iteration_duration) {
+    const absl::Duration rest = *config_.options->min_iteration_duration - (absl::Now() - t0);
+    if (rest > absl::ZeroDuration() && !vu.Interrupted()) vu.Sleep(rest);
+  }
   return true;
 }
 
@@ -508,11 +536,16 @@ void Engine::Run(const std::optional<std::string>& setup_data) {
     }
     if (dropped > 0 && !stopped_) {
       metrics::TagSet tags = config_.test_tags;
-      tags["scenario"] = s.name;
+      if (SystemTagEnabled("scenario")) tags["scenario"] = s.name;
       pool_.worker(0).Emit("dropped_iterations", metrics::EncodeTagSet(tags), static_cast<double>(dropped),
                            absl::ToUnixNanos(absl::Now()));
     }
   }
+}
+
+bool Engine::SystemTagEnabled(const std::string& tag) const {
+  const std::vector<std::string> tags = config_.options ? config_.options->SystemTags() : DefaultSystemTags();
+  return std::find(tags.begin(), tags.end(), tag) != tags.end();
 }
 
 double Engine::Progress(const ScenarioRun& run) const {
@@ -611,10 +644,13 @@ void Engine::AddArrivalVu(ScenarioRun& run) {
   vu->Start([this, vu, &run] {
     absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
     if (!rt.ok()) {
-      barrage::Log(Severity::kError, absl::StrCat("VU ", vu->id(), " init: ", rt.status().message()));
+      std::unique_lock<std::mutex> lock(mu_);
+      const absl::Status failure = InitFailure(*vu, rt.status());
+      lock.unlock();
+      barrage::Log(Severity::kError, failure.message(), {{"hint", InitFailureHint(failure)}});
       // A VU without a runtime must never run an iteration: out of the
       // scenario, and not counted as initialised.
-      std::lock_guard<std::mutex> lock(mu_);
+      lock.lock();
       run.vus.erase(std::find(run.vus.begin(), run.vus.end(), vu));
       vus_max_--;
     } else {

@@ -32,6 +32,13 @@
 
 namespace barrage::agent {
 
+// A VU's init context failed (Engine::InitVus and the VUs made while a test
+// runs): the status carries k6's hint ("error while initializing VU #2
+// (script exception)") under this payload key; kAborted when the script
+// called exec.test.abort() there.
+inline constexpr char kInitFailureHint[] = "barrage.dev/init-failure-hint";
+std::string InitFailureHint(const absl::Status& status);
+
 struct EngineConfig {
   std::shared_ptr<const js::Bundle> bundle;
   std::vector<Scenario> scenarios;
@@ -41,6 +48,9 @@ struct EngineConfig {
   int threads = 0;  // workers; 0 = number of cores
   ExecutionTuple execution;  // this instance's segment; the whole by default
   std::string options_json = "{}";  // exec.test.options
+  // The consolidated options: systemTags, minIterationDuration, and what
+  // the modules apply (userAgent, TLS). Null: k6's defaults.
+  std::shared_ptr<const Options> options;
   // The vus and vus_max gauges. Off on agents of a distributed run: the
   // controller samples the sums over all agents itself.
   bool emit_vus_gauges = true;
@@ -112,6 +122,10 @@ class Engine : public VuOwner {
 
  private:
   struct ScenarioRun;
+  // A VU's failed init as k6 reports it (kInitFailureHint). mu_ held.
+  absl::Status InitFailure(const Vu& vu, const absl::Status& error) const;
+  // The systemTags option (k6's default set when there are no options).
+  bool SystemTagEnabled(const std::string& tag) const;
   absl::StatusOr<std::optional<std::string>> RunLifecycle(const std::string& fn, const std::optional<std::string>& data,
                                                           absl::Duration timeout, bool want_result,
                                                           const std::pair<std::string, std::string>* summary_text = nullptr);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/engine.h"
+#include "common/vu_memory.h"
 #include "agent/js/runtime.h"
 #include "barrage/v1/control.grpc.pb.h"
 #include "common/archive.h"
@@ -73,10 +74,11 @@ class Session {
     closed_ = true;
     stream_->WritesDone();
   }
-  void SendFailure(v1::Failure::Kind kind, const std::string& message) {
+  void SendFailure(v1::Failure::Kind kind, const std::string& message, const std::string& hint = "") {
     AgentMessage m;
     m.mutable_failure()->set_kind(kind);
     m.mutable_failure()->set_message(message);
+    m.mutable_failure()->set_hint(hint);
     Send(m);
   }
   // Archive + assignment -> bundle, options, engine with its VUs.
@@ -237,10 +239,11 @@ absl::Status Session::Run() {
         absl::Status st = Prepare(archive, m.assignment());
         archive.clear();
         if (!st.ok()) {
-          SendFailure(st.code() == absl::StatusCode::kInvalidArgument ? v1::Failure::SCRIPT
+          SendFailure(st.code() == absl::StatusCode::kInvalidArgument   ? v1::Failure::SCRIPT
+                      : st.code() == absl::StatusCode::kAborted          ? v1::Failure::ABORTED
                       : st.code() == absl::StatusCode::kFailedPrecondition ? v1::Failure::CONFIG
                                                                             : v1::Failure::INTERNAL,
-                      std::string(st.message()));
+                      std::string(st.message()), InitFailureHint(st));
         }
         break;
       }
@@ -310,6 +313,12 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   if (!scenarios.ok()) return absl::FailedPreconditionError(scenarios.status().message());
   absl::StatusOr<ExecutionTuple> tuple = ExecutionTupleFromOptions(*options);
   if (!tuple.ok()) return absl::FailedPreconditionError(tuple.status().message());
+  // This agent's share must fit in its memory (the controller checks the
+  // machine it runs on; remote agents check their own).
+  if (!a.skip_vus_memory_check()) {
+    absl::Status fits = CheckVusFitInMemory(PeakVus(*scenarios, *tuple, /*max_possible=*/true), MemAvailableBytes());
+    if (!fits.ok()) return absl::FailedPreconditionError(fits.message());
+  }
   auto bundle = std::make_shared<js::Bundle>();
   bundle->main_path = archive->main_path;
   bundle->modules = archive->modules;
@@ -327,13 +336,21 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   config.threads = options_.threads > 0 ? options_.threads : a.threads();
   config.execution = *tuple;
   config.options_json = a.options_json();
+  config.options = std::make_shared<const Options>(*options);
   config.emit_vus_gauges = false;  // the controller sums them over the agents
   {
     std::lock_guard<std::mutex> lock(engine_mu_);
     engine_ = std::make_unique<Engine>(config);
   }
+  // A failed init keeps the engine: handleSummary() may still run on it,
+  // as k6 renders the summary after a VU's init failed.
   absl::Status init = engine_->InitVus();
-  if (!init.ok()) return absl::InvalidArgumentError(init.message());
+  if (!init.ok()) {
+    absl::Status out(init.code() == absl::StatusCode::kAborted ? init.code() : absl::StatusCode::kInvalidArgument,
+                     init.message());
+    out.SetPayload(kInitFailureHint, absl::Cord(InitFailureHint(init)));
+    return out;
+  }
   AgentMessage ready;
   ready.mutable_ready()->set_vus(engine_->planned_vus());
   for (const std::string& e : {"setup", "teardown", "handleSummary"}) {

@@ -10,6 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "common/duration.h"
 #include "common/execution_segment.h"
 #include "nlohmann/json.hpp"
@@ -67,6 +71,109 @@ std::optional<std::string> ReadString(const json& v, const std::string& where, P
   if (v.is_string()) return v.get<std::string>();
   p.Add(absl::StrCat(where, ": expected a string, got ", v.dump()));
   return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> ReadStringArray(const json& v, const std::string& where, Problems& p) {
+  if (!v.is_array()) {
+    p.Add(absl::StrCat(where, ": expected an array of strings, got ", v.dump()));
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const json& s : v) {
+    if (!s.is_string()) {
+      p.Add(absl::StrCat(where, ": expected an array of strings, got ", v.dump()));
+      return std::nullopt;
+    }
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+// k6's TLSVersions: "tls1.2" (both ends) or {min, max}; "" is no bound.
+std::optional<TlsVersions> ReadTlsVersions(const json& v, const std::string& where, Problems& p) {
+  auto version = [&](const json& x, const std::string& w) -> std::optional<std::string> {
+    if (!x.is_string()) {
+      p.Add(absl::StrCat(w, ": expected a TLS version like \"tls1.2\", got ", x.dump()));
+      return std::nullopt;
+    }
+    const std::string s = x.get<std::string>();
+    if (!s.empty() && !IsTlsVersionName(s)) {
+      p.Add(absl::StrCat(w, ": unknown TLS version '", s, "' (tls1.0, tls1.1, tls1.2, tls1.3)"));
+      return std::nullopt;
+    }
+    return s;
+  };
+  if (v.is_string()) {
+    std::optional<std::string> s = version(v, where);
+    if (!s) return std::nullopt;
+    return TlsVersions{*s, *s};
+  }
+  if (!v.is_object()) {
+    p.Add(absl::StrCat(where, ": expected a TLS version or {min, max}, got ", v.dump()));
+    return std::nullopt;
+  }
+  TlsVersions out;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string w = absl::StrCat(where, ".", it.key());
+    if (it.key() != "min" && it.key() != "max") {
+      p.Add(absl::StrCat(where, ": unknown field '", it.key(), "' (min, max)"));
+      continue;
+    }
+    if (it->is_null()) continue;
+    std::optional<std::string> s = version(*it, w);
+    if (!s) continue;
+    (it.key() == "min" ? out.min : out.max) = *s;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> ReadCipherSuites(const json& v, const std::string& where, Problems& p) {
+  std::optional<std::vector<std::string>> names = ReadStringArray(v, where, p);
+  if (!names) return std::nullopt;
+  for (const std::string& name : *names) {
+    if (!IsTlsCipherSuiteName(name)) {
+      p.Add(absl::StrCat(where, ": unknown cipher suite '", name, "'"));
+      return std::nullopt;
+    }
+  }
+  return names;
+}
+
+// k6's tlsAuth: [{domains, cert, key, password}], strict keys. The PEM
+// blocks are checked where OpenSSL is at hand (the CLI, the agent).
+std::optional<std::vector<TlsAuth>> ReadTlsAuth(const json& v, const std::string& where, Problems& p) {
+  if (!v.is_array()) {
+    p.Add(absl::StrCat(where, ": expected an array of {domains, cert, key, password}, got ", v.dump()));
+    return std::nullopt;
+  }
+  std::vector<TlsAuth> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string w = absl::StrCat(where, "[", i, "]");
+    const json& e = v[i];
+    if (!e.is_object()) {
+      p.Add(absl::StrCat(w, ": expected {domains, cert, key, password}, got ", e.dump()));
+      continue;
+    }
+    TlsAuth auth;
+    for (auto it = e.begin(); it != e.end(); ++it) {
+      const std::string fw = absl::StrCat(w, ".", it.key());
+      if (it.key() == "domains") {
+        if (it->is_null()) continue;
+        if (auto d = ReadStringArray(*it, fw, p)) auth.domains = *d;
+      } else if (it.key() == "cert" || it.key() == "key") {
+        if (auto s = ReadString(*it, fw, p)) (it.key() == "cert" ? auth.cert : auth.key) = *s;
+      } else if (it.key() == "password") {
+        if (it->is_null()) continue;
+        if (auto s = ReadString(*it, fw, p)) auth.password = *s;
+      } else {
+        p.Add(absl::StrCat(w, ": unknown field '", it.key(), "' (domains, cert, key, password)"));
+      }
+    }
+    if (auth.cert.empty()) p.Add(w + ".cert: required (a PEM certificate)");
+    if (auth.key.empty()) p.Add(w + ".key: required (a PEM key)");
+    out.push_back(std::move(auth));
+  }
+  return out;
 }
 
 std::optional<std::map<std::string, std::string>> ReadStringMap(const json& v, const std::string& where,
@@ -389,6 +496,64 @@ std::vector<std::string> Options::TrendStats() const {
   return {"avg", "min", "med", "max", "p(90)", "p(95)"};
 }
 
+const std::vector<std::string>& KnownSystemTags() {
+  static const std::vector<std::string> tags = {
+      "check",  "error",    "error_code", "expected_response", "group",       "iter", "ip",  "method",
+      "name",   "ocsp_status", "proto",  "scenario",          "service",     "status", "subproto",
+      "tls_version", "url", "vu"};
+  return tags;
+}
+
+const std::vector<std::string>& DefaultSystemTags() {
+  static const std::vector<std::string> tags = {
+      "check", "error",    "error_code", "expected_response", "group",    "method", "name",
+      "proto", "scenario", "service",    "status",            "subproto", "tls_version", "url"};
+  return tags;
+}
+
+std::vector<std::string> Options::SystemTags() const {
+  if (!system_tags) return DefaultSystemTags();
+  std::set<std::string> known;
+  for (const std::string& tag : *system_tags) {
+    const auto& all = KnownSystemTags();
+    if (std::find(all.begin(), all.end(), tag) != all.end()) known.insert(tag);
+  }
+  return {known.begin(), known.end()};
+}
+
+std::string Options::UserAgent(const std::string& version) const {
+  return user_agent.value_or(absl::StrCat("Barrage/", version));
+}
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    absl::string_view trimmed = absl::StripAsciiWhitespace(part);
+    if (!trimmed.empty()) out.emplace_back(trimmed);
+  }
+  return out;
+}
+
+bool IsTlsVersionName(const std::string& name) {
+  return name == "tls1.0" || name == "tls1.1" || name == "tls1.2" || name == "tls1.3";
+}
+
+bool IsTlsCipherSuiteName(const std::string& name) {
+  // k6's lib.SupportedTLSCipherSuites (Go's crypto/tls names).
+  static const std::set<std::string> kNames = {
+      "TLS_RSA_WITH_RC4_128_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_AES_128_CBC_SHA",
+      "TLS_RSA_WITH_AES_256_CBC_SHA", "TLS_RSA_WITH_AES_128_CBC_SHA256", "TLS_RSA_WITH_AES_128_GCM_SHA256",
+      "TLS_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+      "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "TLS_ECDHE_RSA_WITH_RC4_128_SHA", "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+      "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+      "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+      "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+      "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+      "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
+  return kNames.count(name) > 0;
+}
+
 absl::Status ValidateTrendStats(const std::vector<std::string>& stats) {
   static const std::regex kPercentile(R"(^p\((\d+(\.\d+)?)\)$)");
   for (const std::string& s : stats) {
@@ -409,13 +574,15 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
   if (!root.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected an object, got ", root.dump()));
   Options o;
   Problems p;
-  // Accepted and ignored, as k6 does for HTTP-only and cloud options.
-  static const std::set<std::string> kIgnored = {
-      "noConnectionReuse", "noVUConnectionReuse", "discardResponseBodies", "batch", "batchPerHost",
-      "maxRedirects", "rps", "noCookiesReset", "cloud", "ext", "paused", "hosts", "dns", "blacklistIPs",
-      "blockHostnames", "localIPs", "httpDebug", "tlsVersion", "tlsCipherSuites", "tlsAuth", "summaryMode",
-      "noUsageReport", "linger",
-      "consoleOutput", "discardResponseMessage", "minIterationDuration"};
+  // k6 options that do nothing for gRPC (HTTP-only, cloud, DNS, ...):
+  // accepted, kept as given for exec.test.options, not applied.
+  static const std::set<std::string> kPassedThrough = {
+      "paused", "rps", "dns", "maxRedirects", "batch", "batchPerHost", "httpDebug", "blacklistIPs",
+      "blockHostnames", "hosts", "noConnectionReuse", "noVUConnectionReuse", "ext", "cloud",
+      "metricSamplesBufferSize", "noCookiesReset", "discardResponseBodies", "localIPs"};
+  // Keys of k6's config file beside the options, and Barrage's older
+  // spellings: accepted and ignored.
+  static const std::set<std::string> kIgnored = {"noUsageReport", "linger", "discardResponseMessage"};
   std::vector<std::string> unknown;
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string& k = it.key();
@@ -510,18 +677,21 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
       if (auto b = ReadBool(v, w, p)) o.throw_errors = *b;
     } else if (k == "insecureSkipTLSVerify") {
       if (auto b = ReadBool(v, w, p)) o.insecure_skip_tls_verify = *b;
+    } else if (k == "tlsVersion") {
+      if (auto t = ReadTlsVersions(v, w, p)) o.tls_version = *t;
+    } else if (k == "tlsCipherSuites") {
+      if (auto s = ReadCipherSuites(v, w, p)) o.tls_cipher_suites = *s;
+    } else if (k == "tlsAuth") {
+      if (auto a = ReadTlsAuth(v, w, p)) o.tls_auth = *a;
+    } else if (k == "minIterationDuration") {
+      if (auto d = ReadDuration(v, w, p)) o.min_iteration_duration = *d;
     } else if (k == "userAgent") {
       if (auto s = ReadString(v, w, p)) o.user_agent = *s;
     } else if (k == "tags") {
       if (auto t = ReadStringMap(v, w, p)) o.tags = *t;
     } else if (k == "systemTags") {
-      if (v.is_array()) {
-        std::vector<std::string> tags;
-        for (const json& s : v) if (s.is_string()) tags.push_back(s.get<std::string>());
-        o.system_tags = tags;
-      } else {
-        p.Add(absl::StrCat(w, ": expected an array of strings, got ", v.dump()));
-      }
+      // Names k6 does not know are ignored, as k6 does (spec §2.3).
+      if (auto tags = ReadStringArray(v, w, p)) o.system_tags = *tags;
     } else if (k == "executionSegment") {
       if (auto t = ReadString(v, w, p)) {
         absl::StatusOr<ExecutionSegment> seg = ParseExecutionSegment(*t);
@@ -534,6 +704,8 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
         if (seq.ok()) o.execution_segment_sequence = *t;
         else p.Add(absl::StrCat(w, ": ", seq.status().message()));
       }
+    } else if (kPassedThrough.count(k)) {
+      o.passthrough[k] = v.dump();
     } else if (!kIgnored.count(k)) {
       unknown.push_back(k);
     }
@@ -541,6 +713,111 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
   if (!unknown.empty() && warnings != nullptr) {
     warnings->push_back(absl::StrCat("There were unknown fields in the options exported in the script: ",
                                      absl::StrJoin(unknown, ", ")));
+  }
+  if (!p.empty()) return p.ToStatus();
+  return o;
+}
+
+std::optional<bool> ParseGoBool(const std::string& s) {
+  if (s == "1" || s == "t" || s == "T" || s == "true" || s == "TRUE" || s == "True") return true;
+  if (s == "0" || s == "f" || s == "F" || s == "false" || s == "FALSE" || s == "False") return false;
+  return std::nullopt;
+}
+
+absl::StatusOr<Options> OptionsFromEnvironment(const std::function<const char*(const char*)>& getenv) {
+  Options o;
+  Problems p;
+  auto get = [&](const char* name) -> std::optional<std::string> {
+    const char* v = getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  auto integer = [&](const char* name, std::optional<int64_t>& out) {
+    auto v = get(name);
+    if (!v) return;
+    int64_t n;
+    if (!absl::SimpleAtoi(*v, &n)) {
+      p.Add(absl::StrCat(name, ": not an integer (or out of range): ", *v));
+      return;
+    }
+    out = n;
+  };
+  auto duration = [&](const char* name, std::optional<absl::Duration>& out) {
+    auto v = get(name);
+    if (!v) return;
+    absl::StatusOr<absl::Duration> d = ParseDuration(*v);
+    if (!d.ok()) {
+      p.Add(absl::StrCat(name, ": ", d.status().message()));
+      return;
+    }
+    out = *d;
+  };
+  auto boolean = [&](const char* name, std::optional<bool>& out) {
+    auto v = get(name);
+    if (!v) return;
+    std::optional<bool> b = ParseGoBool(*v);
+    if (!b) {
+      p.Add(absl::StrCat(name, ": not a boolean (true or false): ", *v));
+      return;
+    }
+    out = *b;
+  };
+  integer("K6_VUS", o.vus);
+  integer("K6_ITERATIONS", o.iterations);
+  if (o.vus && *o.vus < 0) p.Add(absl::StrCat("K6_VUS: must not be negative, got ", *o.vus));
+  duration("K6_DURATION", o.duration);
+  if (auto v = get("K6_STAGES")) {
+    // k6's envconfig: comma-separated DURATION:TARGET entries.
+    std::vector<Stage> stages;
+    for (const std::string& text : SplitList(*v)) {
+      const size_t colon = text.rfind(':');
+      int64_t target = 0;
+      absl::StatusOr<absl::Duration> d = absl::InvalidArgumentError("no duration");
+      if (colon != std::string::npos) d = ParseDuration(text.substr(0, colon));
+      if (colon == std::string::npos || !absl::SimpleAtoi(text.substr(colon + 1), &target) || target < 0 || !d.ok()) {
+        p.Add(absl::StrCat("K6_STAGES: expected DURATION:TARGET entries like 30s:10, got '", text, "'"));
+        break;
+      }
+      stages.push_back({*d, target});
+    }
+    o.stages = stages;
+  }
+  if (auto v = get("K6_SUMMARY_TREND_STATS")) {
+    o.summary_trend_stats = SplitList(*v);
+    if (absl::Status st = ValidateTrendStats(*o.summary_trend_stats); !st.ok()) {
+      p.Add(absl::StrCat("K6_SUMMARY_TREND_STATS: ", st.message()));
+    }
+  }
+  if (auto v = get("K6_SUMMARY_TIME_UNIT")) {
+    if (*v != "s" && *v != "ms" && *v != "us") {
+      p.Add(absl::StrCat("K6_SUMMARY_TIME_UNIT: must be s, ms or us, got '", *v, "'"));
+    }
+    o.summary_time_unit = *v;
+  }
+  if (auto v = get("K6_TAGS")) {
+    metrics::TagSet tags;
+    for (absl::string_view kv : absl::StrSplit(*v, ',', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> pair = absl::StrSplit(kv, absl::MaxSplits(':', 1));
+      tags[pair.first] = pair.second;
+    }
+    o.tags = tags;
+  }
+  if (auto v = get("K6_SYSTEM_TAGS")) o.system_tags = SplitList(*v);
+  boolean("K6_NO_SETUP", o.no_setup);
+  boolean("K6_NO_TEARDOWN", o.no_teardown);
+  boolean("K6_THROW", o.throw_errors);
+  boolean("K6_INSECURE_SKIP_TLS_VERIFY", o.insecure_skip_tls_verify);
+  duration("K6_SETUP_TIMEOUT", o.setup_timeout);
+  duration("K6_TEARDOWN_TIMEOUT", o.teardown_timeout);
+  duration("K6_HANDLE_SUMMARY_TIMEOUT", o.handle_summary_timeout);
+  duration("K6_MIN_ITERATION_DURATION", o.min_iteration_duration);
+  if (auto v = get("K6_USER_AGENT")) o.user_agent = *v;
+  if (auto v = get("K6_CONSOLE_OUTPUT")) o.console_output = *v;
+  if (auto v = get("K6_TLS_CIPHER_SUITES")) {
+    o.tls_cipher_suites = SplitList(*v);
+    for (const std::string& name : *o.tls_cipher_suites) {
+      if (!IsTlsCipherSuiteName(name)) p.Add(absl::StrCat("K6_TLS_CIPHER_SUITES: unknown cipher suite '", name, "'"));
+    }
   }
   if (!p.empty()) return p.ToStatus();
   return o;
@@ -582,9 +859,14 @@ Options MergeOptions(const Options& lower, const Options& higher, std::vector<st
   BARRAGE_MERGE(user_agent);
   BARRAGE_MERGE(min_iteration_duration);
   BARRAGE_MERGE(insecure_skip_tls_verify);
+  BARRAGE_MERGE(tls_version);
+  BARRAGE_MERGE(tls_cipher_suites);
+  BARRAGE_MERGE(tls_auth);
+  BARRAGE_MERGE(console_output);
   BARRAGE_MERGE(execution_segment);
   BARRAGE_MERGE(execution_segment_sequence);
 #undef BARRAGE_MERGE
+  for (const auto& [key, value] : higher.passthrough) out.passthrough[key] = value;
   return out;
 }
 
@@ -693,13 +975,50 @@ json OrNull(const std::optional<T>& v, F f) {
 }  // namespace
 
 std::string OptionsToJson(const Options& o, const std::vector<Scenario>& scenarios) {
-  json j = json::object();
+  // k6 v1.x's exec.test.options: lib.Options marshalled in its field order,
+  // vus/duration/iterations/stages removed, consoleOutput and localIPs
+  // last; unset options null, except the defaults k6 fills in
+  // (summaryTrendStats, systemTags, the dns object).
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  auto same = [](const auto& v) { return v; };
+  auto passthrough = [&](const char* key, nlohmann::ordered_json def = nullptr) {
+    auto it = o.passthrough.find(key);
+    j[key] = it == o.passthrough.end() ? def : nlohmann::ordered_json::parse(it->second);
+  };
+  passthrough("paused");
   json sc = json::object();
   for (const Scenario& s : scenarios) sc[s.name] = ScenarioJson(s);
   j["scenarios"] = sc;
-  auto same = [](const auto& v) { return v; };
   j["executionSegment"] = OrNull(o.execution_segment, same);
   j["executionSegmentSequence"] = OrNull(o.execution_segment_sequence, same);
+  j["noSetup"] = OrNull(o.no_setup, same);
+  j["setupTimeout"] = OrNull(o.setup_timeout, DurationJson);
+  j["noTeardown"] = OrNull(o.no_teardown, same);
+  j["teardownTimeout"] = OrNull(o.teardown_timeout, DurationJson);
+  passthrough("rps");
+  passthrough("dns", {{"ttl", nullptr}, {"select", nullptr}, {"policy", nullptr}});
+  passthrough("maxRedirects");
+  j["userAgent"] = OrNull(o.user_agent, same);
+  passthrough("batch");
+  passthrough("batchPerHost");
+  passthrough("httpDebug");
+  j["insecureSkipTLSVerify"] = OrNull(o.insecure_skip_tls_verify, same);
+  j["tlsCipherSuites"] = OrNull(o.tls_cipher_suites, same);
+  j["tlsVersion"] = OrNull(o.tls_version, [](const TlsVersions& v) {
+    json out = json::object();
+    out["min"] = v.min;
+    out["max"] = v.max;
+    return out;
+  });
+  j["tlsAuth"] = OrNull(o.tls_auth, [](const std::vector<TlsAuth>& list) {
+    json out = json::array();
+    for (const TlsAuth& a : list) {
+      out.push_back({{"domains", a.domains}, {"cert", a.cert}, {"key", a.key},
+                     {"password", a.password ? json(*a.password) : json(nullptr)}});
+    }
+    return out;
+  });
+  j["throw"] = OrNull(o.throw_errors, same);
   j["thresholds"] = OrNull(o.thresholds, [](const std::map<std::string, std::vector<ThresholdSpec>>& th) {
     json out = json::object();
     for (const auto& [key, specs] : th) {
@@ -717,18 +1036,25 @@ std::string OptionsToJson(const Options& o, const std::vector<Scenario>& scenari
     }
     return out;
   });
-  j["summaryTrendStats"] = OrNull(o.summary_trend_stats, same);
-  j["summaryTimeUnit"] = OrNull(o.summary_time_unit, same);
-  j["setupTimeout"] = OrNull(o.setup_timeout, DurationJson);
-  j["teardownTimeout"] = OrNull(o.teardown_timeout, DurationJson);
-  j["noSetup"] = OrNull(o.no_setup, same);
-  j["noTeardown"] = OrNull(o.no_teardown, same);
-  j["throw"] = OrNull(o.throw_errors, same);
-  j["tags"] = OrNull(o.tags, same);
-  j["systemTags"] = OrNull(o.system_tags, same);
-  j["userAgent"] = OrNull(o.user_agent, same);
+  passthrough("blacklistIPs");
+  passthrough("blockHostnames");
+  passthrough("hosts");
+  passthrough("noConnectionReuse");
+  passthrough("noVUConnectionReuse");
   j["minIterationDuration"] = OrNull(o.min_iteration_duration, DurationJson);
-  j["insecureSkipTLSVerify"] = OrNull(o.insecure_skip_tls_verify, same);
+  if (o.passthrough.count("cloud")) passthrough("cloud");  // omitempty in k6
+  passthrough("ext");
+  // Barrage reads handleSummaryTimeout as an option, as k6 v2.2 does.
+  j["handleSummaryTimeout"] = OrNull(o.handle_summary_timeout, DurationJson);
+  j["summaryTrendStats"] = o.TrendStats();
+  j["summaryTimeUnit"] = OrNull(o.summary_time_unit, same);
+  j["systemTags"] = o.SystemTags();
+  j["tags"] = OrNull(o.tags, same);
+  passthrough("metricSamplesBufferSize");
+  passthrough("noCookiesReset");
+  passthrough("discardResponseBodies");
+  j["consoleOutput"] = OrNull(o.console_output, same);
+  passthrough("localIPs");
   return j.dump(2);
 }
 

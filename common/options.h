@@ -9,6 +9,7 @@
 #define BARRAGE_COMMON_OPTIONS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -84,6 +85,22 @@ struct Scenario {
   std::string Describe() const;
 };
 
+// tlsVersion (spec §3.7.6): "tls1.0" .. "tls1.3"; empty means no bound.
+// A string option sets both ends.
+struct TlsVersions {
+  std::string min;
+  std::string max;
+};
+
+// One tlsAuth entry: a client certificate (PEM) for the listed domains
+// ("*.example.com" allowed); password decrypts a legacy encrypted PEM key.
+struct TlsAuth {
+  std::vector<std::string> domains;
+  std::string cert;
+  std::string key;
+  std::optional<std::string> password;
+};
+
 // Each field is unset until a source sets it; Merge fills from higher sources.
 struct Options {
   std::optional<int64_t> vus;
@@ -105,6 +122,15 @@ struct Options {
   std::optional<std::string> user_agent;
   std::optional<absl::Duration> min_iteration_duration;
   std::optional<bool> insecure_skip_tls_verify;
+  std::optional<TlsVersions> tls_version;
+  std::optional<std::vector<std::string>> tls_cipher_suites;  // k6's (Go's) names, validated
+  std::optional<std::vector<TlsAuth>> tls_auth;
+  // K6_CONSOLE_OUTPUT / --console-output; like k6, not read from a script
+  // or config file (k6's field is json:"-").
+  std::optional<std::string> console_output;
+  // Options k6 accepts that do nothing for gRPC (HTTP-only, cloud, DNS,
+  // ...): their JSON as given, by key, so exec.test.options shows them.
+  std::map<std::string, std::string> passthrough;
   // Spec §3.9, as written ("1/3:2/3", "0,1/3,2/3,1"); validated when parsed.
   std::optional<std::string> execution_segment;
   std::optional<std::string> execution_segment_sequence;
@@ -114,7 +140,30 @@ struct Options {
   absl::Duration SetupTimeout() const { return setup_timeout.value_or(absl::Seconds(60)); }
   absl::Duration TeardownTimeout() const { return teardown_timeout.value_or(absl::Seconds(60)); }
   absl::Duration HandleSummaryTimeout() const { return handle_summary_timeout.value_or(absl::Seconds(120)); }
+  // The system tags emitted (spec §2.3): systemTags without the names k6
+  // does not know, sorted; k6's default set when unset.
+  std::vector<std::string> SystemTags() const;
+  // userAgent, or Barrage's default "Barrage/<version>" (k6: "Grafana k6/<version>").
+  std::string UserAgent(const std::string& version) const;
 };
+
+// k6's system tags, sorted: every name (spec §2.3), and the ones emitted
+// when systemTags is unset (all but vu, iter, ip and ocsp_status).
+const std::vector<std::string>& KnownSystemTags();
+const std::vector<std::string>& DefaultSystemTags();
+
+// A comma-separated systemTags value (--system-tags, K6_SYSTEM_TAGS), as
+// k6 splits it: entries trimmed, empty ones dropped.
+std::vector<std::string> SplitList(const std::string& text);
+
+// A boolean as k6 reads K6_* variables (Go's strconv.ParseBool: 1, t, T,
+// true, TRUE, True and the same for false); nullopt for anything else.
+std::optional<bool> ParseGoBool(const std::string& text);
+
+// tlsVersion's names ("tls1.0" .. "tls1.3") and tlsCipherSuites' (Go's
+// names, as k6 takes them).
+bool IsTlsVersionName(const std::string& name);
+bool IsTlsCipherSuiteName(const std::string& name);
 
 // Parses a JSON object of options (the script's exports.options, a config
 // file). `where` prefixes messages ("options", "config.json"). Unknown keys
@@ -139,6 +188,11 @@ absl::StatusOr<std::vector<Scenario>> ResolveScenarios(const Options& options,
 // durations as Go-style strings), without vus/duration/iterations/stages;
 // options nobody set are null.
 std::string OptionsToJson(const Options& options, const std::vector<Scenario>& scenarios);
+
+// The options of one source that a K6_* environment variable sets (spec
+// §4.1), read through `getenv` (the process environment in production).
+// Bad values are kInvalidArgument naming the variable and the value.
+absl::StatusOr<Options> OptionsFromEnvironment(const std::function<const char*(const char*)>& getenv);
 
 // Validates summaryTrendStats entries (avg, min, med, max, count, p(N)).
 absl::Status ValidateTrendStats(const std::vector<std::string>& stats);

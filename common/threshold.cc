@@ -94,6 +94,9 @@ bool IsPercentile(const std::string& aggregation) { return aggregation.rfind("p(
 }  // namespace
 
 absl::StatusOr<ThresholdKey> ParseThresholdKey(std::string_view key) {
+  // k6's metrics.ParseMetricName for the shape (the first '{' and the last
+  // '}' delimit the tags, so values may hold braces, '$' or ':', as in
+  // "name:http://${}.com"), then Metric.AddSubmetric for the tags.
   ThresholdKey result;
   const std::string_view trimmed = TrimSpaces(key);
   result.source = std::string(trimmed);
@@ -104,33 +107,30 @@ absl::StatusOr<ThresholdKey> ParseThresholdKey(std::string_view key) {
     if (result.metric.empty()) return BadKey(key, "no metric name");
     return result;
   }
-  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
-    return BadKey(trimmed, "unbalanced '{' '}'");
+  if (open == std::string_view::npos || close == std::string_view::npos) {
+    return BadKey(trimmed, "unmatched opening/close curly brace");
   }
-  if (trimmed.find('{', open + 1) != std::string_view::npos || trimmed.find('}') != close) {
-    return BadKey(trimmed, "more than one '{' or '}'");
-  }
+  if (close < open) return BadKey(trimmed, "closing curly brace appears before opening one");
   if (close != trimmed.size() - 1) {
-    return BadKey(trimmed, Cat({"text after '}': \"", trimmed.substr(close + 1), "\""}));
+    return BadKey(trimmed, Cat({"text after the closing curly brace: \"", trimmed.substr(close + 1), "\""}));
   }
   result.metric = std::string(TrimName(trimmed.substr(0, open)));
   if (result.metric.empty()) return BadKey(trimmed, "no metric name");
   std::string_view tags = trimmed.substr(open + 1, close - open - 1);
   // Each "key:value", split at the first ':' (values may hold more, as in
-  // url:127.0.0.1:50051/...); an empty part is malformed, as in k6.
+  // url:127.0.0.1:50051/...); a part without a value is malformed, as in k6.
   while (true) {
     const size_t comma = tags.find(',');
     const std::string_view part = tags.substr(0, comma);
     const size_t colon = part.find(':');
-    if (colon == std::string_view::npos) {
-      return BadKey(trimmed, Cat({"tag \"", TrimSpaces(part), "\" is not key:value"}));
+    if (colon == std::string_view::npos || colon + 1 == part.size()) {
+      return BadKey(trimmed, Cat({"tag expression \"", TrimSpaces(part), "\" is malformed (expected key:value)"}));
     }
     const std::string_view tag_key = TrimName(part.substr(0, colon));
-    const std::string_view tag_value = TrimName(part.substr(colon + 1));
-    if (tag_key.empty() || TrimSpaces(part.substr(colon + 1)).empty()) {
-      return BadKey(trimmed, Cat({"tag \"", TrimSpaces(part), "\" is not key:value"}));
+    if (tag_key.empty()) {
+      return BadKey(trimmed, Cat({"tag expression \"", TrimSpaces(part), "\" is malformed (expected key:value)"}));
     }
-    result.filter[std::string(tag_key)] = std::string(tag_value);
+    result.filter[std::string(tag_key)] = std::string(TrimName(part.substr(colon + 1)));
     if (comma == std::string_view::npos) break;
     tags.remove_prefix(comma + 1);
   }

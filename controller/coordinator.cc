@@ -96,6 +96,7 @@ struct Coordinator::Agent {
   std::string failure;
   v1::Failure::Kind failure_kind = v1::Failure::INTERNAL;
   std::string lifecycle_pending;  // the function asked for and not answered yet
+  std::string failure_hint;
   std::optional<v1::LifecycleResult> lifecycle;
   v1::Progress progress;
   int64_t vus = 0;
@@ -454,6 +455,7 @@ absl::Status Coordinator::OnMessage(Agent& a, const AgentMessage& m) {
       a.state = State::kFailed;
       a.failure = Sanitize(m.failure().message(), config_.max_text_bytes);
       a.failure_kind = m.failure().kind();
+      a.failure_hint = Sanitize(m.failure().hint(), config_.max_text_bytes);
       break;
     case AgentMessage::kLifecycleResult: {
       const v1::LifecycleResult& r = m.lifecycle_result();
@@ -615,8 +617,8 @@ bool Coordinator::WaitForAgents(absl::Duration timeout) {
                       [&] { return LiveAgentsLocked() >= config_.expected_agents; });
 }
 
-absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
-  *script_error = false;
+absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
+  failure->Clear();
   std::vector<Agent*> agents;
   {
     // Agents lost while others were joining have no part in the split.
@@ -687,6 +689,7 @@ absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
     as->mutable_env()->insert(config_.env.begin(), config_.env.end());
     as->set_metrics_interval_ms(absl::ToInt64Milliseconds(config_.metrics_interval));
     as->set_threads(config_.threads);
+    as->set_skip_vus_memory_check(!config_.vus_memory_check);
     Send(a, std::move(m));
   }
   std::unique_lock<std::mutex> lock(mu_);
@@ -700,7 +703,9 @@ absl::Status Coordinator::Assign(absl::Duration timeout, bool* script_error) {
   });
   for (Agent* a : agents) {
     if (a->state == Agent::State::kFailed) {
-      *script_error = a->failure_kind == v1::Failure::SCRIPT;
+      failure->set_kind(a->failure_kind);
+      failure->set_message(a->failure);
+      failure->set_hint(a->failure_hint);
       return absl::FailedPreconditionError(absl::StrCat("agent ", a->name, ": ", a->failure));
     }
     if (a->state == Agent::State::kLost || !a->connected) {
@@ -741,6 +746,17 @@ absl::StatusOr<v1::LifecycleResult> Coordinator::RunLifecycle(const std::string&
   {
     std::lock_guard<std::mutex> lock(mu_);
     agent = FirstLiveAgent();
+    if (agent == nullptr && fn == "handleSummary") {
+      // After a VU's init failed (an exception, exec.test.abort()) k6 still
+      // runs handleSummary(): the failed agent has the test, without VUs.
+      for (auto& a : agents_) {
+        if (a->state == Agent::State::kFailed &&
+            (a->failure_kind == v1::Failure::SCRIPT || a->failure_kind == v1::Failure::ABORTED)) {
+          agent = a.get();
+          break;
+        }
+      }
+    }
     if (agent == nullptr) return absl::UnavailableError(absl::StrCat("no agent left to run ", fn, "()"));
     agent->lifecycle.reset();
     agent->lifecycle_pending = fn;

@@ -66,6 +66,7 @@ struct CoordinatorConfig {
   size_t archive_chunk_bytes = 1 << 20;
   std::string controller_version;
   bool log_joins = true;  // "agent X joined"; off for the embedded agent
+  bool vus_memory_check = true;  // agents refuse VUs their memory cannot hold
   // The user's own executionSegment/executionSegmentSequence (this run is
   // a part of a larger split): given to the one agent as they are.
   std::string fixed_segment;
@@ -135,9 +136,10 @@ class Coordinator final : public v1::Control::CallbackService {
 
   // Plans the segment sequence (weighted by the agents' capacity), sends
   // each agent the archive and its assignment, and waits until all are
-  // ready. A failure names the agent; `script_error` tells the CLI whether
-  // it was the script (107) rather than the configuration or the agent.
-  absl::Status Assign(absl::Duration timeout, bool* script_error);
+  // ready. A failure names the agent; *failure holds the first failed
+  // agent's report (its kind: the script's exception (107), an abort in a
+  // VU's init (108), the configuration or the agent; message and hint).
+  absl::Status Assign(absl::Duration timeout, v1::Failure* failure);
   // The functions the script exports, as the first agent reports them.
   bool Exports(const std::string& fn) const;
   int64_t PlannedVus() const;

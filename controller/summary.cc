@@ -124,10 +124,15 @@ std::map<std::string, MetricSummary> ListedMetrics(const SummaryInput& in) {
     }
   }
   for (const ThresholdSet& set : in.thresholds) {
-    const std::string name = set.filter.empty() ? set.metric : set.key;
-    if (out.count(name)) continue;
-    if (std::optional<Resolved> r = Resolve(store, set.metric, set.filter)) {
-      out.emplace(name, Summarize(name, *r->def, r->agg, in.trend_stats, in.test_run_duration));
+    // A sub-metric's threshold lists its parent too, even without samples,
+    // as k6's metrics engine marks both observed.
+    for (const bool sub : {false, true}) {
+      if (sub && set.filter.empty()) continue;
+      const std::string name = sub ? set.key : set.metric;
+      if (out.count(name)) continue;
+      if (std::optional<Resolved> r = Resolve(store, set.metric, sub ? set.filter : metrics::TagSet{})) {
+        out.emplace(name, Summarize(name, *r->def, r->agg, in.trend_stats, in.test_run_duration));
+      }
     }
   }
   return out;
@@ -753,6 +758,9 @@ std::string RenderSummaryReport(const SummaryReport& report, const RenderOptions
 }
 
 std::string RenderSummaryText(const SummaryInput& input) {
+  if (input.mode == SummaryMode::kLegacy) {
+    return RenderLegacySummary(BuildHandleSummaryData(input, false, false), input.color);
+  }
   RenderOptions options;
   options.trend_stats = input.trend_stats;
   options.time_unit = input.time_unit;

@@ -52,8 +52,9 @@ struct ThresholdSet {
 };
 
 // kCompact: thresholds and totals. kFull: also one section per group and
-// per scenario other than "default" (`--summary-mode full`).
-enum class SummaryMode { kCompact, kFull };
+// per scenario other than "default" (`--summary-mode full`). kLegacy: k6's
+// pre-1.0 layout (`--summary-mode legacy`, RenderLegacySummary).
+enum class SummaryMode { kCompact, kFull, kLegacy };
 
 struct SummaryInput {
   const metrics::MetricStore* store = nullptr;  // merged, whole run
@@ -135,8 +136,15 @@ std::string RenderSummaryReport(const SummaryReport& report, const RenderOptions
 
 // ---- The outputs.
 
-// BuildSummaryReport + RenderSummaryReport.
+// BuildSummaryReport + RenderSummaryReport; in legacy mode,
+// RenderLegacySummary over BuildHandleSummaryData.
 std::string RenderSummaryText(const SummaryInput& input);
+
+// k6 v1.x's legacy summary (internal/js/summary-legacy.js ported): the
+// checks of each group first, then one flat list of every listed metric
+// (checks and group_duration included), sorted by name, a threshold's mark
+// before its metric. `data` is handleSummary()'s argument.
+std::string RenderLegacySummary(const nlohmann::json& data, bool color);
 
 // The --summary-export file (§4.5): 4-space indented JSON, groups and
 // checks keyed by name, a Rate's "rate" called "value", thresholds mapped

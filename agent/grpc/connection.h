@@ -50,6 +50,9 @@ struct ConnectParams {
   std::string tls_key;
   std::string tls_password;
   std::vector<std::string> tls_cacerts;
+  // insecureSkipTLSVerify (spec §1.5.1): the server's certificate is not
+  // checked at all (chain and name), as Go's InsecureSkipVerify.
+  bool tls_skip_verify = false;
   // Server reflection after the dial (spec §1.5.2): the services' files come
   // back in ConnectResult.reflected. reflect_metadata goes on its calls.
   bool reflect = false;
@@ -117,6 +120,17 @@ struct StreamCallHandlers {
   std::function<void()> on_sent;                         // each message that made it onto the wire
   std::function<void(CallResult)> on_finish;            // once, last; response_bytes empty
 };
+
+// Checks a client certificate and key as connect would use them (tlsAuth
+// entries, checked once before the run): kInvalidArgument with k6's texts.
+absl::Status CheckClientCertificate(const std::string& cert, const std::string& key, const std::string& password);
+
+// The host a TLS certificate is matched against: the authority when given,
+// else the host part of the address ("[::1]:443" -> "::1").
+std::string TlsHostName(const std::string& address, const std::string& authority);
+
+// Whether a tlsAuth domain ("example.com", "*.example.com") covers host.
+bool TlsDomainMatches(const std::string& domain, const std::string& host);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:

@@ -13,6 +13,7 @@
 #include "agent/js/runtime.h"
 #include "grpc/health/v1/health.pb.h"
 #include "agent/js/values.h"
+#include "common/version.h"
 #include "common/duration.h"
 #include "common/status_macros.h"
 
@@ -184,6 +185,11 @@ absl::StatusOr<int> ParseDurationImpl(duk_context* ctx, Runtime&) {
   return 1;
 }
 
+// The `status` system tag, when systemTags has it.
+void AddStatusTag(bool enabled, metrics::TagSet& tags, int code) {
+  if (enabled) tags["status"] = absl::StrCat(code);
+}
+
 // Reads the string or string-array at idx into out (connect's tls.cacerts).
 absl::Status ReadPemList(duk_context* ctx, duk_idx_t idx, std::vector<std::string>& out) {
   if (duk_is_string(ctx, idx)) {
@@ -195,6 +201,33 @@ absl::Status ReadPemList(duk_context* ctx, duk_idx_t idx, std::vector<std::strin
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError("invalid tls cacerts value, it needs to be a PEM formatted string or an array of them");
+}
+
+// The test-wide TLS options (spec §1.5.1): insecureSkipTLSVerify always;
+// without a tls object of its own, the tlsAuth certificate for the host: the
+// first whose domains cover it, else the first without domains, else the
+// first (Go's client, and so k6, offers its first certificate whatever the
+// domains say). tlsVersion and tlsCipherSuites cannot be set per channel in
+// gRPC 1.51; the controller warns about them once.
+void ApplyTestWideTls(const Options& options, bool own_tls, gc::ConnectParams& params) {
+  if (params.plaintext) return;
+  params.tls_skip_verify = options.insecure_skip_tls_verify.value_or(false);
+  if (own_tls || !options.tls_auth || options.tls_auth->empty()) return;
+  const std::string host = gc::TlsHostName(params.address, params.authority);
+  const TlsAuth* chosen = nullptr;
+  for (const TlsAuth& auth : *options.tls_auth) {
+    for (const std::string& domain : auth.domains) {
+      if (gc::TlsDomainMatches(domain, host)) chosen = &auth;
+    }
+    if (chosen != nullptr) break;
+  }
+  for (const TlsAuth& auth : *options.tls_auth) {
+    if (chosen == nullptr && auth.domains.empty()) chosen = &auth;
+  }
+  if (chosen == nullptr) chosen = &options.tls_auth->front();
+  params.tls_cert = chosen->cert;
+  params.tls_key = chosen->key;
+  params.tls_password = chosen->password.value_or("");
 }
 
 // connect(id, address, params): params already checked by the JS half.
@@ -220,7 +253,14 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
     BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, params.reflect_metadata));
   }
   duk_pop(ctx);
+  bool own_tls = false;  // a tls object with keys: a fresh TLS config without tlsAuth
   if (duk_get_prop_string(ctx, 2, "tls") && !params.plaintext) {
+    if (duk_is_object(ctx, -1)) {
+      duk_enum(ctx, -1, DUK_ENUM_OWN_PROPERTIES_ONLY);
+      own_tls = duk_next(ctx, -1, /*get_value=*/0) != 0;
+      if (own_tls) duk_pop(ctx);  // the key
+      duk_pop(ctx);               // the enumerator
+    }
     // Keys other than these four are ignored, as k6 does.
     auto pem = [&](const char* key, std::string& out) -> absl::Status {
       if (duk_get_prop_string(ctx, -1, key) && !duk_is_undefined(ctx, -1)) {
@@ -245,7 +285,10 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
     duk_pop(ctx);
   }
   duk_pop(ctx);
-  params.user_agent = "Barrage/0.1.0";
+  ApplyTestWideTls(rt.options(), own_tls, params);
+  // userAgent (spec §1.5): k6 gives it to grpc-go as the primary user
+  // agent, so the server sees "<value> grpc-go/…"; here "<value> grpc-c++/…".
+  params.user_agent = rt.options().UserAgent(kBarrageVersion);
   params.cq = rt.host().completion_queue();
   absl::StatusOr<gc::Connection::Connected> result = absl::UnknownError("connect did not finish");
   rt.host().Block([&](VuHost::Resume resume) {
@@ -269,7 +312,8 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   if (!result.ok()) return result.status();
   // Reflection calls: one sample each, with the VU's tags and the status only.
   for (const gc::ReflectionCall& call : result->reflection_calls) {
-    metrics::TagSet tags{{"status", absl::StrCat(call.code)}};
+    metrics::TagSet tags;
+    AddStatusTag(rt.system_tag("status"), tags, call.code);
     rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(call.elapsed), &tags);
   }
   if (params.reflect) {
@@ -477,15 +521,18 @@ absl::StatusOr<PreparedCall> PrepareInvoke(duk_context* ctx, Runtime& rt, const 
   return call;
 }
 
-// The sample's tags (spec §2.1): the call's tags, then the system tags;
-// `status` only on grpc_req_duration.
-void AddSystemTags(metrics::TagSet& tags, const std::string& address, const gc::MethodInfo& method) {
-  if (!tags.count("name")) tags["name"] = method.full_method;
-  tags["method"] = method.method;
+// The sample's tags (spec §2.1): the call's tags, then the system tags
+// systemTags enables; `status` only on grpc_req_duration (AddStatusTag).
+void AddSystemTags(const Runtime& rt, metrics::TagSet& tags, const std::string& address,
+                   const gc::MethodInfo& method) {
+  // The user's `name` stays, as in k6.
+  if (!tags.count("name") && rt.system_tag("name")) tags["name"] = method.full_method;
+  if (rt.system_tag("method")) tags["method"] = method.method;
   // "/hello.HelloService/SayHello" -> "hello.HelloService"
-  tags["service"] = method.full_method.substr(1, method.full_method.rfind('/') - 1);
-  tags["url"] = absl::StrCat(address, method.full_method);
+  if (rt.system_tag("service")) tags["service"] = method.full_method.substr(1, method.full_method.rfind('/') - 1);
+  if (rt.system_tag("url")) tags["url"] = absl::StrCat(address, method.full_method);
 }
+
 
 // The Response object (spec §1.9).
 absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, const gc::MethodInfo& method,
@@ -524,8 +571,8 @@ absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, c
 void RecordCall(Runtime& rt, metrics::TagSet tags, const std::string& address, const gc::MethodInfo& method,
                 const gc::CallResult& result) {
   if (!result.started) return;
-  AddSystemTags(tags, address, method);
-  tags["status"] = absl::StrCat(result.code);
+  AddSystemTags(rt, tags, address, method);
+  AddStatusTag(rt.system_tag("status"), tags, result.code);
   rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
   rt.AddData(result.bytes_sent, result.bytes_received);
 }
@@ -589,14 +636,15 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
   // The sample's tags as they are now (the group may have ended by the time
   // the reply comes), as k6 takes them when the call is made.
   metrics::TagSet tags = rt.SampleTags(&call->params.tags);
-  AddSystemTags(tags, call->client->address, *call->method);
+  AddSystemTags(rt, tags, call->client->address, *call->method);
   VuHost& host = rt.host();
   grpc::ClientContext* context = connection->UnaryCall(
       *call->method, std::move(call->request), call->params.options, cq,
-      [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id](gc::CallResult result) mutable {
+      [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id,
+       status_tag = rt.system_tag("status")](gc::CallResult result) mutable {
         pending->done = true;
         if (result.started) {
-          tags["status"] = absl::StrCat(result.code);
+          AddStatusTag(status_tag, tags, result.code);
           host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
           rt.AddData(result.bytes_sent, result.bytes_received);
         }
@@ -645,7 +693,8 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
   options.timeout = absl::Hours(24);
   std::shared_ptr<gc::Connection> connection = client->connection;
   const gc::CallResult result = BlockingUnaryCall(rt, *connection, *kCheck, request.SerializeAsString(), options);
-  metrics::TagSet tags{{"status", absl::StrCat(result.code)}};
+  metrics::TagSet tags;
+  AddStatusTag(rt.system_tag("status"), tags, result.code);
   rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
   rt.AddData(result.bytes_sent, result.bytes_received);
   if (result.code != 0) {
@@ -716,7 +765,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   if (cq == nullptr) return absl::FailedPreconditionError("streams need an event loop, which this host lacks");
   stream->discard = params.discard;
   stream->tags = rt.SampleTags(&params.tags);
-  AddSystemTags(stream->tags, client->address, *stream->method);
+  AddSystemTags(rt, stream->tags, client->address, *stream->method);
   stream->counter_tags = metrics::EncodeTagSet(stream->tags);
 
   EventLoop& loop = rt.event_loop();
@@ -747,7 +796,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
     stream->call = nullptr;
     client->streams.erase(stream_id);
     metrics::TagSet tags = stream->tags;
-    tags["status"] = absl::StrCat(result.code);
+    AddStatusTag(rt.system_tag("status"), tags, result.code);
     host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
     rt.AddData(result.bytes_sent, result.bytes_received);
     // Cancelled is a normal close: `end` only. Any other failure: `error`,

@@ -68,7 +68,7 @@ duk_ret_t NativeCheck(duk_context* ctx) {
           duk_dup(ctx, 0);
           if (duk_pcall(ctx, 1) != DUK_EXEC_SUCCESS) {
             // The check counts as failed, then the exception propagates.
-            tags["check"] = name;
+            if (rt.system_tag("check")) tags["check"] = name;
             rt.EmitSample("checks", 0, &tags);
             rethrow = true;
             break;  // [enum err]
@@ -78,7 +78,7 @@ duk_ret_t NativeCheck(duk_context* ctx) {
           ok = duk_to_boolean(ctx, -1);
         }
         duk_pop_2(ctx);
-        tags["check"] = name;
+        if (rt.system_tag("check")) tags["check"] = name;
         rt.EmitSample("checks", ok ? 1.0 : 0.0, &tags);
         if (!ok) all = false;
       }

@@ -1,6 +1,7 @@
 #include "agent/js/runtime.h"
 
 #include <fstream>
+#include <regex>
 #include <random>
 #include <sstream>
 
@@ -61,6 +62,11 @@ absl::Status CompileModule(duk_context* ctx, const std::string& path, const std:
   if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
     std::string text = duk_safe_to_string(ctx, -1);
     duk_pop(ctx);
+    // Duktape says "SyntaxError: unterminated statement (line 4)"; people
+    // (and editors) look for file:line.
+    static const std::regex kLine(R"(^(.*) \(line (\d+)(, [^)]*)?\)$)");
+    std::smatch m;
+    if (std::regex_match(text, m, kLine)) return absl::InvalidArgumentError(absl::StrCat(path, ":", m[2].str(), ": ", m[1].str()));
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", text));
   }
   return absl::OkStatus();
@@ -386,7 +392,14 @@ duk_ret_t NativeRequire(duk_context* ctx) {
   return duk_throw(ctx);
 }
 
-Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)), loop_(*config_.host) {}
+Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)), loop_(*config_.host) {
+  for (const std::string& tag : options().SystemTags()) system_tags_.insert(tag);
+}
+
+const Options& Runtime::options() const {
+  static const Options kDefaults;
+  return config_.options ? *config_.options : kDefaults;
+}
 
 Runtime::~Runtime() {
   // Clients hold gRPC channels whose callbacks must be gone before the heap.
@@ -782,7 +795,7 @@ std::pair<int64_t, int64_t> Runtime::TakeDataCounters() {
 
 metrics::TagSet Runtime::SampleTags(const metrics::TagSet* extra) const {
   metrics::TagSet tags = vu_tags_;
-  tags["group"] = group_;
+  if (system_tag("group")) tags["group"] = group_;
   if (extra != nullptr) {
     for (const auto& [k, v] : *extra) tags[k] = v;
   }

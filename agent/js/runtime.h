@@ -18,6 +18,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -28,6 +30,7 @@
 #include "agent/js/event_loop.h"
 #include "agent/js/vu_host.h"
 #include "common/metrics/metric.h"
+#include "common/options.h"
 
 namespace barrage::agent::js {
 
@@ -45,6 +48,10 @@ struct RuntimeConfig {
   bool throw_on_bad_metric_value = false;  // the `throw` option
   // exec.test.options: the consolidated options as JSON (OptionsToJson).
   std::string test_options_json = "{}";
+  // The consolidated options, for what the modules apply test-wide
+  // (systemTags, userAgent, the TLS options). Null: k6's defaults (the
+  // first init pass, which emits nothing and dials nothing).
+  std::shared_ptr<const Options> options;
 };
 
 class Runtime : public HeapHooks {
@@ -99,6 +106,12 @@ class Runtime : public HeapHooks {
   const std::string& group() const { return group_; }
   // The sample's tags: the VU's tags + group + extra (extra wins).
   metrics::TagSet SampleTags(const metrics::TagSet* extra) const;
+  // Whether samples carry the system tag `name` (the systemTags option,
+  // spec §2.3): the places that add a system tag ask first, as k6's do;
+  // the user's own tags are never filtered.
+  bool system_tag(std::string_view name) const { return system_tags_.count(name) > 0; }
+  // The options (k6's defaults when the config has none).
+  const Options& options() const;
   // The same, encoded (EncodeTagSet), cached.
   std::string EncodeTags(const metrics::TagSet* extra) const;
   void EmitSample(const std::string& metric, double value, const metrics::TagSet* extra);
@@ -149,6 +162,7 @@ class Runtime : public HeapHooks {
   std::vector<std::unique_ptr<GrpcClientState>> grpc_clients_;
   bool setup_data_decoded_ = false;
   std::map<std::string, std::string> scenario_env_;
+  std::set<std::string, std::less<>> system_tags_;
   // Encoded tag sets by group and extra tags (EncodeTags); cleared when
   // the VU's tags change.
   mutable std::unordered_map<std::string, std::string> encoded_cache_;

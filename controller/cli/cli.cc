@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/metrics/prometheus_exporter.h"
 #include "common/options.h"
+#include "common/vu_memory.h"
 #include "common/scenario_share.h"
 #include "controller/cli/exit_codes.h"
 #include "controller/cli/local_agents.h"
@@ -39,7 +40,6 @@ namespace barrage::cli {
 namespace {
 
 int ArchiveCommand(const RunFlags& flags) {
-  ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
   Prepared p;
   if (int code = Prepare(flags, p); code != 0) return code;
   const std::string bytes = WriteArchive(MakeArchive(p));
@@ -54,7 +54,6 @@ int ArchiveCommand(const RunFlags& flags) {
 }
 
 int InspectCommand(const RunFlags& flags) {
-  ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
   Prepared p;
   if (int code = Prepare(flags, p); code != 0) return code;
   nlohmann::json j = nlohmann::json::parse(OptionsToJson(p.options, p.scenarios));
@@ -94,6 +93,7 @@ absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFla
     cc.max_vus += PeakVus({s}, prepared.tuple, /*max_possible=*/true);
     cc.scenarios.insert(s.name);
   }
+  cc.vus_memory_check = flags.vus_memory_check;
   if (options.execution_segment || options.execution_segment_sequence) {
     if (plan.count > 1) {
       // Splitting a segment again would not add up with the other parts of
@@ -282,14 +282,21 @@ int WaitForAgents(controller::Coordinator& coordinator, const AgentPlan& plan, a
 }
 
 // Sends every agent its share; they compile the script and make their
-// VUs. 0 or an exit code.
+// VUs. 0 or an exit code; a VU's failed init is logged as k6 logs it (the
+// JS stack, hint "error while initializing VU #2 (script exception)").
 int AssignAgents(controller::Coordinator& coordinator) {
-  bool script_error = false;
+  v1::Failure failure;
   const absl::Time init_start = absl::Now();
-  absl::Status st = coordinator.Assign(absl::Minutes(10), &script_error);
+  absl::Status st = coordinator.Assign(absl::Minutes(10), &failure);
   if (!st.ok()) {
-    barrage::Log(Severity::kError, st.message());
-    if (script_error) return kExitScriptException;
+    const bool script = failure.kind() == v1::Failure::SCRIPT || failure.kind() == v1::Failure::ABORTED;
+    if (script && !failure.hint().empty()) {
+      barrage::Log(Severity::kError, failure.message(), {{"hint", failure.hint()}});
+    } else {
+      barrage::Log(Severity::kError, st.message());
+    }
+    if (failure.kind() == v1::Failure::ABORTED) return kExitScriptAborted;
+    if (failure.kind() == v1::Failure::SCRIPT) return kExitScriptException;
     if (st.code() == absl::StatusCode::kUnavailable || st.code() == absl::StatusCode::kDeadlineExceeded) {
       return kExitAgentLost;
     }
@@ -303,8 +310,6 @@ int AssignAgents(controller::Coordinator& coordinator) {
 }
 
 int RunCommand(const RunFlags& command_line) {
-  const bool tty = isatty(STDERR_FILENO) != 0;
-  ConfigureLog({command_line.verbose, tty, tty && !command_line.no_color});
   // From the start: a Ctrl-C at any point is counted, and the first one
   // stops the run at the next step rather than killing the process.
   InstallStopSignalHandlers();
@@ -324,6 +329,13 @@ int RunCommand(const RunFlags& command_line) {
   if (!control.ok()) return ConfigError(std::string(control.status().message()));
   Prepared prepared;
   if (int code = Prepare(flags, prepared); code != 0) return code;
+  // VUs made on this machine (the embedded agent, --agents) must fit in it.
+  if (flags.vus_memory_check && (plan->embedded || flags.agents > 0)) {
+    const int64_t vus = PeakVus(prepared.scenarios, prepared.tuple, /*max_possible=*/true);
+    if (absl::Status st = CheckVusFitInMemory(vus, MemAvailableBytes()); !st.ok()) {
+      return ConfigError(std::string(st.message()));
+    }
+  }
   absl::StatusOr<absl::Duration> linger = ParseLinger(flags);
   if (!linger.ok()) return ConfigError(std::string(linger.status().message()));
 
@@ -355,6 +367,13 @@ int RunCommand(const RunFlags& command_line) {
   }
   if (!flags.quiet) PrintBanner(flags.script, prepared.scenarios, prepared.tuple, plan->embedded ? 0 : plan->count);
   if (int code = AssignAgents(coordinator); code != 0) {
+    // k6 renders the summary, handleSummary() included, even when a VU's
+    // init failed (an exception: 107; exec.test.abort(): 108).
+    if (code == kExitScriptException || code == kExitScriptAborted) {
+      RunOutcome outcome;
+      outcome.exit_code = code;
+      code = Report({coordinator, prepared, flags, *plan, state}, outcome);
+    }
     cp.Shutdown(coordinator);
     return code;
   }
@@ -371,6 +390,76 @@ int RunCommand(const RunFlags& command_line) {
 
 }  // namespace
 
+// Logging as k6 sets it up before anything else: the runtime settings from
+// flags and K6_* variables, then --log-output, --log-format, --no-color,
+// -v and --console-output. 0 or an exit code.
+int ConfigureLogging(RunFlags& f) {
+  ConfigureLog({f.verbose, isatty(STDERR_FILENO) != 0, false});  // for the errors below
+  if (absl::Status st = ApplyRuntimeEnv(f, ::getenv); !st.ok()) return ConfigError(std::string(st.message()));
+  absl::StatusOr<LogOutput> output = ParseLogOutput(f.log_output.value_or("stderr"));
+  if (!output.ok()) return ConfigError(absl::StrCat("--log-output (K6_LOG_OUTPUT): ", output.status().message()));
+  std::string console = f.console_output.value_or("");
+  if (const char* env = getenv("K6_CONSOLE_OUTPUT"); console.empty() && env != nullptr) console = env;
+  if (absl::Status st = SetLogOutput(*output, console); !st.ok()) return ConfigError(std::string(st.message()));
+  const bool tty = output->kind == LogOutput::Kind::kStderr   ? isatty(STDERR_FILENO) != 0
+                   : output->kind == LogOutput::Kind::kStdout ? isatty(STDOUT_FILENO) != 0
+                                                              : false;
+  const std::string format = f.log_format.value_or("");
+  ConfigureLog({f.verbose, tty, tty && !f.no_color,
+                format == "json" ? LogFormat::kJson : format == "raw" ? LogFormat::kRaw : LogFormat::kText});
+  return 0;
+}
+
+// Repeatable options take one value per occurrence, as k6's do: without
+// this CLI11 lets `-e X=1 script.js` swallow the script as a second value.
+CLI::Option* Repeatable(CLI::Option* option) { return option->allow_extra_args(false); }
+
+// The flags k6 gives `run`, `inspect` and `archive` alike: the options, the
+// runtime options and the logging flags.
+void AddTestFlags(CLI::App* cmd, RunFlags& f) {
+  cmd->add_option("script", f.script, "the test script (.js, a .tar from `barrage archive`, or - for stdin)")
+      ->required();
+  cmd->add_option("-u,--vus", f.vus, "number of virtual users");
+  cmd->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
+  cmd->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
+  Repeatable(cmd->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET, e.g. 30s:10 (repeatable)"));
+  Repeatable(cmd->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)"));
+  Repeatable(cmd->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)"));
+  cmd->add_option("-c,--config", f.config,
+                  "a JSON file of options, or a YAML file of options plus run settings under `barrage:`");
+  cmd->add_option("--execution-segment", f.execution_segment, "the part of the test to run, e.g. 1/3:2/3");
+  cmd->add_option("--execution-segment-sequence", f.execution_segment_sequence,
+                  "how the whole test is split, e.g. 0,1/3,2/3,1");
+  cmd->add_flag("--no-setup", f.no_setup, "do not run setup()");
+  cmd->add_flag("--no-teardown", f.no_teardown, "do not run teardown()");
+  cmd->add_flag("--no-thresholds", f.no_thresholds, "do not evaluate thresholds");
+  cmd->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
+  cmd->add_option("--system-tags", f.system_tags,
+                  "the system tags samples carry, e.g. status,method (default: k6's: check, error, error_code, "
+                  "expected_response, group, method, name, proto, scenario, service, status, subproto, tls_version, url)");
+  cmd->add_option("--user-agent", f.user_agent, "the user-agent prefix of target connections (default Barrage/<version>)");
+  cmd->add_option("--min-iteration-duration", f.min_iteration_duration,
+                  "pad every shorter iteration with a sleep to this duration");
+  cmd->add_flag("--insecure-skip-tls-verify", f.insecure_skip_tls_verify,
+                "do not verify the target's TLS certificate");
+  cmd->add_option("--console-output", f.console_output, "write console.log() & co. to FILE instead of the log");
+  cmd->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
+  cmd->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
+  cmd->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
+  cmd->add_option("--summary-mode", f.summary_mode, "compact (default), full, legacy (k6's pre-1.0 layout) or disabled");
+  cmd->add_flag("--no-summary", f.no_summary, "deprecated: --summary-mode=disabled (no summary, handleSummary or export)");
+  cmd->add_option("--include-system-env-vars", f.include_system_env,
+                  "pass this process's environment to __ENV (default: yes in a local run; agents get only -e "
+                  "values unless this is given)");
+  cmd->add_option("--compatibility-mode", f.compatibility_mode,
+                  "extended (default: ES2015+ through Babel) or base (ES5.1 and CommonJS as written)");
+  cmd->add_flag("-q,--quiet", f.quiet, "no banner and no progress");
+  cmd->add_flag("--no-color", f.no_color, "no colours");
+  cmd->add_flag("-v,--verbose", f.verbose, "debug output");
+  cmd->add_option("--log-output", f.log_output, "stderr (default), stdout, none or file=PATH[,level=LEVEL]");
+  cmd->add_option("--log-format", f.log_format, "the log's layout: text (default), json or raw");
+}
+
 int Main(int argc, char** argv) {
   // glibc shrinks and regrows the worker threads' malloc arenas around each
   // request's allocations, an mprotect system call each time (6,000 per
@@ -381,30 +470,11 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   RunFlags f;
   CLI::App* run = app.add_subcommand("run", "run a test script (like k6 run)");
-  run->add_option("script", f.script, "the test script (.js)")->required();
-  run->add_option("-u,--vus", f.vus, "number of virtual users");
-  run->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
-  run->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
-  run->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET, e.g. 30s:10 (repeatable)");
-  run->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
-  run->add_option("--tag", f.tags, "a tag on every sample, NAME=VALUE (repeatable)");
-  run->add_option("-c,--config", f.config,
-                  "a JSON file of options, or a YAML file of options plus run settings under `barrage:`");
-  run->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
-  run->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
-  run->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
-  run->add_flag("-q,--quiet", f.quiet, "no banner and no progress");
-  run->add_flag("--no-summary", f.no_summary, "no end-of-test summary and no --summary-export");
-  run->add_flag("--no-thresholds", f.no_thresholds, "do not evaluate thresholds");
-  run->add_flag("--no-setup", f.no_setup, "do not run setup()");
-  run->add_flag("--no-teardown", f.no_teardown, "do not run teardown()");
-  run->add_flag("--no-color", f.no_color, "no colours");
-  run->add_flag("-v,--verbose", f.verbose, "debug output");
-  run->add_flag("-w,--throw", f.throw_errors, "throw on bad metric values");
-  run->add_flag("--include-system-env-vars", f.include_system_env,
-                "pass this process's environment to __ENV (default: yes in a local run; agents get only -e "
-                "values unless this is given)");
-  run->add_option("--threads", f.threads, "worker threads for VUs (default: number of cores)");
+  AddTestFlags(run, f);
+  run->add_option("--threads", f.threads, absl::StrCat("worker threads for VUs (default: number of cores; at most ",
+                                                       MaxThreads(), " here)"));
+  run->add_option("--vus-memory-check", f.vus_memory_check,
+                  "refuse more VUs than the available memory holds at ~350 KiB each (default true)");
   // CLI11's own range check prints the whole range of a double (300 digits).
   auto count_of = [](const char* what) {
     return CLI::Validator(
@@ -430,34 +500,21 @@ int Main(int argc, char** argv) {
   run->add_flag("--insecure", f.insecure,
                 "allow listening beyond loopback without a way to authenticate agents (a token or mutual TLS)");
   run->add_option("--prometheus", f.prometheus, "serve the merged metrics for Prometheus at http://ADDR/metrics");
-  run->add_option("--prometheus-label", f.prometheus_labels,
-                  "a tag to export as a Prometheus label besides method, status, scenario, group, name, check (repeatable)");
+  Repeatable(run->add_option("--prometheus-label", f.prometheus_labels,
+                             "a tag to export as a Prometheus label besides method, status, scenario, group, name, check "
+                             "(repeatable)"));
   run->add_option("--prometheus-max-series", f.prometheus_max_series,
                   "with --prometheus: series exported at most; the rest are dropped with a warning (default 10000)");
-  run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)");
+  Repeatable(run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)"));
   run->add_option("--linger", f.linger, "with --prometheus: keep serving the final metrics this long after the test");
-  // `inspect` reads the same options as `run` and prints them resolved.
+  // `inspect` and `archive` read the same options as `run`, as in k6.
   CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");
-  for (CLI::App* cmd : {run, inspect}) {
-    cmd->add_option("--execution-segment", f.execution_segment, "the part of the test to run, e.g. 1/3:2/3");
-    cmd->add_option("--execution-segment-sequence", f.execution_segment_sequence,
-                    "how the whole test is split, e.g. 0,1/3,2/3,1");
-  }
-  inspect->add_option("script", f.script, "the test script (.js)")->required();
-  inspect->add_option("-u,--vus", f.vus, "number of virtual users");
-  inspect->add_option("-d,--duration", f.duration, "test duration, e.g. 30s");
-  inspect->add_option("-i,--iterations", f.iterations, "total iterations, shared among the VUs");
-  inspect->add_option("-s,--stage", f.stages, "a ramping-vus stage DURATION:TARGET (repeatable)");
-  inspect->add_option("-e,--env", f.env, "an __ENV entry, KEY=VALUE (repeatable)");
-  inspect->add_option("-c,--config", f.config, "a JSON file of options");
-  inspect->add_flag("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  AddTestFlags(inspect, f);
   inspect->add_flag("--execution-requirements", f.execution_requirements,
                     "also print maxVUs and totalDuration, as k6 inspect does");
   CLI::App* archive = app.add_subcommand("archive", "pack the script and everything it reads into a .tar to run later");
-  archive->add_option("script", f.script, "the test script (.js)")->required();
+  AddTestFlags(archive, f);
   archive->add_option("-O,--archive-out,-o", f.archive_out, "the archive to write (default archive.tar)");
-  archive->add_option("-e,--env", f.env, "an __ENV entry recorded in the archive, KEY=VALUE (repeatable)");
-  archive->add_flag("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -478,12 +535,20 @@ int Main(int argc, char** argv) {
     std::cout << "barrage v" << kVersion << "\n";
     return kExitOk;
   }
+  CLI::App* cmd = run->parsed() ? run : inspect->parsed() ? inspect : archive;
   f.on_agent_loss_set = run->count("--on-agent-loss") > 0;
-  f.include_system_env_set = run->count("--include-system-env-vars") > 0;
+  f.include_system_env_set = cmd->count("--include-system-env-vars") > 0;
+  if (int code = ConfigureLogging(f); code != 0) return code;
   if (app.got_subcommand("inspect")) return InspectCommand(f);
   if (app.got_subcommand("archive")) return ArchiveCommand(f);
   if (f.no_summary) {
-    barrage::Log(Severity::kWarning, "--no-summary is deprecated; it also disables --summary-export");
+    // cobra's deprecation notice in k6 v1.x.
+    barrage::Log(Severity::kWarning, "Flag --no-summary has been deprecated, use --summary-mode=disabled instead");
+  }
+  if (SummaryMode(f) == "legacy") {
+    barrage::Log(Severity::kWarning,
+                 "The \"legacy\" summary mode has been deprecated, and will be removed by k6 v2.0. Please, migrate to "
+                 "either \"compact\" or \"full\" as soon as possible.");
   }
   return RunCommand(f);
 }

@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iostream>
 #include <regex>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/grpc/connection.h"
+#include "agent/js/cesu8.h"
 #include "agent/js/runtime.h"
 #include "agent/js/transform.h"
 #include "common/config_file.h"
@@ -102,10 +106,17 @@ class InitHost : public agent::js::VuHost {
   std::vector<std::shared_ptr<TimerEntry>> timers_;
 };
 
-// The script as given: a .js file read from disk, or a test archive
-// (`barrage archive`, like `k6 archive`) whose init pass never reads the
-// disk. 0 or an exit code.
-int LoadScript(const std::string& script, std::optional<Archive>& from_archive) {
+// The script as given: a .js file read from disk, "-" for stdin (k6 reads
+// the script from there too; its imports then resolve against the current
+// directory), or a test archive (`barrage archive`, like `k6 archive`)
+// whose init pass never reads the disk. 0 or an exit code.
+int LoadScript(const std::string& script, std::optional<Archive>& from_archive, std::optional<std::string>& from_stdin) {
+  if (script == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    from_stdin = ss.str();
+    return 0;
+  }
   std::error_code ec;
   if (!std::filesystem::is_regular_file(script, ec)) {
     barrage::Log(Severity::kError, absl::StrCat("The moduleSpecifier \"", script,
@@ -162,15 +173,33 @@ struct InitResult {
 // The first init pass (__VU 0). From a .js file it transforms and records
 // every module and file into *bundle; from an archive it compiles what the
 // archive holds. 0 or an exit code.
-int RunInitPass(const std::optional<Archive>& from_archive, const std::map<std::string, std::string>& env,
+int RunInitPass(const std::optional<Archive>& from_archive, const std::optional<std::string>& from_stdin,
+                bool compatibility_base, const std::map<std::string, std::string>& env,
                 const std::shared_ptr<agent::js::Bundle>& bundle, InitResult& out) {
+  // A script read here goes through the transformer (in base mode it
+  // passes files through as written); an archive holds its output already.
   absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer =
       from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr)
-                   : agent::js::Transformer::Create({.hooks = &kSignalHooks,
-                                                     .cache_dir = agent::js::DefaultTransformCacheDir()});
+                   : agent::js::Transformer::Create(
+                         {.hooks = &kSignalHooks,
+                          .mode = compatibility_base ? agent::js::CompatibilityMode::kBase
+                                                     : agent::js::CompatibilityMode::kExtended,
+                          .cache_dir = agent::js::DefaultTransformCacheDir()});
   if (!transformer.ok()) {
     barrage::Log(Severity::kError, transformer.status().message());
     return kExitInternal;
+  }
+  if (from_stdin) {
+    // The recording starts with the main module, so it is never looked
+    // for on disk.
+    // As for a module read from disk: JS strings hold surrogate pairs.
+    const std::string source = agent::js::Utf8ToJs(*from_stdin);
+    absl::StatusOr<std::string> code = (*transformer)->Transform(source, bundle->main_path);
+    if (!code.ok()) {
+      barrage::Log(Severity::kError, code.status().message());
+      return kExitScriptException;
+    }
+    bundle->modules[bundle->main_path] = *std::move(code);
   }
   if (from_archive) {
     bundle->modules = from_archive->modules;
@@ -203,7 +232,12 @@ int RunInitPass(const std::optional<Archive>& from_archive, const std::map<std::
       return kExitExternalAbort;
     }
     if (!init.ok()) {
-      barrage::Log(Severity::kError, init.status().message());
+      // k6 logs an exception of the init context with hint="script exception".
+      if (init.status().code() == absl::StatusCode::kInvalidArgument) {
+        barrage::Log(Severity::kError, init.status().message(), {{"hint", "script exception"}});
+      } else {
+        barrage::Log(Severity::kError, init.status().message());
+      }
       return kExitScriptException;
     }
     absl::StatusOr<std::string> opts = (*init)->OptionsJson();
@@ -262,6 +296,37 @@ int ResolveTestScenarios(const Options& options, const std::vector<std::string>&
   return 0;
 }
 
+// The test-wide TLS options (spec §1.5.1), checked once here: tlsAuth's
+// certificates and keys (104 naming the entry), and a warning for what
+// gRPC C++ 1.51 cannot apply per channel (README, deviations).
+int CheckTlsOptions(const Options& options) {
+  if (options.tls_auth) {
+    for (size_t i = 0; i < options.tls_auth->size(); ++i) {
+      const TlsAuth& auth = (*options.tls_auth)[i];
+      absl::Status st = agent::grpc_client::CheckClientCertificate(auth.cert, auth.key, auth.password.value_or(""));
+      if (!st.ok()) return ConfigError(absl::StrCat("options.tlsAuth[", i, "]: ", st.message()));
+    }
+  }
+  if (options.tls_cipher_suites) {
+    barrage::Log(Severity::kWarning,
+                 "tlsCipherSuites is not applied: gRPC C++ 1.51 cannot choose cipher suites per connection; "
+                 "connections negotiate from OpenSSL's defaults");
+  }
+  if (options.tls_version) {
+    // gRPC 1.51 offers TLS 1.2 and 1.3, always both.
+    const std::string& min = options.tls_version->min;
+    const std::string& max = options.tls_version->max;
+    if ((!min.empty() && min > "tls1.2") || (!max.empty() && max < "tls1.3")) {
+      barrage::Log(Severity::kWarning, absl::StrCat("tlsVersion {min: \"", min, "\", max: \"", max,
+                                                    "\"} is not enforced: gRPC C++ 1.51 negotiates TLS 1.2 or 1.3 "
+                                                    "and cannot restrict that per connection"));
+    } else if (!min.empty() && min < "tls1.2") {
+      barrage::Log(Severity::kWarning, "tlsVersion: TLS 1.0 and 1.1 are never offered; gRPC C++ negotiates TLS 1.2 or 1.3");
+    }
+  }
+  return 0;
+}
+
 // The metrics thresholds may name: the script's, and the ones only the
 // controller emits.
 std::map<std::string, metrics::MetricDef> MetricDefs(std::map<std::string, metrics::MetricDef> defs) {
@@ -274,18 +339,21 @@ std::map<std::string, metrics::MetricDef> MetricDefs(std::map<std::string, metri
 
 int Prepare(const RunFlags& flags, Prepared& out) {
   std::optional<Archive> from_archive;
-  if (int code = LoadScript(flags.script, from_archive); code != 0) return code;
+  std::optional<std::string> from_stdin;
+  if (int code = LoadScript(flags.script, from_archive, from_stdin); code != 0) return code;
   std::map<std::string, std::string> env;
   if (int code = BuildEnv(flags, from_archive, env, out.cli_env); code != 0) return code;
   auto bundle = std::make_shared<agent::js::Bundle>();
   bundle->main_path = from_archive ? from_archive->main_path
                                    : std::filesystem::absolute(flags.script).lexically_normal().string();
   InitResult init;
-  if (int code = RunInitPass(from_archive, env, bundle, init); code != 0) return code;
+  const bool base = flags.compatibility_mode.value_or("") == "base";
+  if (int code = RunInitPass(from_archive, from_stdin, base, env, bundle, init); code != 0) return code;
 
   std::vector<std::string> warnings;
   absl::StatusOr<Options> options = MergeOptionSources(flags, init.options_json, &warnings);
   if (!options.ok()) return ConfigError(std::string(options.status().message()));
+  if (int code = CheckTlsOptions(*options); code != 0) return code;
   std::vector<Scenario> scenarios;
   if (int code = ResolveTestScenarios(*options, init.exported, warnings, scenarios); code != 0) return code;
   absl::StatusOr<ExecutionTuple> tuple = ExecutionTupleFromOptions(*options);

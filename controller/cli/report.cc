@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -128,8 +129,16 @@ void PrintSummary(const ReportInput& in, const RunOutcome& outcome, const metric
   summary.setup_data_json = outcome.setup_data;
   summary.color = isatty(STDOUT_FILENO) && !in.flags.no_color;
   summary.no_color = in.flags.no_color;
+  const std::string mode = SummaryMode(in.flags);
+  summary.mode = mode == "full"     ? controller::SummaryMode::kFull
+                 : mode == "legacy" ? controller::SummaryMode::kLegacy
+                                    : controller::SummaryMode::kCompact;
   const std::string text = controller::RenderSummaryText(summary);
-  const bool handled = in.coordinator.Exports("handleSummary") && HandleSummary(in.coordinator, summary, options);
+  // The controller's init pass saw the exports (the agents may not have got
+  // as far, when a VU's init failed).
+  const std::vector<std::string>& exported = in.prepared.exported;
+  const bool has_handle_summary = std::find(exported.begin(), exported.end(), "handleSummary") != exported.end();
+  const bool handled = has_handle_summary && HandleSummary(in.coordinator, summary, options);
   const std::string dropped = DroppedLine(in.coordinator.Dropped());
   if (!handled) {
     fputs(absl::StrCat("\n", text, "\n\n").c_str(), stdout);
@@ -153,7 +162,9 @@ int Report(const ReportInput& in, const RunOutcome& outcome) {
   const int exit_code = FinalExitCode(in, outcome, final_eval);
   in.state.thresholds_passing = final_eval.failed_metrics.empty();
   in.state.phase = 4;
-  if (!in.flags.no_summary) PrintSummary(in, outcome, total, final_eval, agents);
+  // Disabled (--summary-mode=disabled or --no-summary): no text, no
+  // handleSummary and no --summary-export, as in k6.
+  if (SummaryMode(in.flags) != "disabled") PrintSummary(in, outcome, total, final_eval, agents);
   return exit_code;
 }
 

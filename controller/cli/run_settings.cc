@@ -3,10 +3,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -14,10 +16,18 @@
 #include "common/duration.h"
 #include "common/execution_segment.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "controller/cli/exit_codes.h"
 #include "controller/cli/local_agents.h"
 
 namespace barrage::cli {
+namespace {
+
+// --threads beyond this many per core buys nothing but memory: workers
+// poll completion queues and VUs are coroutines, not threads.
+constexpr int kThreadsPerCore = 16;
+
+}  // namespace
 
 int ConfigError(const std::string& message) {
   barrage::Log(Severity::kError, absl::StrCat("There were problems with the specified script configuration:\n\t- ",
@@ -53,52 +63,109 @@ absl::Status ApplyConfigRunSettings(RunFlags& flags) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Options> OptionsFromEnv() {
-  Options o;
-  auto get = [](const char* name) -> std::optional<std::string> {
+absl::StatusOr<Options> OptionsFromEnv() { return OptionsFromEnvironment(::getenv); }
+
+namespace {
+
+// pflag's message for a bad integer, so users see what k6 would say.
+absl::StatusOr<int64_t> ParseIntFlag(const std::string& flag, const std::string& text) {
+  int64_t n = 0;
+  if (absl::SimpleAtoi(text, &n)) return n;
+  const bool digits = !text.empty() && text.find_first_not_of("+-0123456789") == std::string::npos;
+  return absl::InvalidArgumentError(absl::StrCat("invalid argument \"", text, "\" for \"", flag, "\" flag: ",
+                                                 digits ? "value out of range (at most 9223372036854775807)"
+                                                        : "not an integer"));
+}
+
+}  // namespace
+
+absl::Status ApplyRuntimeEnv(RunFlags& flags, const std::function<const char*(const char*)>& getenv) {
+  auto get = [&](const char* name) -> std::optional<std::string> {
     const char* v = getenv(name);
-    if (v == nullptr || *v == '\0') return std::nullopt;
+    if (v == nullptr) return std::nullopt;
     return std::string(v);
   };
-  if (auto v = get("K6_VUS")) {
-    int64_t n;
-    if (!absl::SimpleAtoi(*v, &n)) return absl::InvalidArgumentError(absl::StrCat("K6_VUS: not an integer: ", *v));
-    o.vus = n;
+  auto boolean = [&](const char* name, bool& out) -> absl::Status {
+    std::optional<std::string> v = get(name);
+    if (!v) return absl::OkStatus();
+    std::optional<bool> b = ParseGoBool(*v);
+    if (!b) return absl::InvalidArgumentError(absl::StrCat("env var '", name, "' is not a valid boolean value: '", *v, "'"));
+    out = *b;
+    return absl::OkStatus();
+  };
+  if (!flags.summary_mode) flags.summary_mode = get("K6_SUMMARY_MODE");
+  if (!flags.compatibility_mode) flags.compatibility_mode = get("K6_COMPATIBILITY_MODE");
+  if (!flags.summary_export) flags.summary_export = get("K6_SUMMARY_EXPORT");
+  if (!flags.log_output) flags.log_output = get("K6_LOG_OUTPUT");
+  if (!flags.log_format) flags.log_format = get("K6_LOG_FORMAT");
+  if (!flags.no_summary) BARRAGE_RETURN_IF_ERROR(boolean("K6_NO_SUMMARY", flags.no_summary));
+  if (!flags.no_thresholds) BARRAGE_RETURN_IF_ERROR(boolean("K6_NO_THRESHOLDS", flags.no_thresholds));
+  if (!flags.include_system_env_set) BARRAGE_RETURN_IF_ERROR(boolean("K6_INCLUDE_SYSTEM_ENV_VARS", flags.include_system_env));
+  // k6: any non-empty K6_NO_COLOR, and NO_COLOR even when empty (no-color.org).
+  if ((get("K6_NO_COLOR") && !get("K6_NO_COLOR")->empty()) || get("NO_COLOR")) flags.no_color = true;
+  if (flags.outs.empty()) {
+    if (std::optional<std::string> out = get("K6_OUT")) flags.outs = SplitList(*out);
   }
-  if (auto v = get("K6_ITERATIONS")) {
-    int64_t n;
-    if (!absl::SimpleAtoi(*v, &n)) return absl::InvalidArgumentError(absl::StrCat("K6_ITERATIONS: not an integer: ", *v));
-    o.iterations = n;
-  }
-  if (auto v = get("K6_DURATION")) {
-    absl::StatusOr<absl::Duration> d = ParseDuration(*v);
-    if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("K6_DURATION: ", d.status().message()));
-    o.duration = *d;
-  }
-  if (auto v = get("K6_SUMMARY_TREND_STATS")) o.summary_trend_stats = absl::StrSplit(*v, ',');
-  if (auto v = get("K6_SUMMARY_TIME_UNIT")) o.summary_time_unit = *v;
-  if (auto v = get("K6_TAGS")) {
-    metrics::TagSet tags;
-    for (absl::string_view kv : absl::StrSplit(*v, ',', absl::SkipEmpty())) {
-      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits(':', 1));
-      tags[p.first] = p.second;
+
+  if (flags.summary_mode) {
+    const std::string& m = *flags.summary_mode;
+    if (m != "compact" && m != "full" && m != "legacy" && m != "disabled" && !m.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--summary-mode (K6_SUMMARY_MODE): invalid summary mode '", m, "' (compact, full, legacy or disabled)"));
     }
-    o.tags = tags;
   }
-  if (get("K6_NO_SETUP")) o.no_setup = *get("K6_NO_SETUP") == "true";
-  if (get("K6_NO_TEARDOWN")) o.no_teardown = *get("K6_NO_TEARDOWN") == "true";
-  return o;
+  if (flags.compatibility_mode) {
+    const std::string& m = *flags.compatibility_mode;
+    if (m == "experimental_enhanced") {
+      return absl::InvalidArgumentError(
+          "--compatibility-mode (K6_COMPATIBILITY_MODE): experimental_enhanced (TypeScript through esbuild) is not "
+          "supported by Barrage; use extended (ES2015+ through Babel) or base (ES5.1 as written)");
+    }
+    if (m != "extended" && m != "base" && !m.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--compatibility-mode (K6_COMPATIBILITY_MODE): invalid compatibility mode \"",
+                                                     m, "\". Use: \"extended\", \"base\""));
+    }
+  }
+  if (flags.log_format) {
+    const std::string& f = *flags.log_format;
+    if (f != "json" && f != "raw" && f != "text" && !f.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--log-format (K6_LOG_FORMAT): unknown log format '", f, "' (json, raw, or text, the default)"));
+    }
+  }
+  if (flags.threads < 0 || flags.threads > MaxThreads()) {
+    return absl::InvalidArgumentError(absl::StrCat("--threads: ", flags.threads, " is out of range: this machine allows 1 to ",
+                                                   MaxThreads(), " worker threads (", kThreadsPerCore,
+                                                   " per core; 0 means one per core)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string SummaryMode(const RunFlags& flags) {
+  if (flags.no_summary) return "disabled";
+  if (!flags.summary_mode || flags.summary_mode->empty()) return "compact";
+  return *flags.summary_mode;
+}
+
+int MaxThreads() {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(cores) * kThreadsPerCore;
 }
 
 absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
   Options o;
-  if (f.vus) o.vus = *f.vus;
+  if (f.vus) {
+    BARRAGE_ASSIGN_OR_RETURN(o.vus, ParseIntFlag("-u, --vus", *f.vus));
+    if (*o.vus < 0) return absl::InvalidArgumentError(absl::StrCat("-u, --vus: must not be negative, got ", *o.vus));
+  }
   if (f.duration) {
     absl::StatusOr<absl::Duration> d = ParseDuration(*f.duration);
     if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--duration: ", d.status().message()));
     o.duration = *d;
   }
-  if (f.iterations) o.iterations = *f.iterations;
+  if (f.iterations) {
+    BARRAGE_ASSIGN_OR_RETURN(o.iterations, ParseIntFlag("-i, --iterations", *f.iterations));
+  }
   if (!f.stages.empty()) {
     std::vector<Stage> stages;
     for (const std::string& text : f.stages) {
@@ -135,6 +202,18 @@ absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
     }
     o.tags = tags;
   }
+  if (f.system_tags) o.system_tags = SplitList(*f.system_tags);
+  if (f.user_agent) o.user_agent = *f.user_agent;
+  if (f.min_iteration_duration) {
+    absl::StatusOr<absl::Duration> d = ParseDuration(*f.min_iteration_duration);
+    if (!d.ok() || *d < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("--min-iteration-duration: expected a duration like 500ms, got '",
+                                                     *f.min_iteration_duration, "'"));
+    }
+    o.min_iteration_duration = *d;
+  }
+  if (f.insecure_skip_tls_verify) o.insecure_skip_tls_verify = true;
+  if (f.console_output) o.console_output = *f.console_output;
   if (f.no_setup) o.no_setup = true;
   if (f.no_teardown) o.no_teardown = true;
   if (f.throw_errors) o.throw_errors = true;

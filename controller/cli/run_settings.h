@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,10 +23,12 @@ namespace barrage::cli {
 
 // What the flags of `barrage run` say, before they are merged as options.
 struct RunFlags {
-  std::string script;
-  std::optional<int64_t> vus;
+  std::string script;  // "-": read from stdin, as k6 does
+  // -u and -i as typed: parsed into int64 with a range check (CLI11 would
+  // clamp 18446744073709551615 silently).
+  std::optional<std::string> vus;
   std::optional<std::string> duration;
-  std::optional<int64_t> iterations;
+  std::optional<std::string> iterations;
   std::vector<std::string> stages;  // -s D:T
   std::vector<std::string> env;
   std::vector<std::string> tags;
@@ -44,6 +47,19 @@ struct RunFlags {
   bool include_system_env = true;
   bool include_system_env_set = false;  // given on the command line
   int threads = 0;
+  // Options of spec §3.7.6 as flags.
+  std::optional<std::string> system_tags;  // --system-tags a,b
+  std::optional<std::string> user_agent;
+  std::optional<std::string> min_iteration_duration;
+  bool insecure_skip_tls_verify = false;
+  std::optional<std::string> console_output;
+  // Runtime settings (k6's RuntimeOptions and global flags): flags, then K6_*.
+  std::optional<std::string> summary_mode;        // compact, full, legacy, disabled
+  std::optional<std::string> compatibility_mode;  // extended, base
+  std::optional<std::string> log_format;          // "" (text), json, raw
+  std::optional<std::string> log_output;          // stderr, stdout, none, file=PATH[,level=L]
+  // Refuse VU counts whose estimated memory exceeds MemAvailable.
+  bool vus_memory_check = true;
   std::optional<std::string> execution_segment;
   std::optional<std::string> execution_segment_sequence;
   bool execution_requirements = false;  // inspect
@@ -82,6 +98,23 @@ absl::Status ApplyConfigRunSettings(RunFlags& flags);
 
 // Options from K6_* environment variables (spec §4.1).
 absl::StatusOr<Options> OptionsFromEnv();
+
+// The runtime settings k6 reads from K6_* variables when their flag is not
+// given (K6_SUMMARY_MODE, K6_NO_SUMMARY, K6_NO_THRESHOLDS,
+// K6_SUMMARY_EXPORT, K6_COMPATIBILITY_MODE, K6_INCLUDE_SYSTEM_ENV_VARS,
+// K6_LOG_OUTPUT, K6_LOG_FORMAT, K6_NO_COLOR/NO_COLOR, K6_OUT), then every
+// runtime setting validated; messages name the flag or variable and the
+// value.
+absl::Status ApplyRuntimeEnv(RunFlags& flags, const std::function<const char*(const char*)>& getenv);
+
+// k6's --summary-mode values, --no-summary folded in: "compact", "full",
+// "legacy" or "disabled".
+std::string SummaryMode(const RunFlags& flags);
+
+// The most worker threads --threads may ask for on this machine.
+int MaxThreads();
+
+
 
 // Options from the flags, validated; messages name the flag.
 absl::StatusOr<Options> OptionsFromFlags(const RunFlags& flags);

@@ -1,10 +1,12 @@
-// Barrage's version: `barrage version`, archives, the control plane's hello.
+// Barrage's version as the CLI names it (common/version.h holds it).
 #ifndef BARRAGE_CONTROLLER_CLI_VERSION_H_
 #define BARRAGE_CONTROLLER_CLI_VERSION_H_
 
+#include "common/version.h"
+
 namespace barrage::cli {
 
-inline constexpr char kVersion[] = "0.1.0";
+inline constexpr const char* kVersion = kBarrageVersion;
 
 }  // namespace barrage::cli
 

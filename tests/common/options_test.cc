@@ -260,3 +260,147 @@ TEST(OptionsTest, ZeroDurationIsAnError) {
 
 }  // namespace
 }  // namespace barrage
+
+namespace barrage {
+namespace {
+
+// k6 v1.8's exec.test.options for `k6 run --iterations 1` with no options
+// (internal/cmd/tests/cmd_run_test.go TestExecutionTestOptionsDefaultValues),
+// scenarios aside: k6 leaves the scenario's unset fields null where Barrage
+// shows the resolved values.
+TEST(OptionsTest, OptionsToJsonHasEveryKeyK6Fills) {
+  const nlohmann::json k6 = nlohmann::json::parse(R"json({"paused":null,"executionSegment":null,
+    "executionSegmentSequence":null,"noSetup":null,"setupTimeout":null,"noTeardown":null,"teardownTimeout":null,
+    "rps":null,"dns":{"ttl":null,"select":null,"policy":null},"maxRedirects":null,"userAgent":null,"batch":null,
+    "batchPerHost":null,"httpDebug":null,"insecureSkipTLSVerify":null,"tlsCipherSuites":null,"tlsVersion":null,
+    "tlsAuth":null,"throw":null,"thresholds":null,"blacklistIPs":null,"blockHostnames":null,"hosts":null,
+    "noConnectionReuse":null,"noVUConnectionReuse":null,"minIterationDuration":null,"ext":null,
+    "summaryTrendStats":["avg", "min", "med", "max", "p(90)", "p(95)"],"summaryTimeUnit":null,
+    "systemTags":["check","error","error_code","expected_response","group","method","name","proto","scenario",
+    "service","status","subproto","tls_version","url"],"tags":null,"metricSamplesBufferSize":null,
+    "noCookiesReset":null,"discardResponseBodies":null,"consoleOutput":null,"localIPs":null})json");
+  Options o = Parse(R"({"iterations":1})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_TRUE(r.ok());
+  nlohmann::json j = nlohmann::json::parse(OptionsToJson(o, *r));
+  ASSERT_TRUE(j.contains("scenarios"));
+  j.erase("scenarios");
+  EXPECT_TRUE(j["handleSummaryTimeout"].is_null());  // Barrage's (and k6 v2.2's) extra key
+  j.erase("handleSummaryTimeout");
+  EXPECT_EQ(j, k6) << j.dump();
+  // k6's field order, which JSON.stringify(exec.test.options) shows.
+  const std::string text = OptionsToJson(o, *r);
+  EXPECT_LT(text.find("\"paused\""), text.find("\"scenarios\""));
+  EXPECT_LT(text.find("\"userAgent\""), text.find("\"thresholds\""));
+  EXPECT_LT(text.find("\"discardResponseBodies\""), text.find("\"consoleOutput\""));
+}
+
+TEST(OptionsTest, OptionsK6IgnoresForGrpcShowInTestOptionsAsGiven) {
+  Options o = Parse(R"({"rps":100,"dns":{"ttl":"1m","select":"roundRobin","policy":"any"},"paused":true})");
+  auto r = ResolveScenarios(o, nullptr);
+  ASSERT_TRUE(r.ok());
+  const nlohmann::json j = nlohmann::json::parse(OptionsToJson(o, *r));
+  EXPECT_EQ(j["rps"], 100);
+  EXPECT_EQ(j["dns"]["select"], "roundRobin");
+  EXPECT_EQ(j["paused"], true);
+  // And they survive the trip to the agents (OptionsToJson -> ParseOptionsJson).
+  Options back = Parse(OptionsToJson(o, *r));
+  EXPECT_EQ(back.passthrough.at("rps"), "100");
+}
+
+TEST(OptionsTest, TlsOptionsAsK6ReadsThem) {
+  Options o = Parse(R"({"insecureSkipTLSVerify":true,"tlsVersion":"tls1.2",
+    "tlsCipherSuites":["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+    "tlsAuth":[{"domains":["example.com"],"cert":"C","key":"K","password":"pw"}]})");
+  EXPECT_EQ(o.insecure_skip_tls_verify, true);
+  ASSERT_TRUE(o.tls_version.has_value());
+  EXPECT_EQ(o.tls_version->min, "tls1.2");
+  EXPECT_EQ(o.tls_version->max, "tls1.2");
+  ASSERT_TRUE(o.tls_auth.has_value());
+  EXPECT_THAT((*o.tls_auth)[0].domains, ElementsAre("example.com"));
+  EXPECT_EQ((*o.tls_auth)[0].password, "pw");
+  Options range = Parse(R"({"tlsVersion":{"min":"tls1.2","max":"tls1.3"}})");
+  EXPECT_EQ(range.tls_version->min, "tls1.2");
+  EXPECT_EQ(range.tls_version->max, "tls1.3");
+  // k6's texts for bad values, each naming the option.
+  EXPECT_THAT(ParseError(R"({"tlsVersion":"tls9"})"), HasSubstr("options.tlsVersion: unknown TLS version 'tls9'"));
+  EXPECT_THAT(ParseError(R"({"tlsVersion":{"min":"ssl3"}})"), HasSubstr("options.tlsVersion.min: unknown TLS version 'ssl3'"));
+  EXPECT_THAT(ParseError(R"({"tlsCipherSuites":["TLS_NOPE"]})"),
+              HasSubstr("options.tlsCipherSuites: unknown cipher suite 'TLS_NOPE'"));
+  EXPECT_THAT(ParseError(R"({"tlsAuth":[{"cert":"C"}]})"), HasSubstr("options.tlsAuth[0].key: required"));
+  EXPECT_THAT(ParseError(R"({"tlsAuth":[{"cert":"C","key":"K","nope":1}]})"),
+              HasSubstr("options.tlsAuth[0]: unknown field 'nope'"));
+  EXPECT_THAT(ParseError(R"({"insecureSkipTLSVerify":"yes"})"), HasSubstr("options.insecureSkipTLSVerify: expected a boolean"));
+}
+
+TEST(OptionsTest, SystemTagsMinIterationDurationAndUserAgent) {
+  Options o = Parse(R"({"systemTags":["status","vu","nonsense"],"minIterationDuration":"1.5s","userAgent":"me/1"})");
+  EXPECT_THAT(o.SystemTags(), ElementsAre("status", "vu"));  // unknown names ignored, as in k6
+  EXPECT_EQ(o.min_iteration_duration, absl::Milliseconds(1500));
+  EXPECT_EQ(o.UserAgent("0.1.0"), "me/1");
+  EXPECT_EQ(Options{}.UserAgent("0.1.0"), "Barrage/0.1.0");
+  EXPECT_EQ(Options{}.SystemTags(), DefaultSystemTags());
+  EXPECT_TRUE(Parse(R"({"systemTags":[]})").SystemTags().empty());
+  EXPECT_THAT(ParseError(R"({"systemTags":"status"})"), HasSubstr("options.systemTags: expected an array of strings"));
+  EXPECT_THAT(ParseError(R"({"minIterationDuration":"soon"})"), HasSubstr("options.minIterationDuration"));
+}
+
+TEST(OptionsTest, SummaryModeIsNoScriptOptionInK6) {
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(ParseOptionsJson(R"({"summaryMode":"full"})", "options", &warnings).ok());
+  EXPECT_THAT(warnings, ElementsAre(HasSubstr("unknown fields in the options exported in the script: summaryMode")));
+}
+
+absl::StatusOr<Options> FromEnv(std::map<std::string, std::string> env) {
+  return OptionsFromEnvironment([&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+TEST(OptionsTest, EnvironmentVariablesK6Reads) {
+  absl::StatusOr<Options> o = FromEnv({{"K6_SYSTEM_TAGS", "status, method"},
+                                       {"K6_USER_AGENT", "ua/2"},
+                                       {"K6_MIN_ITERATION_DURATION", "2s"},
+                                       {"K6_INSECURE_SKIP_TLS_VERIFY", "1"},
+                                       {"K6_HANDLE_SUMMARY_TIMEOUT", "3s"},
+                                       {"K6_SETUP_TIMEOUT", "4s"},
+                                       {"K6_STAGES", "1s:2,3s:0"},
+                                       {"K6_NO_SETUP", "True"},
+                                       {"K6_CONSOLE_OUTPUT", "console.log"}});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_THAT(o->SystemTags(), ElementsAre("method", "status"));
+  EXPECT_EQ(o->user_agent, "ua/2");
+  EXPECT_EQ(o->min_iteration_duration, absl::Seconds(2));
+  EXPECT_EQ(o->insecure_skip_tls_verify, true);
+  EXPECT_EQ(o->HandleSummaryTimeout(), absl::Seconds(3));
+  EXPECT_EQ(o->SetupTimeout(), absl::Seconds(4));
+  ASSERT_TRUE(o->stages.has_value());
+  EXPECT_EQ(o->stages->size(), 2u);
+  EXPECT_EQ((*o->stages)[0].target, 2);
+  EXPECT_EQ(o->no_setup, true);
+  EXPECT_EQ(o->console_output, "console.log");
+}
+
+TEST(OptionsTest, BadEnvironmentValuesNameTheVariableAndValue) {
+  auto error = [](std::map<std::string, std::string> env) {
+    absl::StatusOr<Options> o = FromEnv(std::move(env));
+    EXPECT_FALSE(o.ok());
+    return std::string(o.status().message());
+  };
+  EXPECT_THAT(error({{"K6_VUS", "ten"}}), HasSubstr("K6_VUS: not an integer (or out of range): ten"));
+  EXPECT_THAT(error({{"K6_ITERATIONS", "18446744073709551615"}}), HasSubstr("K6_ITERATIONS"));
+  EXPECT_THAT(error({{"K6_NO_SETUP", "yes"}}), HasSubstr("K6_NO_SETUP: not a boolean (true or false): yes"));
+  EXPECT_THAT(error({{"K6_HANDLE_SUMMARY_TIMEOUT", "later"}}), HasSubstr("K6_HANDLE_SUMMARY_TIMEOUT"));
+  EXPECT_THAT(error({{"K6_SUMMARY_TREND_STATS", "avg,p(101)"}}), HasSubstr("K6_SUMMARY_TREND_STATS"));
+  EXPECT_THAT(error({{"K6_STAGES", "10s"}}), HasSubstr("K6_STAGES: expected DURATION:TARGET"));
+  EXPECT_THAT(error({{"K6_TLS_CIPHER_SUITES", "RC4"}}), HasSubstr("K6_TLS_CIPHER_SUITES: unknown cipher suite 'RC4'"));
+}
+
+TEST(OptionsTest, ListsSplitAsK6SplitsThem) {
+  EXPECT_THAT(SplitList(" a, b,,c "), ElementsAre("a", "b", "c"));
+  EXPECT_TRUE(SplitList("").empty());
+}
+
+}  // namespace
+}  // namespace barrage

@@ -48,7 +48,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "grpc_req_duration",
                 {{"url", "127.0.0.1:50051/hello.HelloService/SayHello"}}},
         GoodKey{"checks{check:'status is OK'}", "checks", {{"check", "status is OK"}}},
-        GoodKey{"'my_trend'", "my_trend", {}}));
+        GoodKey{"'my_trend'", "my_trend", {}},
+        // k6's metrics.TestParseMetricName cases that parse: braces, '$' and
+        // ':' inside values, and the group path's leading "::".
+        GoodKey{"test_metric{abc:123,easyas:doremi}", "test_metric", {{"abc", "123"}, {"easyas", "doremi"}}},
+        GoodKey{"test_metric{abc:123, easyas:doremi}", "test_metric", {{"abc", "123"}, {"easyas", "doremi"}}},
+        GoodKey{"test_metric{group:::mygroup}", "test_metric", {{"group", "::mygroup"}}},
+        GoodKey{"http_req_duration{name:http://${}.com}", "http_req_duration", {{"name", "http://${}.com"}}},
+        GoodKey{"http_req_duration{name:http://${}.com,url:ssh://github.com:grafana/k6}",
+                "http_req_duration",
+                {{"name", "http://${}.com"}, {"url", "ssh://github.com:grafana/k6"}}},
+        GoodKey{"my_trend{name:http://${}.com}", "my_trend", {{"name", "http://${}.com"}}},
+        GoodKey{"m{a:{b:1}}", "m", {{"a", "{b:1}"}}}));
 
 class ParseThresholdKeyBadTest : public ::testing::TestWithParam<std::string> {};
 
@@ -66,13 +77,19 @@ INSTANTIATE_TEST_SUITE_P(Table, ParseThresholdKeyBadTest,
                                            "grpc_req_duration{method:SayHello}x",
                                            "grpc_req_duration{}", "grpc_req_duration{method}",
                                            "grpc_req_duration{method:}", "{method:SayHello}",
-                                           "grpc_req_duration{a:1,}", "m{a:{b:1}}"));
+                                           "grpc_req_duration{a:1,}",
+                                           // k6's metrics.TestParseMetricName cases that fail.
+                                           "test_metric{easyas}", "test_metric{easyas:}",
+                                           "test_metric{abc:123,easyas:}", "test_metric{abc:123,easyas:doremi",
+                                           "test_metricabc:123,easyas:doremi}",
+                                           "test_metric}abc:123,easyas:doremi}", "test_metric}abc{bar",
+                                           "test_metric{foo:ba}r"));
 
 TEST(ParseThresholdKeyTest, ErrorQuotesTheKey) {
   const auto got = ParseThresholdKey("grpc_req_duration{method:SayHello}x");
   EXPECT_THAT(std::string(got.status().message()),
               HasSubstr("\"grpc_req_duration{method:SayHello}x\""));
-  EXPECT_THAT(std::string(got.status().message()), HasSubstr("text after '}'"));
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("text after the closing curly brace: \"x\""));
 }
 
 struct GoodExpr {

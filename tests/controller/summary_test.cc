@@ -308,6 +308,40 @@ TEST_F(SmallRunTest, FullSummaryHasGroupAndScenarioSections) {
   EXPECT_THAT(text, Not(HasSubstr("SCENARIO: default")));
 }
 
+// k6's --summary-mode=legacy (internal/js/summary-legacy.js, v1.8.0): the
+// golden file was checked against k6's own script run by node over the same
+// data (BuildHandleSummaryData's JSON), byte for byte.
+TEST_F(SmallRunTest, LegacySummaryIsK6sPreOneLayout) {
+  input_.mode = SummaryMode::kLegacy;
+  const std::string text = RenderSummaryText(input_);
+  ExpectGolden("small_run_legacy.txt", text);
+  // Checks first (each group's under its title), then one flat sorted list
+  // where checks and group_duration appear and thresholds mark their metric.
+  EXPECT_THAT(text, HasSubstr("     ✗ status is OK\n      ↳  80% — ✓ 4 / ✗ 1\n"));
+  EXPECT_THAT(text, HasSubstr("     █ greet\n\n       ✓ has reply\n"));
+  EXPECT_THAT(text, HasSubstr("   ✗ checks"));
+  EXPECT_THAT(text, HasSubstr("     group_duration"));
+  EXPECT_THAT(text, HasSubstr("     ✗ { method:SayHello }"));
+  EXPECT_LT(text.find("grpc_req_duration"), text.find("{ method:SayHello }"));
+  EXPECT_LT(text.find("{ method:SayHello }"), text.find("grpc_streams"));
+  // Coloured on a terminal, the same text under the escapes.
+  input_.color = true;
+  EXPECT_EQ(StripAnsi(RenderSummaryText(input_)), text);
+}
+
+TEST_F(SmallRunTest, SubMetricThresholdListsItsParentWithZeroValues) {
+  ASSERT_TRUE(store_.Define(MetricDef{"my_trend", MetricType::kTrend, ValueType::kDefault}).ok());
+  input_.thresholds.push_back(
+      {"my_trend{name:http://${}.com}", "my_trend", {{"name", "http://${}.com"}}, {{"p(95)<100", true, "p(95)", 0.0}}});
+  SummaryReport report = BuildSummaryReport(input_);
+  std::vector<std::string> names;
+  for (const MetricSummary& m : report.total.metrics) names.push_back(m.name);
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"my_trend", "my_trend{name:http://${}.com}"}));
+  const std::string text = RenderSummaryText(input_);
+  EXPECT_THAT(text, HasSubstr("    my_trend..."));
+  EXPECT_THAT(text, HasSubstr("      { name:http://${}.com }..."));
+}
+
 TEST_F(SmallRunTest, ExportShape) {
   input_.setup_data_json = R"({"token":"abc","n":[1,2]})";
   const std::string text = RenderSummaryExport(input_);

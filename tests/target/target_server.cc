@@ -82,10 +82,13 @@ gpr_timespec DeadlineAfter(absl::Duration d) {
 constexpr std::string_view kEchoPrefix = "x-echo-";
 
 // Adds the x-echo- metadata of the request to the response's headers and
-// trailers; true if there was any.
+// trailers; true if there was any. Such a request also gets the user-agent
+// it came with back, as header x-user-agent (what the userAgent option did).
 bool EchoMetadata(grpc::ServerContextBase& context) {
   bool any = false;
+  std::string user_agent;
   for (const auto& [key, value] : context.client_metadata()) {
+    if (key == "user-agent") user_agent.assign(value.data(), value.size());
     if (!key.starts_with(grpc::string_ref(kEchoPrefix.data(), kEchoPrefix.size()))) continue;
     std::string k(key.data(), key.size());
     std::string v(value.data(), value.size());
@@ -93,6 +96,7 @@ bool EchoMetadata(grpc::ServerContextBase& context) {
     context.AddTrailingMetadata(k, v);
     any = true;
   }
+  if (any) context.AddInitialMetadata("x-user-agent", user_agent);
   return any;
 }
 

@@ -158,7 +158,7 @@ TEST(TargetServerTest, EchoesXEchoMetadataAsHeadersAndTrailers) {
     std::vector<std::pair<std::string, std::string>> out;
     for (const auto& [k, v] : metadata) {
       std::string key(k.data(), k.size());
-      if (key.rfind("x-", 0) == 0) out.emplace_back(key, std::string(v.data(), v.size()));
+      if (key.rfind("x-echo-", 0) == 0) out.emplace_back(key, std::string(v.data(), v.size()));
     }
     return out;
   };
@@ -166,6 +166,10 @@ TEST(TargetServerTest, EchoesXEchoMetadataAsHeadersAndTrailers) {
               UnorderedElementsAre(Pair("x-echo-a", "1"), Pair("x-echo-b-bin", bytes)));
   EXPECT_THAT(texts(context->GetServerTrailingMetadata()),
               UnorderedElementsAre(Pair("x-echo-a", "1"), Pair("x-echo-b-bin", bytes)));
+  // And the user-agent the request came with, for the userAgent option's tests.
+  auto ua = context->GetServerInitialMetadata().find("x-user-agent");
+  ASSERT_NE(ua, context->GetServerInitialMetadata().end());
+  EXPECT_THAT(std::string(ua->second.data(), ua->second.size()), ::testing::HasSubstr("grpc-c++/"));
 
   // A bidi stream sends the echoed headers before any message.
   auto stream_context = Context();
