@@ -448,7 +448,7 @@ void AddTestFlags(CLI::App* cmd, RunFlags& f) {
   cmd->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");
   cmd->add_option("--summary-mode", f.summary_mode, "compact (default), full, legacy (k6's pre-1.0 layout) or disabled");
   cmd->add_flag("--no-summary", f.no_summary, "deprecated: --summary-mode=disabled (no summary, handleSummary or export)");
-  cmd->add_option("--include-system-env-vars", f.include_system_env,
+  cmd->add_flag("--include-system-env-vars", f.include_system_env,
                   "pass this process's environment to __ENV (default: yes in a local run; agents get only -e "
                   "values unless this is given)");
   cmd->add_option("--compatibility-mode", f.compatibility_mode,
@@ -523,12 +523,14 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // CLI11 reports by throwing; it stops here.
-    std::cerr << "error: " << e.what() << "\n\n"
-              << (run->parsed()       ? run->help()
-                  : inspect->parsed() ? inspect->help()
-                  : archive->parsed() ? archive->help()
-                                      : app.help());
+    // CLI11 reports by throwing; it stops here. The error and a pointer to
+    // the help, not the help itself: the flag list (over 4 KB) would bury
+    // the one line that matters, in a terminal as in a CI log.
+    const std::string command = run->parsed()       ? " run"
+                                : inspect->parsed() ? " inspect"
+                                : archive->parsed() ? " archive"
+                                                    : "";
+    std::cerr << "error: " << e.what() << "\nRun 'barrage" << command << " --help' for the flags.\n";
     return kExitInvalidConfig;
   }
   if (app.got_subcommand("version")) {

@@ -350,16 +350,22 @@ std::vector<std::string> LogMessages(const std::string& stderr_text) {
   std::istringstream lines(stderr_text);
   std::string line;
   while (std::getline(lines, line)) {
-    const size_t at = line.find(" msg=\"");
+    // logrus quotes a value only when it needs to: msg=x or msg="x y".
+    const size_t at = line.find(" msg=");
     if (at == std::string::npos) continue;
     if (line.find("source=console") == std::string::npos && line.find("source=stacktrace") == std::string::npos &&
         line.find("was stopped because") == std::string::npos) {
       continue;
     }
     std::string message;
-    for (size_t i = at + 6; i < line.size() && line[i] != '"'; ++i) {
-      if (line[i] == '\\' && i + 1 < line.size()) ++i;
-      message.push_back(line[i]);
+    size_t i = at + 5;
+    if (i < line.size() && line[i] == '"') {
+      for (++i; i < line.size() && line[i] != '"'; ++i) {
+        if (line[i] == '\\' && i + 1 < line.size()) ++i;
+        message.push_back(line[i]);
+      }
+    } else {
+      message = line.substr(i, line.find(' ', i) - i);
     }
     out.push_back(message);
   }
