@@ -15,6 +15,7 @@
 
 #include <duktape.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,6 +46,10 @@ struct RuntimeConfig {
   bool throw_on_bad_metric_value = false;  // the `throw` option
   // exec.test.options: the consolidated options as JSON (OptionsToJson).
   std::string test_options_json = "{}";
+  // Recording mode: gets a remote module's source by its URL (an https key,
+  // common/paths.h), or an error whose message says why ("not found: URL").
+  // Unset: remote modules are an error. Bundle mode never fetches.
+  std::function<absl::StatusOr<std::string>(const std::string& url)> fetch_module;
 };
 
 class Runtime : public HeapHooks {
@@ -108,6 +113,9 @@ class Runtime : public HeapHooks {
   absl::StatusOr<std::string> ReadFile(const std::string& abs_path);
   // The directory of the main script: the base for client.load().
   std::string MainDir() const;
+  // The directory of the module whose top level is running (the innermost
+  // import in progress), or MainDir(): the base for open(), as in k6.
+  std::string CurrentModuleDir() const;
   std::vector<std::unique_ptr<GrpcClientState>>& grpc_clients() { return grpc_clients_; }
   const std::map<std::string, metrics::MetricDef>& metric_defs() const { return metric_defs_; }
   EventLoop& event_loop() { return loop_; }
@@ -130,8 +138,10 @@ class Runtime : public HeapHooks {
   // Runs the event loop after a call into the script (spec §1.14).
   absl::Status RunEventLoop(absl::Status first);
   absl::Status DrainEventLoop(absl::Status first);
-  absl::Status LoadModuleCode(const std::string& abs_path, std::string* bytecode_or_empty,
-                              std::string* source);
+  // A module's code by its key (a clean absolute path or an https URL);
+  // specifier is what the script wrote, for errors.
+  absl::Status LoadModuleCode(const std::string& key, const std::string& specifier,
+                              std::string* bytecode_or_empty, std::string* source);
 
   RuntimeConfig config_;
   duk_context* ctx_ = nullptr;
@@ -149,6 +159,8 @@ class Runtime : public HeapHooks {
   std::vector<std::unique_ptr<GrpcClientState>> grpc_clients_;
   bool setup_data_decoded_ = false;
   std::map<std::string, std::string> scenario_env_;
+  // Directories of the modules whose top level is running, innermost last.
+  std::vector<std::string> module_dirs_;
   // Encoded tag sets by group and extra tags (EncodeTags); cleared when
   // the VU's tags change.
   mutable std::unordered_map<std::string, std::string> encoded_cache_;

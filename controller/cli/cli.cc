@@ -102,9 +102,8 @@ int ArchiveCommand(const RunFlags& flags) {
   ConfigureLog({flags.verbose, isatty(STDERR_FILENO) != 0, false});
   Prepared p;
   if (int code = Prepare(flags, p); code != 0) return code;
-  const std::string bytes = WriteArchive(MakeArchive(p));
   std::ofstream out(flags.archive_out, std::ios::binary | std::ios::trunc);
-  out << bytes;
+  out << p.archive;
   out.close();
   if (!out) {
     barrage::Log(Severity::kError, absl::StrCat("-O/--archive-out: cannot write ", flags.archive_out));
@@ -140,7 +139,7 @@ absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFla
                                                                     const Prepared& prepared) {
   const Options& options = prepared.options;
   controller::CoordinatorConfig cc;
-  cc.archive = WriteArchive(MakeArchive(prepared));
+  cc.archive = prepared.archive;
   cc.options_json = OptionsToJson(options, prepared.scenarios);
   cc.env = prepared.env;
   cc.expected_agents = plan.count;

@@ -307,6 +307,13 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   out.tuple = *std::move(tuple);
   out.defs = std::move(defs);
   out.thresholds = *std::move(thresholds);
+  // Keys come from the script's paths: a bad one is the script's error.
+  absl::StatusOr<std::string> archive = WriteArchive(MakeArchive(out));
+  if (!archive.ok()) {
+    barrage::Log(Severity::kError, archive.status().message());
+    return kExitScriptException;
+  }
+  out.archive = *std::move(archive);
   return 0;
 }
 
