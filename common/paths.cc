@@ -151,6 +151,8 @@ bool IsCleanAbsolutePath(std::string_view path) {
 bool IsRemoteKey(std::string_view key) {
   std::string_view host, path, query;
   if (!SplitRemote(key, &host, &path, &query)) return false;
+  // "." and ".." are no host, and would climb out of a cache folder.
+  if (host[0] == '.') return false;
   for (char c : host) {
     if (!HostChar(c)) return false;
   }

@@ -473,6 +473,11 @@ int Main(int argc, char** argv) {
   archive->add_option("-O,--archive-out,-o", f.archive_out, "the archive to write (default archive.tar)");
   archive->add_option("-e,--env", f.env, "an __ENV entry recorded in the archive, KEY=VALUE (repeatable)");
   archive->add_option("--include-system-env-vars", f.include_system_env, "pass the environment to __ENV");
+  for (CLI::App* cmd : {run, inspect, archive}) {
+    cmd->add_option("--module-cache", f.module_cache,
+                    "a folder of remote modules (https/HOST/PATH): used instead of the network when it holds "
+                    "a module, filled when it does not (default $BARRAGE_MODULE_CACHE)");
+  }
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);

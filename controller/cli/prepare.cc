@@ -10,6 +10,7 @@
 #include "agent/js/runtime.h"
 #include "agent/js/transform.h"
 #include "common/config_file.h"
+#include "common/fetch/remote_modules.h"
 #include "common/scenario_share.h"
 #include "common/log.h"
 #include "controller/cli/exit_codes.h"
@@ -163,7 +164,8 @@ struct InitResult {
 // every module and file into *bundle; from an archive it compiles what the
 // archive holds. 0 or an exit code.
 int RunInitPass(const std::optional<Archive>& from_archive, const std::map<std::string, std::string>& env,
-                const std::shared_ptr<agent::js::Bundle>& bundle, InitResult& out) {
+                const RemoteModuleOptions& fetch, const std::shared_ptr<agent::js::Bundle>& bundle,
+                InitResult& out) {
   absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer =
       from_archive ? absl::StatusOr<std::unique_ptr<agent::js::Transformer>>(nullptr)
                    : agent::js::Transformer::Create({.hooks = &kSignalHooks,
@@ -192,6 +194,8 @@ int RunInitPass(const std::optional<Archive>& from_archive, const std::map<std::
     } else {
       rc.transformer = transformer->get();
       rc.recording = bundle.get();
+      // Remote modules are fetched here, once, and travel in the archive.
+      rc.fetch_module = [fetch](const std::string& url) { return LoadRemoteModule(url, fetch); };
     }
     absl::StatusOr<std::unique_ptr<agent::js::Runtime>> init = agent::js::Runtime::Create(std::move(rc));
     if (init_host.abort_reason) {
@@ -280,8 +284,15 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   auto bundle = std::make_shared<agent::js::Bundle>();
   bundle->main_path = from_archive ? from_archive->main_path
                                    : std::filesystem::absolute(flags.script).lexically_normal().string();
+  RemoteModuleOptions fetch;
+  if (flags.module_cache) {
+    fetch.cache_dir = *flags.module_cache;
+  } else if (const char* dir = getenv("BARRAGE_MODULE_CACHE"); dir != nullptr) {
+    fetch.cache_dir = dir;
+  }
+  fetch.user_agent = absl::StrCat("barrage/", kVersion);
   InitResult init;
-  if (int code = RunInitPass(from_archive, env, bundle, init); code != 0) return code;
+  if (int code = RunInitPass(from_archive, env, fetch, bundle, init); code != 0) return code;
 
   std::vector<std::string> warnings;
   absl::StatusOr<Options> options = MergeOptionSources(flags, init.options_json, &warnings);

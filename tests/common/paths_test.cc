@@ -62,6 +62,7 @@ TEST(PathsTest, KeyForms) {
   EXPECT_FALSE(IsRemoteKey("https://h/a/../x.js"));
   EXPECT_FALSE(IsRemoteKey("https://user@h/x.js"));
   EXPECT_FALSE(IsRemoteKey("http://h/x.js"));
+  EXPECT_FALSE(IsRemoteKey("https://../x.js"));
 }
 
 TEST(PathsTest, ResolvesSpecifiersAsK6Loader) {
