@@ -301,6 +301,15 @@ absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime&) {
     PushEmbeddedScript(ctx, "barrage:promise-polyfill.js", *wrapped, 0);
   } else if (name == "regenerator-runtime") {
     PushEmbeddedScript(ctx, "barrage:regenerator-runtime.js", RegeneratorRuntimeSource(), 0);
+  } else if (name == "k6/encoding" || name == "k6/crypto" || name == "k6/data") {
+    // Modules a script may import, installed into a heap on first import
+    // only (prelude.js): VUs of scripts that do not use them pay nothing.
+    duk_get_global_string(ctx, "__b");
+    if (name == "k6/encoding") InstallEncodingModule(ctx);
+    if (name == "k6/crypto") InstallCryptoModule(ctx);
+    if (name == "k6/data") InstallDataModule(ctx);
+    duk_pop(ctx);
+    return 0;
   } else if (name == "async") {
     // Our own installer (prelude.js loads it on first use): called with the
     // global object and __b.
@@ -431,6 +440,24 @@ Runtime& Runtime::From(duk_context* ctx) {
 std::string Runtime::MainDir() const {
   const std::string& main = config_.recording ? config_.recording->main_path : config_.bundle->main_path;
   return DirOf(main);
+}
+
+SharedArrayStore& Runtime::shared_arrays() {
+  // The init pass on the controller builds its own arrays and drops them
+  // with the runtime: VUs build theirs once per process from the bundle.
+  if (config_.bundle != nullptr) return *config_.bundle->shared_arrays;
+  if (own_shared_arrays_ == nullptr) own_shared_arrays_ = std::make_unique<SharedArrayStore>();
+  return *own_shared_arrays_;
+}
+
+int Runtime::HoldSharedArray(std::shared_ptr<const SharedArrayData> array) {
+  shared_arrays_held_.push_back(std::move(array));
+  return static_cast<int>(shared_arrays_held_.size() - 1);
+}
+
+const SharedArrayData* Runtime::SharedArrayAt(int id) const {
+  if (id < 0 || static_cast<size_t>(id) >= shared_arrays_held_.size()) return nullptr;
+  return shared_arrays_held_[id].get();
 }
 
 std::string Runtime::CurrentModuleDir() const {

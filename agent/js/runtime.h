@@ -113,6 +113,11 @@ class Runtime : public HeapHooks {
   absl::StatusOr<std::string> ReadFile(const std::string& abs_path);
   // The directory of the main script: the base for client.load().
   std::string MainDir() const;
+  // k6/data: the run's SharedArrays (the bundle's store on VUs, a private
+  // one in the init pass), and the ones this VU holds, by id.
+  SharedArrayStore& shared_arrays();
+  int HoldSharedArray(std::shared_ptr<const SharedArrayData> array);
+  const SharedArrayData* SharedArrayAt(int id) const;
   // The directory of the module whose top level is running (the innermost
   // import in progress), or MainDir(): the base for open(), as in k6.
   std::string CurrentModuleDir() const;
@@ -161,6 +166,8 @@ class Runtime : public HeapHooks {
   std::map<std::string, std::string> scenario_env_;
   // Directories of the modules whose top level is running, innermost last.
   std::vector<std::string> module_dirs_;
+  std::unique_ptr<SharedArrayStore> own_shared_arrays_;  // recording mode
+  std::vector<std::shared_ptr<const SharedArrayData>> shared_arrays_held_;
   // Encoded tag sets by group and extra tags (EncodeTags); cleared when
   // the VU's tags change.
   mutable std::unordered_map<std::string, std::string> encoded_cache_;
@@ -170,6 +177,10 @@ class Runtime : public HeapHooks {
 // (on top of the stack) and to __b.modules.
 void InstallGrpcModule(duk_context* ctx);
 void InstallExecutionModule(duk_context* ctx);
+// Installed on a script's first import of the module (LoadLibraryImpl).
+void InstallEncodingModule(duk_context* ctx);
+void InstallCryptoModule(duk_context* ctx);
+void InstallDataModule(duk_context* ctx);
 duk_ret_t NativeCheck(duk_context* ctx);  // module_k6.cc
 // Validates a tags object (strings, numbers, booleans) into out; errors
 // start with `wrap`.
