@@ -77,7 +77,9 @@ std::vector<std::string> ReadStringArray(duk_context* ctx, duk_idx_t idx) {
   duk_size_t n = duk_get_length(ctx, idx);
   for (duk_size_t i = 0; i < n; ++i) {
     duk_get_prop_index(ctx, idx, static_cast<duk_uarridx_t>(i));
-    out.emplace_back(duk_safe_to_string(ctx, -1));
+    duk_size_t len = 0;
+    const char* s = duk_safe_to_lstring(ctx, -1, &len);
+    out.emplace_back(s, len);  // whole: a NUL inside is refused, not cut off
     duk_pop(ctx);
   }
   return out;
@@ -163,7 +165,9 @@ absl::StatusOr<int> LoadImpl(duk_context* ctx, Runtime& rt) {
 
 absl::StatusOr<int> LoadProtosetImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
-  BARRAGE_ASSIGN_OR_RETURN(const std::string path, ResolveFilePath(rt.MainDir(), duk_safe_to_string(ctx, 1)));
+  duk_size_t len = 0;
+  const char* given = duk_safe_to_lstring(ctx, 1, &len);
+  BARRAGE_ASSIGN_OR_RETURN(const std::string path, ResolveFilePath(rt.MainDir(), std::string_view(given, len)));
   return LoadCommon(ctx, rt, *client, "protoset:" + path, [&](gc::ProtoRegistry& registry)
                         -> absl::StatusOr<std::vector<gc::MethodInfo>> {
     absl::StatusOr<std::string> bytes = rt.ReadFile(path);

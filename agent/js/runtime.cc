@@ -188,7 +188,10 @@ absl::StatusOr<int> OpenImpl(duk_context* ctx, Runtime& rt) {
     return absl::InvalidArgumentError(
         "The \"open()\" function is only available in the init stage (i.e. the global scope)");
   }
-  const std::string path = duk_is_undefined(ctx, 0) ? "" : duk_safe_to_string(ctx, 0);
+  // With its length: a NUL inside must be refused, not cut the name short.
+  duk_size_t path_len = 0;
+  const char* path_ptr = duk_is_undefined(ctx, 0) ? "" : duk_safe_to_lstring(ctx, 0, &path_len);
+  const std::string path(path_ptr, path_len);
   if (path.empty()) return absl::InvalidArgumentError("open() can't be used with an empty filename");
   // As in k6, relative to the module whose top level is running (the one
   // being imported), not the file the call is written in.
@@ -345,7 +348,9 @@ duk_ret_t NativeRequire(duk_context* ctx) {
   Runtime& rt = Runtime::From(ctx);
   bool failed = false;
   {
-    std::string name = duk_safe_to_string(ctx, 0);
+    duk_size_t name_len = 0;
+    const char* name_ptr = duk_safe_to_lstring(ctx, 0, &name_len);
+    std::string name(name_ptr, name_len);  // a NUL inside is refused below, not cut off
     std::string dir = duk_safe_to_string(ctx, 1);
     // k6's jslib summary helpers are built in (nothing is fetched).
     if (absl::StartsWith(name, "https://jslib.k6.io/k6-summary/")) name = "k6-summary";
