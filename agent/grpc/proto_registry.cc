@@ -61,19 +61,22 @@ class ReaderSourceTree : public pb::compiler::SourceTree {
       }
       not_found = std::string(content.status().message());
     }
-    // k6's text (protocompile's errFailedToResolve around the file
-    // system's error): the last path tried and why it failed.
-    last_error_ = absl::StrContains(not_found, filename)
-                      ? not_found
-                      : absl::StrCat("could not resolve path \"", filename, "\": ", not_found);
-    missing_[filename] = last_error_;
+    last_error_ = NotFoundText(filename, not_found);
+    missing_[filename] = not_found;
     return nullptr;
+  }
+
+  // k6's text (protocompile's errFailedToResolve around the file system's
+  // error): why the last path tried failed, after the name as the script
+  // wrote it unless that message already holds it.
+  static std::string NotFoundText(const std::string& name, const std::string& why) {
+    return absl::StrContains(why, name) ? why : absl::StrCat("could not resolve path \"", name, "\": ", why);
   }
 
   std::string GetLastErrorMessage() override { return last_error_; }
 
   bool AnyMissing() const { return !missing_.empty(); }
-  // Why `filename` was not found, if that is what failed.
+  // Why `filename` was not found (the reader's message), if that is what failed.
   const std::string* Missing(const std::string& filename) const {
     auto it = missing_.find(filename);
     return it == missing_.end() ? nullptr : &it->second;
@@ -201,7 +204,9 @@ absl::StatusOr<std::vector<MethodInfo>> ProtoRegistry::Load(const std::vector<st
     if (built == nullptr) {
       Rollback(built_before);
       // A missing root file reads as in k6, without our file prefix.
-      if (const std::string* why = tree.Missing(name)) return absl::NotFoundError(*why);
+      if (const std::string* why = tree.Missing(name)) {
+        return absl::NotFoundError(ReaderSourceTree::NotFoundText(file, *why));
+      }
       std::string text = errors.empty() ? absl::StrCat(name, ": could not load") : errors.Text();
       return tree.AnyMissing() ? absl::NotFoundError(text) : absl::InvalidArgumentError(text);
     }
