@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/grpc/json_codec.h"
 #include "agent/grpc/stream_call.h"
+#include "agent/js/cesu8.h"
 #include "agent/js/runtime.h"
 #include "grpc/health/v1/health.pb.h"
 #include "agent/js/values.h"
@@ -79,7 +80,7 @@ std::vector<std::string> ReadStringArray(duk_context* ctx, duk_idx_t idx) {
     duk_get_prop_index(ctx, idx, static_cast<duk_uarridx_t>(i));
     duk_size_t len = 0;
     const char* s = duk_safe_to_lstring(ctx, -1, &len);
-    out.emplace_back(s, len);  // whole: a NUL inside is refused, not cut off
+    out.push_back(Utf8FromJs(std::string_view(s, len)));  // whole: a NUL inside is refused, not cut off
     duk_pop(ctx);
   }
   return out;
@@ -167,7 +168,7 @@ absl::StatusOr<int> LoadProtosetImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
   duk_size_t len = 0;
   const char* given = duk_safe_to_lstring(ctx, 1, &len);
-  BARRAGE_ASSIGN_OR_RETURN(const std::string path, ResolveFilePath(rt.MainDir(), std::string_view(given, len)));
+  BARRAGE_ASSIGN_OR_RETURN(const std::string path, ResolveFilePath(rt.MainDir(), Utf8FromJs(std::string_view(given, len))));
   return LoadCommon(ctx, rt, *client, "protoset:" + path, [&](gc::ProtoRegistry& registry)
                         -> absl::StatusOr<std::vector<gc::MethodInfo>> {
     absl::StatusOr<std::string> bytes = rt.ReadFile(path);

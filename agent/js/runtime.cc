@@ -72,7 +72,7 @@ absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
 // Compiles a module's ES5 source to a wrapper function left on the stack.
 absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source) {
   std::string wrapped = absl::StrCat(kModuleWrapperHead, source, kModuleWrapperTail);
-  duk_push_lstring(ctx, path.data(), path.size());
+  PushUtf8(ctx, path);  // the file name stack traces show
   if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
     std::string text = duk_safe_to_string(ctx, -1);
     duk_pop(ctx);
@@ -191,7 +191,7 @@ absl::StatusOr<int> OpenImpl(duk_context* ctx, Runtime& rt) {
   // With its length: a NUL inside must be refused, not cut the name short.
   duk_size_t path_len = 0;
   const char* path_ptr = duk_is_undefined(ctx, 0) ? "" : duk_safe_to_lstring(ctx, 0, &path_len);
-  const std::string path(path_ptr, path_len);
+  const std::string path = Utf8FromJs(std::string_view(path_ptr, path_len));  // names on disk are UTF-8
   if (path.empty()) return absl::InvalidArgumentError("open() can't be used with an empty filename");
   // As in k6, relative to the module whose top level is running (the one
   // being imported), not the file the call is written in.
@@ -350,7 +350,9 @@ duk_ret_t NativeRequire(duk_context* ctx) {
   {
     duk_size_t name_len = 0;
     const char* name_ptr = duk_safe_to_lstring(ctx, 0, &name_len);
-    std::string name(name_ptr, name_len);  // a NUL inside is refused below, not cut off
+    // Whole (a NUL inside is refused below, not cut off), and in UTF-8:
+    // module keys name files on disk and URLs.
+    std::string name = Utf8FromJs(std::string_view(name_ptr, name_len));
     std::string dir = duk_safe_to_string(ctx, 1);
     // k6's jslib summary helpers are built in (nothing is fetched).
     if (absl::StartsWith(name, "https://jslib.k6.io/k6-summary/")) name = "k6-summary";
@@ -402,8 +404,8 @@ duk_ret_t NativeRequire(duk_context* ctx) {
         duk_push_lstring(ctx, mod_dir.data(), mod_dir.size());
         duk_call(ctx, 1);                              // require bound to the module's dir
         duk_dup(ctx, -5);                              // module
-        duk_push_lstring(ctx, abs.data(), abs.size());
-        duk_push_lstring(ctx, mod_dir.data(), mod_dir.size());
+        PushUtf8(ctx, abs);                            // __filename
+        PushUtf8(ctx, mod_dir);                        // __dirname
         rt.module_dirs_.push_back(mod_dir);  // open()'s base while its top level runs
         const duk_int_t rc = duk_pcall_method(ctx, 5);
         rt.module_dirs_.pop_back();

@@ -416,9 +416,13 @@ throws(function () { open('./sub'); }, "open() can't be used with directories, p
 throws(function () { open('nope.txt'); }, 'stat ' + __ENV.DIR + '/nope.txt: no such file or directory', 'missing');
 throws(function () { open('x\u0000.txt'); }, 'NUL', 'NUL');
 eq(open('file://' + __ENV.DIR + '/sub/../sub//x.txt'), 'x', 'file:// and unclean');
+// Names outside the BMP reach the disk as UTF-8, not as surrogate pairs.
+import { smile } from './😀/m.js';
+eq(open('./😀/é.txt'), 'ok', 'non-ASCII name');
+eq(smile, ':)', 'non-ASCII module');
 export default function () {}
 )",
-                 {{"sub/x.txt", "x"}});
+                 {{"sub/x.txt", "x"}, {"😀/é.txt", "ok"}, {"😀/m.js", "export const smile = ':)';\n"}});
   ASSERT_TRUE(rt.ok()) << rt.status();
   EXPECT_EQ(bundle_->files.count(dir_.string() + "/sub/x.txt"), 1u);
 }
