@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,6 +43,10 @@ class ReaderSourceTree : public pb::compiler::SourceTree {
     last_error_.clear();
     if (IsWellKnown(filename)) {
       last_error_ = "well-known type";
+      return nullptr;
+    }
+    if (filename.find('\0') != std::string::npos) {
+      last_error_ = absl::StrCat("file name \"", absl::CHexEscape(filename), "\" holds a NUL character");
       return nullptr;
     }
     std::string not_found;
@@ -96,7 +101,11 @@ class ReaderSourceTree : public pb::compiler::SourceTree {
 // and columns counted from 1 as editors do (the parser counts from 0).
 class ErrorCollector : public pb::compiler::MultiFileErrorCollector {
  public:
-  void AddError(const std::string& filename, int line, int column, const std::string& message) override {
+  void AddError(const std::string& raw_filename, int line, int column, const std::string& message) override {
+    // A name may hold a NUL (an import string's "\0"), which would end the
+    // error's text early on its way into JS.
+    const std::string filename =
+        raw_filename.find('\0') == std::string::npos ? raw_filename : absl::CHexEscape(raw_filename);
     if (line >= 0) {
       errors_.push_back(absl::StrCat(filename, ":", line + 1, ":", column + 1, ": ", message));
     } else {

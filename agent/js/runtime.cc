@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -42,6 +43,10 @@ std::string ErrnoText(int err) {
 // import path"; kFailedPrecondition ("read <path>: is a directory") for a
 // directory; other failures name the call and the reason.
 absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
+  // The OS would stop at a NUL and read another file than the one named.
+  if (path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("path \"", absl::CHexEscape(path), "\" holds a NUL character"));
+  }
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;

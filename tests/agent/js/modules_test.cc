@@ -409,6 +409,19 @@ TEST_F(ModulesTest, SpecifiersK6RefusesAreScriptErrors) {
               HasSubstr("The moduleSpecifier \"https://example.com/x.js\" couldn't be retrieved from the resolved url"));
 }
 
+TEST_F(ModulesTest, AProtoImportHoldingANulIsRefused) {
+  // A proto's own import string may hold \0: the disk must never see a
+  // shorter name than the one written.
+  auto rt = Init(std::string(kEq) + R"(
+import grpc from 'k6/net/grpc';
+throws(function () { new grpc.Client().load([], 'a.proto'); }, 'holds a NUL character', 'import with NUL');
+export default function () {}
+)",
+                 {{"a.proto", "syntax = \"proto3\";\nimport \"b\\0.proto\";\n"}, {"b", "x"}});
+  EXPECT_TRUE(rt.ok()) << rt.status();
+  EXPECT_EQ(bundle_->files.count(dir_.string() + "/b"), 0u);
+}
+
 TEST_F(ModulesTest, OpenErrorsReadAsK6s) {
   auto rt = Init(std::string(kEq) + R"(
 throws(function () { open(''); }, "open() can't be used with an empty filename", 'empty');
