@@ -249,14 +249,6 @@
   });
   b.resetLoop = function () {};  // async.js replaces it
 
-  // k6/encoding, k6/crypto and k6/data: installed on first import.
-  ['k6/encoding', 'k6/crypto', 'k6/data'].forEach(function (name) {
-    Object.defineProperty(b.modules, name, {
-      configurable: true, enumerable: true,
-      get: function () { delete b.modules[name]; b.loadLibrary(name); return b.modules[name]; }
-    });
-  });
-
   b.modules['k6/metrics'] = { Counter: metricCtor('counter'), Gauge: metricCtor('gauge'),
                               Rate: metricCtor('rate'), Trend: metricCtor('trend') };
 

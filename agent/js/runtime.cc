@@ -309,15 +309,6 @@ absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime&) {
     PushEmbeddedScript(ctx, "barrage:promise-polyfill.js", *wrapped, 0);
   } else if (name == "regenerator-runtime") {
     PushEmbeddedScript(ctx, "barrage:regenerator-runtime.js", RegeneratorRuntimeSource(), 0);
-  } else if (name == "k6/encoding" || name == "k6/crypto" || name == "k6/data") {
-    // Modules a script may import, installed into a heap on first import
-    // only (prelude.js): VUs of scripts that do not use them pay nothing.
-    duk_get_global_string(ctx, "__b");
-    if (name == "k6/encoding") InstallEncodingModule(ctx);
-    if (name == "k6/crypto") InstallCryptoModule(ctx);
-    if (name == "k6/data") InstallDataModule(ctx);
-    duk_pop(ctx);
-    return 0;
   } else if (name == "async") {
     // Our own installer (prelude.js loads it on first use): called with the
     // global object and __b.
@@ -365,7 +356,21 @@ duk_ret_t NativeRequire(duk_context* ctx) {
     duk_get_prop_string(ctx, -1, "__b");
     duk_get_prop_string(ctx, -1, "modules");
     if (duk_get_prop_lstring(ctx, -1, name.data(), name.size())) return 1;  // a built-in module
-    duk_pop_n(ctx, 2);  // undefined, modules; __b stays at -1
+    duk_pop(ctx);  // undefined
+    // Modules installed into a heap on their first import only: VUs of
+    // scripts that do not use them pay nothing for them.
+    using Installer = void (*)(duk_context*);
+    static const std::pair<const char*, Installer> kOnDemand[] = {
+        {"k6/encoding", InstallEncodingModule}, {"k6/crypto", InstallCryptoModule}, {"k6/data", InstallDataModule}};
+    for (const auto& [module, install] : kOnDemand) {
+      if (name != module) continue;
+      duk_dup(ctx, -2);  // __b
+      install(ctx);
+      duk_pop(ctx);
+      if (duk_get_prop_lstring(ctx, -1, name.data(), name.size())) return 1;
+      duk_pop(ctx);
+    }
+    duk_pop(ctx);  // modules; __b stays at -1
     absl::Status st;
     absl::StatusOr<std::string> key = absl::NotFoundError(absl::StrCat("unknown module: ", name));
     if (name != "k6" && !absl::StartsWith(name, "k6/")) key = ResolveModuleSpecifier(dir, name);

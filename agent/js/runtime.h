@@ -177,7 +177,7 @@ class Runtime : public HeapHooks {
 // (on top of the stack) and to __b.modules.
 void InstallGrpcModule(duk_context* ctx);
 void InstallExecutionModule(duk_context* ctx);
-// Installed on a script's first import of the module (LoadLibraryImpl).
+// Installed on a script's first import of the module (NativeRequire).
 void InstallEncodingModule(duk_context* ctx);
 void InstallCryptoModule(duk_context* ctx);
 void InstallDataModule(duk_context* ctx);
