@@ -565,6 +565,9 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
 
   if (!metadata) return Error(where, "not a barrage archive (no metadata.json)");
   if (absl::Status status = ReadMetadata(*metadata, where, archive); !status.ok()) return status;
+  if (!IsCleanAbsolutePath(archive.main_path)) {
+    return Error(where, absl::StrCat("main script ", Quote(archive.main_path), " is not an absolute, clean path"));
+  }
   if (archive.modules.count(archive.main_path) == 0) {
     return Error(where, absl::StrCat("main script ", Quote(archive.main_path),
                                      " is not among the archive's modules"));

@@ -282,8 +282,19 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   std::map<std::string, std::string> env;
   if (int code = BuildEnv(flags, from_archive, env, out.cli_env); code != 0) return code;
   auto bundle = std::make_shared<agent::js::Bundle>();
-  bundle->main_path = from_archive ? from_archive->main_path
-                                   : std::filesystem::absolute(flags.script).lexically_normal().string();
+  if (from_archive) {
+    bundle->main_path = from_archive->main_path;
+  } else {
+    // The error_code form: the throwing one aborts the process when the
+    // current directory is gone.
+    std::error_code ec;
+    const std::filesystem::path main = std::filesystem::absolute(flags.script, ec);
+    if (ec) {
+      barrage::Log(Severity::kError, absl::StrCat(flags.script, ": cannot make the path absolute: ", ec.message()));
+      return kExitScriptException;
+    }
+    bundle->main_path = main.lexically_normal().string();
+  }
   RemoteModuleOptions fetch;
   if (flags.module_cache) {
     fetch.cache_dir = *flags.module_cache;

@@ -600,6 +600,9 @@ TEST(ArchiveErrorTest, MainScriptNotAmongModules) {
   EXPECT_THAT(Read(Tar({Entry("metadata.json", Meta("/m.js")), Entry("modules/x.js", "x"),
                         Entry("files/m.js", "m")})),
               InvalidWith(Eq("test.tar: main script \"/m.js\" is not among the archive's modules")));
+  // A remote module is no main script: the script's folder must be a local one.
+  EXPECT_THAT(Read(Tar({Entry("metadata.json", Meta("https://h/m.js")), Entry("https/h/m.js", "m")})),
+              InvalidWith(Eq("test.tar: main script \"https://h/m.js\" is not an absolute, clean path")));
 }
 
 TEST(ArchiveErrorTest, BadPaxHeaders) {
