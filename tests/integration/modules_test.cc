@@ -216,7 +216,8 @@ TEST_F(PathsTest, HandleSummaryFilesAreRelativeToTheCurrentFolder) {
   WriteFile(root_ + "/tests/load/summary.js", R"(
 export default () => {};
 export function handleSummary() {
-  return { 'out/../report.txt': 'written', 'no-such-folder/x.json': 'lost', stdout: 'to stdout\n' };
+  return { 'out/../report.txt': 'written', 'no-such-folder/x.json': 'lost', 'nul\u0000.txt': 'refused',
+           stdout: 'to stdout\n' };
 }
 )");
   std::filesystem::create_directories(root_ + "/run/out");
@@ -226,8 +227,10 @@ export function handleSummary() {
   EXPECT_EQ(ReadFile(root_ + "/run/report.txt"), "written");
   EXPECT_FALSE(std::filesystem::exists(root_ + "/tests/load/report.txt"));
   EXPECT_THAT(run.stdout_text, HasSubstr("to stdout"));
-  EXPECT_THAT(Log(run), HasSubstr("could not open 'no-such-folder/x.json': open no-such-folder/x.json: "
-                                         "no such file or directory"));
+  EXPECT_THAT(Log(run), HasSubstr("handleSummary(): cannot write no-such-folder/x.json"));
+  // Not "nul" with the rest cut off at the NUL.
+  EXPECT_THAT(Log(run), HasSubstr("the path holds a NUL character"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/run/nul"));
 }
 
 // ------------------------------------------------------------------ modules
