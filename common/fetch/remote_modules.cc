@@ -1,7 +1,6 @@
 #include "common/fetch/remote_modules.h"
 
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
