@@ -81,7 +81,8 @@ bool IsSafeRelativePath(std::string_view path) {
 // ---------------------------------------------------------------- writing
 
 void PutString(char* block, Field f, std::string_view s) {
-  std::memcpy(block + f.offset, s.data(), std::min(s.size(), f.width));
+  // An empty view may have a null data(), which memcpy must not get (UBSan).
+  if (!s.empty()) std::memcpy(block + f.offset, s.data(), std::min(s.size(), f.width));
 }
 
 // Zero-padded octal, width - 1 digits and a NUL, as GNU tar writes them.
