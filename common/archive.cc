@@ -18,8 +18,10 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/paths.h"
 #include "nlohmann/json.hpp"
 
 namespace barrage {
@@ -31,6 +33,8 @@ constexpr size_t kBlock = 512;
 constexpr std::string_view kMetadataName = "metadata.json";
 constexpr std::string_view kModulesPrefix = "modules/";
 constexpr std::string_view kFilesPrefix = "files/";
+constexpr std::string_view kRemotePrefix = "https/";
+constexpr std::string_view kRemoteScheme = "https://";
 constexpr std::string_view kFormatName = "barrage-archive";
 // ustar's size field holds 11 octal digits.
 constexpr uint64_t kMaxOctalSize = (uint64_t{1} << 33) - 1;
@@ -58,12 +62,6 @@ constexpr Field kPrefix{345, 155};
 // convert to.
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-// Our bugs only (never input): print and abort, as BARRAGE_CHECK does.
-[[noreturn]] void CheckFailed(const std::string& what) {
-  std::fprintf(stderr, "BARRAGE_CHECK failed: WriteArchive: %s\n", what.c_str());
-  std::abort();
-}
-
 size_t PaddedSize(uint64_t size) { return static_cast<size_t>((size + kBlock - 1) / kBlock * kBlock); }
 
 // A path below "modules/" or "files/": non-empty components, none "." or "..".
@@ -83,7 +81,8 @@ bool IsSafeRelativePath(std::string_view path) {
 // ---------------------------------------------------------------- writing
 
 void PutString(char* block, Field f, std::string_view s) {
-  std::memcpy(block + f.offset, s.data(), std::min(s.size(), f.width));
+  // An empty view may have a null data(), which memcpy must not get (UBSan).
+  if (!s.empty()) std::memcpy(block + f.offset, s.data(), std::min(s.size(), f.width));
 }
 
 // Zero-padded octal, width - 1 digits and a NUL, as GNU tar writes them.
@@ -183,20 +182,21 @@ void AppendEntry(std::string& out, const std::string& path, std::string_view dat
   AppendData(out, data);
 }
 
-void CheckPath(const std::string& path, const char* what) {
-  if (path.empty() || path[0] != '/' || !IsSafeRelativePath(std::string_view(path).substr(1))) {
-    CheckFailed(absl::StrCat(what, " path \"", path, "\" is not absolute and normalized"));
-  }
+absl::Status CheckPath(const std::string& path, const char* what, bool remote_allowed) {
+  if (IsCleanAbsolutePath(path) || (remote_allowed && IsRemoteKey(path))) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, " path \"", absl::CHexEscape(path), "\" is not ",
+                                                 remote_allowed ? "an https URL or " : "",
+                                                 "absolute and clean"));
 }
 
-std::string MetadataJson(const Archive& archive) {
+absl::StatusOr<std::string> MetadataJson(const Archive& archive, int version) {
   json options = json::parse(archive.options_json, nullptr, /*allow_exceptions=*/false);
   if (!options.is_object()) {
-    CheckFailed(absl::StrCat("options_json is not a JSON object: ", archive.options_json));
+    return absl::InvalidArgumentError(absl::StrCat("options must be a JSON object, got: ", archive.options_json));
   }
   json meta = json::object();  // keys come out sorted: deterministic
   meta["format"] = std::string(kFormatName);
-  meta["formatVersion"] = kArchiveFormatVersion;
+  meta["formatVersion"] = version;
   meta["main"] = archive.main_path;
   meta["options"] = std::move(options);
   meta["env"] = archive.env;
@@ -314,7 +314,7 @@ std::string_view StripDotSlash(std::string_view name) {
 
 std::string UnknownEntry(std::string_view name) {
   return absl::StrCat("unknown entry ", Quote(name),
-                      " (a barrage archive holds metadata.json, modules/... and files/...)");
+                      " (a barrage archive holds metadata.json, modules/..., https/... and files/...)");
 }
 
 absl::Status ReadMetadata(const std::string& text, const std::string& where, Archive& archive) {
@@ -367,16 +367,29 @@ absl::Status ReadMetadata(const std::string& text, const std::string& where, Arc
 
 }  // namespace
 
-std::string WriteArchive(const Archive& archive) {
-  CheckPath(archive.main_path, "main");
-  for (const auto& [path, source] : archive.modules) CheckPath(path, "module");
-  for (const auto& [path, contents] : archive.files) CheckPath(path, "file");
+absl::StatusOr<std::string> WriteArchive(const Archive& archive) {
+  if (absl::Status st = CheckPath(archive.main_path, "main", false); !st.ok()) return st;
+  bool remote = false;
+  for (const auto& [path, source] : archive.modules) {
+    if (absl::Status st = CheckPath(path, "module", true); !st.ok()) return st;
+    remote = remote || path[0] != '/';
+  }
+  for (const auto& [path, contents] : archive.files) {
+    if (absl::Status st = CheckPath(path, "file", false); !st.ok()) return st;
+  }
+  // Version 1 readers know no remote modules: only archives that hold some
+  // need the newer version.
+  absl::StatusOr<std::string> metadata = MetadataJson(archive, remote ? 2 : 1);
+  if (!metadata.ok()) return metadata.status();
 
   std::string out;
-  AppendEntry(out, std::string(kMetadataName), MetadataJson(archive));
+  AppendEntry(out, std::string(kMetadataName), *metadata);
   // std::map iterates in path order; the "/" dropped is common to all.
   for (const auto& [path, source] : archive.modules) {
-    AppendEntry(out, absl::StrCat(Sv(kModulesPrefix), path.substr(1)), source);
+    if (path[0] == '/') AppendEntry(out, absl::StrCat(Sv(kModulesPrefix), path.substr(1)), source);
+  }
+  for (const auto& [url, source] : archive.modules) {
+    if (url[0] != '/') AppendEntry(out, absl::StrCat(Sv(kRemotePrefix), url.substr(kRemoteScheme.size())), source);
   }
   for (const auto& [path, contents] : archive.files) {
     AppendEntry(out, absl::StrCat(Sv(kFilesPrefix), path.substr(1)), contents);
@@ -497,10 +510,13 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
       // Directories carry nothing: the paths of the files below them do.
       std::string_view dir = relative;
       while (!dir.empty() && dir.back() == '/') dir.remove_suffix(1);
-      if (dir.empty() || dir == "." || dir == "modules" || dir == "files") continue;
-      const bool below_modules = HasPrefix(dir, kModulesPrefix);
-      if (!below_modules && !HasPrefix(dir, kFilesPrefix)) return Error(where, UnknownEntry(name));
-      if (!IsSafeRelativePath(dir.substr((below_modules ? kModulesPrefix : kFilesPrefix).size()))) {
+      if (dir.empty() || dir == "." || dir == "modules" || dir == "files" || dir == "https") continue;
+      std::string_view prefix;
+      for (std::string_view p : {kModulesPrefix, kFilesPrefix, kRemotePrefix}) {
+        if (HasPrefix(dir, p)) prefix = p;
+      }
+      if (prefix.empty()) return Error(where, UnknownEntry(name));
+      if (!IsSafeRelativePath(dir.substr(prefix.size()))) {
         return Error(where, absl::StrCat("entry ", Quote(name),
                                          " has an empty, \".\" or \"..\" path component"));
       }
@@ -526,6 +542,15 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
     } else if (HasPrefix(relative, kFilesPrefix)) {
       target = &archive.files;
       path = relative.substr(kFilesPrefix.size());
+    } else if (HasPrefix(relative, kRemotePrefix)) {
+      std::string url = absl::StrCat(Sv(kRemoteScheme), Sv(relative.substr(kRemotePrefix.size())));
+      if (!IsRemoteKey(url)) {
+        return Error(where, absl::StrCat("entry ", Quote(name), " does not name an https URL with a clean path"));
+      }
+      if (!archive.modules.emplace(std::move(url), std::string(data)).second) {
+        return Error(where, absl::StrCat("duplicate entry ", Quote(name)));
+      }
+      continue;
     } else {
       return Error(where, UnknownEntry(name));
     }
@@ -541,6 +566,9 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
 
   if (!metadata) return Error(where, "not a barrage archive (no metadata.json)");
   if (absl::Status status = ReadMetadata(*metadata, where, archive); !status.ok()) return status;
+  if (!IsCleanAbsolutePath(archive.main_path)) {
+    return Error(where, absl::StrCat("main script ", Quote(archive.main_path), " is not an absolute, clean path"));
+  }
   if (archive.modules.count(archive.main_path) == 0) {
     return Error(where, absl::StrCat("main script ", Quote(archive.main_path),
                                      " is not among the archive's modules"));

@@ -12,10 +12,14 @@
 //                                   "main": ..., "options": {...}, "env": {...},
 //                                   "barrageVersion": ...}
 //   modules/home/u/test/script.js  the module "/home/u/test/script.js", ES5
+//   https/jslib.k6.io/k6-utils/1.4.0/index.js
+//                                  the remote module "https://jslib.k6.io/k6-utils/1.4.0/index.js", ES5
 //   files/home/u/test/data.csv     the file "/home/u/test/data.csv", as read
 //
 // An absolute path keeps its place below "modules/" or "files/" without its
-// leading slash.
+// leading slash; a remote module's URL keeps its place below "https/"
+// without its scheme, as in k6's archives. Archives with remote modules say
+// "formatVersion": 2, so a barrage that cannot read them says so.
 #ifndef BARRAGE_COMMON_ARCHIVE_H_
 #define BARRAGE_COMMON_ARCHIVE_H_
 
@@ -28,13 +32,14 @@
 
 namespace barrage {
 
-// Paths are absolute and normalized: they start with '/' and have no empty,
-// "." or ".." component. The script's loader makes them so from JS strings,
-// which is also why they and the env values are UTF-8 (metadata.json is
-// JSON). Plain data; copy or move it freely.
+// Paths are keys as common/paths.h defines them: absolute and clean (they
+// start with '/' and have no empty, "." or ".." component), or, for
+// modules only, https URLs with a clean path. The script's loader makes
+// them so from JS strings, which is also why they and the env values are
+// UTF-8 (metadata.json is JSON). Plain data; copy or move it freely.
 struct Archive {
   std::string main_path;                       // absolute path of the main script
-  std::map<std::string, std::string> modules;  // absolute path -> transformed (ES5) source
+  std::map<std::string, std::string> modules;  // key -> transformed (ES5) source
   std::map<std::string, std::string> files;    // absolute path -> contents (open(), protos)
   // The script's exported options, a JSON object. Read back in
   // nlohmann::json's compact form, keys sorted: the same object, maybe not
@@ -44,9 +49,9 @@ struct Archive {
   std::string barrage_version;
 };
 
-// The version of the layout above that WriteArchive writes; ReadArchive
-// refuses a newer one.
-inline constexpr int kArchiveFormatVersion = 1;
+// The newest version of the layout above: WriteArchive writes 1, or 2 when
+// the archive holds remote modules; ReadArchive refuses a newer one.
+inline constexpr int kArchiveFormatVersion = 2;
 
 // The archive as tar bytes: metadata.json first, then the modules, then the
 // files, each group sorted by path; mtime 0, uid/gid 0, mode 0644, no
@@ -55,8 +60,9 @@ inline constexpr int kArchiveFormatVersion = 1;
 // name fields (100 bytes, or 155 + '/' + 100 split at a slash) gets a pax
 // extended header ("path"), as does a size over ustar's 8 GiB ("size").
 // Paths that break the contract above, or options_json that is not a JSON
-// object, are the caller's bug: it prints and aborts.
-std::string WriteArchive(const Archive& archive);
+// object, are kInvalidArgument ("file path \"a/../b\" is not absolute and
+// clean"): they come from scripts, so they are errors, never aborts.
+absl::StatusOr<std::string> WriteArchive(const Archive& archive);
 
 // Parses and validates an archive. Besides WriteArchive's output it reads
 // what GNU tar makes (--format=ustar, pax or gnu) from a directory holding

@@ -1,13 +1,16 @@
 #include "agent/grpc/proto_registry.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/paths.h"
 #include "google/protobuf/compiler/importer.h"
 #include "google/protobuf/descriptor_database.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -22,16 +25,14 @@ bool IsWellKnown(const std::string& name) {
          pb::DescriptorPool::generated_pool()->FindFileByName(name) != nullptr;
 }
 
-std::string JoinPath(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  if (absl::EndsWith(dir, "/")) return absl::StrCat(dir, name);
-  return absl::StrCat(dir, "/", name);
-}
-
 // Serves proto files through the caller's reader, searching the import paths
-// in order as protoc (and k6's parser) do. Well-known types are left to the
-// fallback database (the descriptors compiled into libprotobuf), so a script
-// needs no copy of them and controller and agents agree on their content.
+// in order as k6's resolver (protocompile's SourceResolver) does: each name,
+// absolute or not, is joined onto each import path (JoinPath), so
+// load(['/some/dir'], '/some/dir/x.proto') looks for
+// /some/dir/some/dir/x.proto and fails, as in k6. Well-known types are left
+// to the fallback database (the descriptors compiled into libprotobuf), so a
+// script needs no copy of them and controller and agents agree on their
+// content.
 class ReaderSourceTree : public pb::compiler::SourceTree {
  public:
   ReaderSourceTree(const std::vector<std::string>& import_paths, const ProtoRegistry::FileReader& reader,
@@ -44,13 +45,13 @@ class ReaderSourceTree : public pb::compiler::SourceTree {
       last_error_ = "well-known type";
       return nullptr;
     }
-    std::vector<std::string> candidates;
-    if (absl::StartsWith(filename, "/") || import_paths_.empty()) {
-      candidates.push_back(filename);
-    } else {
-      for (const std::string& dir : import_paths_) candidates.push_back(JoinPath(dir, filename));
+    if (filename.find('\0') != std::string::npos) {
+      last_error_ = absl::StrCat("file name \"", absl::CHexEscape(filename), "\" holds a NUL character");
+      return nullptr;
     }
-    for (const std::string& path : candidates) {
+    std::string not_found;
+    for (const std::string& dir : import_paths_) {
+      const std::string path = JoinPath(dir, filename);
       absl::StatusOr<std::string> content = reader_(path);
       if (content.ok()) {
         if (std::find(files_read_.begin(), files_read_.end(), path) == files_read_.end()) {
@@ -60,19 +61,31 @@ class ReaderSourceTree : public pb::compiler::SourceTree {
         return new pb::io::ArrayInputStream(contents_.back()->data(), static_cast<int>(contents_.back()->size()));
       }
       if (!absl::IsNotFound(content.status())) {
-        last_error_ = absl::StrCat("cannot read ", path, ": ", content.status().message());
+        last_error_ = std::string(content.status().message());
         return nullptr;
       }
+      not_found = std::string(content.status().message());
     }
-    if (absl::StartsWith(filename, "/") || import_paths_.empty()) {
-      last_error_ = "file not found";
-    } else {
-      last_error_ = absl::StrCat("file not found in import paths [", absl::StrJoin(import_paths_, ", "), "]");
-    }
+    last_error_ = NotFoundText(filename, not_found);
+    missing_[filename] = not_found;
     return nullptr;
   }
 
+  // k6's text (protocompile's errFailedToResolve around the file system's
+  // error): why the last path tried failed, after the name as the script
+  // wrote it unless that message already holds it.
+  static std::string NotFoundText(const std::string& name, const std::string& why) {
+    return absl::StrContains(why, name) ? why : absl::StrCat("could not resolve path \"", name, "\": ", why);
+  }
+
   std::string GetLastErrorMessage() override { return last_error_; }
+
+  bool AnyMissing() const { return !missing_.empty(); }
+  // Why `filename` was not found (the reader's message), if that is what failed.
+  const std::string* Missing(const std::string& filename) const {
+    auto it = missing_.find(filename);
+    return it == missing_.end() ? nullptr : &it->second;
+  }
 
  private:
   const std::vector<std::string>& import_paths_;
@@ -81,13 +94,18 @@ class ReaderSourceTree : public pb::compiler::SourceTree {
   // ArrayInputStream does not own its bytes; the parse ends before Load does.
   std::vector<std::unique_ptr<std::string>> contents_;
   std::string last_error_;
+  std::map<std::string, std::string> missing_;
 };
 
 // Collects parse and validation errors as "file:line:col: message", lines
 // and columns counted from 1 as editors do (the parser counts from 0).
 class ErrorCollector : public pb::compiler::MultiFileErrorCollector {
  public:
-  void AddError(const std::string& filename, int line, int column, const std::string& message) override {
+  void AddError(const std::string& raw_filename, int line, int column, const std::string& message) override {
+    // A name may hold a NUL (an import string's "\0"), which would end the
+    // error's text early on its way into JS.
+    const std::string filename =
+        raw_filename.find('\0') == std::string::npos ? raw_filename : absl::CHexEscape(raw_filename);
     if (line >= 0) {
       errors_.push_back(absl::StrCat(filename, ":", line + 1, ":", column + 1, ": ", message));
     } else {
@@ -194,9 +212,12 @@ absl::StatusOr<std::vector<MethodInfo>> ProtoRegistry::Load(const std::vector<st
     const pb::FileDescriptor* built = build_file(name, "");
     if (built == nullptr) {
       Rollback(built_before);
-      const bool missing = absl::StrContains(errors.Text(), "file not found");
+      // A missing root file reads as in k6, without our file prefix.
+      if (const std::string* why = tree.Missing(name)) {
+        return absl::NotFoundError(ReaderSourceTree::NotFoundText(file, *why));
+      }
       std::string text = errors.empty() ? absl::StrCat(name, ": could not load") : errors.Text();
-      return missing ? absl::NotFoundError(text) : absl::InvalidArgumentError(text);
+      return tree.AnyMissing() ? absl::NotFoundError(text) : absl::InvalidArgumentError(text);
     }
     roots.push_back(built);
   }

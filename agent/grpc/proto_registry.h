@@ -45,8 +45,10 @@ struct MethodInfo {
 class ProtoRegistry {
  public:
   // Reads one file by the path the registry asks for (an import path joined
-  // with a proto name, or an absolute name). A NotFound status means "try the
-  // next import path"; any other error stops the search.
+  // with a proto name, cleaned). A NotFound status means "try the next
+  // import path"; its message is the reason k6 gives when none has the file
+  // ("stat /dir/x.proto: no such file or directory"). Any other error stops
+  // the search.
   using FileReader = std::function<absl::StatusOr<std::string>(const std::string& path)>;
 
   ProtoRegistry();
@@ -57,14 +59,17 @@ class ProtoRegistry {
   ProtoRegistry(const ProtoRegistry& other);
   ProtoRegistry& operator=(const ProtoRegistry&) = delete;
 
-  // client.load(importPaths, ...files). Each file, and each of its imports, is
-  // looked up under each import path in order, first hit wins; an absolute
-  // name is read as given. With no import paths, names are read as given
-  // (the caller passes the script's directory when the script gave none).
-  // Returns the methods of the named files and of everything they import.
-  // Errors (kInvalidArgument, or kNotFound for a missing file) name the file
-  // and line:column, e.g. `hello.proto:5:3: "Foo" is not defined.`; a missing
-  // file names the import paths searched. On error nothing is added.
+  // client.load(importPaths, ...files), as k6 loads: each file, and each of
+  // its imports, is looked up under each import path in order, first hit
+  // wins; every name, absolute or not, is joined onto the import path
+  // (common/paths.h JoinPath). import_paths must be absolute (the caller
+  // resolves them against the script's directory, and passes that directory
+  // when the script gave none). Returns the methods of the named files and
+  // of everything they import. A missing file is kNotFound with k6's text
+  // (`stat /dir/x.proto: no such file or directory`, or `could not resolve
+  // path "./x.proto": stat ...`); other errors (kInvalidArgument) name the
+  // file and line:column, e.g. `hello.proto:5:3: "Foo" is not defined.`.
+  // On error nothing is added.
   [[nodiscard]] absl::StatusOr<std::vector<MethodInfo>> Load(const std::vector<std::string>& import_paths,
                                                              const std::vector<std::string>& files,
                                                              const FileReader& reader);

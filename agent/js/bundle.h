@@ -6,17 +6,23 @@
 #define BARRAGE_AGENT_JS_BUNDLE_H_
 
 #include <map>
+#include <memory>
 #include <string>
+
+#include "agent/js/shared_arrays.h"
 
 namespace barrage::agent::js {
 
 struct Bundle {
   std::string main_path;                      // absolute path of the main script
-  std::map<std::string, std::string> modules;  // absolute path -> transformed (ES5) source
+  std::map<std::string, std::string> modules;  // key (path or https URL) -> transformed (ES5) source
   std::map<std::string, std::string> files;    // absolute path -> contents (open(), protos)
   // absolute path -> Duktape bytecode of the module wrapper function, made
   // once from `modules` (Runtime::CompileBundle) and loaded into each VU.
   std::map<std::string, std::string> bytecode;
+  // k6/data's SharedArrays of the run, built by the first VU that asks and
+  // shared by all (the store is thread-safe; the Bundle stays immutable).
+  std::shared_ptr<SharedArrayStore> shared_arrays = std::make_shared<SharedArrayStore>();
 };
 
 }  // namespace barrage::agent::js

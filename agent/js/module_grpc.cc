@@ -5,16 +5,19 @@
 #include <unordered_map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/grpc/json_codec.h"
 #include "agent/grpc/stream_call.h"
+#include "agent/js/cesu8.h"
 #include "agent/js/runtime.h"
 #include "grpc/health/v1/health.pb.h"
 #include "agent/js/values.h"
 #include "common/version.h"
 #include "common/duration.h"
+#include "common/paths.h"
 #include "common/status_macros.h"
 
 namespace barrage::agent::js {
@@ -76,7 +79,9 @@ std::vector<std::string> ReadStringArray(duk_context* ctx, duk_idx_t idx) {
   duk_size_t n = duk_get_length(ctx, idx);
   for (duk_size_t i = 0; i < n; ++i) {
     duk_get_prop_index(ctx, idx, static_cast<duk_uarridx_t>(i));
-    out.emplace_back(duk_safe_to_string(ctx, -1));
+    duk_size_t len = 0;
+    const char* s = duk_safe_to_lstring(ctx, -1, &len);
+    out.push_back(Utf8FromJs(std::string_view(s, len)));  // whole: a NUL inside is refused, not cut off
     duk_pop(ctx);
   }
   return out;
@@ -100,11 +105,6 @@ absl::StatusOr<int> NewClientImpl(duk_context* ctx, Runtime& rt) {
   rt.grpc_clients().push_back(std::make_unique<GrpcClientState>());
   duk_push_int(ctx, static_cast<duk_int_t>(rt.grpc_clients().size() - 1));
   return 1;
-}
-
-std::string ResolveAgainst(const std::string& dir, const std::string& p) {
-  if (!p.empty() && p[0] == '/') return p;
-  return absl::StrCat(dir, "/", p);
 }
 
 // Shared by load and loadProtoset: replays the client's load calls on a
@@ -141,13 +141,24 @@ absl::StatusOr<int> LoadCommon(duk_context* ctx, Runtime& rt, GrpcClientState& c
   return 1;
 }
 
+// Paths as k6 resolves them (spec §1.3, §1.4): relative to the main
+// script's directory (not the importing module's), "file://" stripped,
+// cleaned; proto names joined onto each import path (ProtoRegistry::Load).
 absl::StatusOr<int> LoadImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
   const std::string dir = rt.MainDir();
-  std::vector<std::string> import_paths = ReadStringArray(ctx, 1);
-  for (std::string& p : import_paths) p = ResolveAgainst(dir, p);
+  std::vector<std::string> import_paths;
+  for (const std::string& p : ReadStringArray(ctx, 1)) {
+    BARRAGE_ASSIGN_OR_RETURN(std::string abs, ResolveFilePath(dir, p));
+    import_paths.push_back(std::move(abs));
+  }
   if (import_paths.empty()) import_paths.push_back(dir);
   std::vector<std::string> files = ReadStringArray(ctx, 2);
+  for (const std::string& f : files) {
+    if (f.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("proto file name \"", absl::CHexEscape(f), "\" holds a NUL character"));
+    }
+  }
   const std::string call = absl::StrCat("load:", absl::StrJoin(import_paths, ","), ":", absl::StrJoin(files, ","));
   return LoadCommon(ctx, rt, *client, call, [&](gc::ProtoRegistry& registry) {
     return registry.Load(import_paths, files, [&rt](const std::string& path) { return rt.ReadFile(path); });
@@ -156,10 +167,15 @@ absl::StatusOr<int> LoadImpl(duk_context* ctx, Runtime& rt) {
 
 absl::StatusOr<int> LoadProtosetImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
-  const std::string path = ResolveAgainst(rt.MainDir(), duk_safe_to_string(ctx, 1));
+  duk_size_t len = 0;
+  const char* given = duk_safe_to_lstring(ctx, 1, &len);
+  BARRAGE_ASSIGN_OR_RETURN(const std::string path, ResolveFilePath(rt.MainDir(), Utf8FromJs(std::string_view(given, len))));
   return LoadCommon(ctx, rt, *client, "protoset:" + path, [&](gc::ProtoRegistry& registry)
                         -> absl::StatusOr<std::vector<gc::MethodInfo>> {
     absl::StatusOr<std::string> bytes = rt.ReadFile(path);
+    if (absl::IsFailedPrecondition(bytes.status())) {
+      return absl::InvalidArgumentError(absl::StrCat("couldn't read protoset: ", bytes.status().message()));
+    }
     if (!bytes.ok()) return absl::NotFoundError(absl::StrCat("couldn't open protoset: ", bytes.status().message()));
     return registry.LoadProtoset(*bytes, path);
   });

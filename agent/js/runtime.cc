@@ -1,10 +1,17 @@
 #include "agent/js/runtime.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
-#include <regex>
 #include <random>
+#include <regex>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -17,6 +24,7 @@
 #include "agent/js/values.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/status_macros.h"
 
 namespace barrage::agent::js {
@@ -25,40 +33,54 @@ namespace {
 constexpr char kRuntimeKey[] = "\xff" "runtime";
 
 
-std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
+// strerror as Go prints it (lower case): k6's file errors read
+// "stat /x: no such file or directory", and users match on them.
+std::string ErrnoText(int err) {
+  std::string text = std::strerror(err);
+  if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') text[0] = static_cast<char>(text[0] - 'A' + 'a');
+  return text;
 }
 
-// Resolves "." and ".." in an absolute path.
-std::string NormalizePath(const std::string& path) {
-  std::vector<std::string> parts;
-  for (absl::string_view p : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    if (p == ".") continue;
-    if (p == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.emplace_back(p);
-  }
-  return "/" + absl::StrJoin(parts, "/");
-}
-
+// Reads a local file whole. kNotFound ("stat <path>: no such file or
+// directory") when it is not there, which load() takes as "try the next
+// import path"; kFailedPrecondition ("read <path>: is a directory") for a
+// directory; other failures name the call and the reason.
 absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
-  return ss.str();
+  // The OS would stop at a NUL and read another file than the one named.
+  if (path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("path \"", absl::CHexEscape(path), "\" holds a NUL character"));
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    std::string text = absl::StrCat("stat ", path, ": ", ErrnoText(err));
+    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(text);
+    return absl::PermissionDeniedError(text);
+  }
+  if (S_ISDIR(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat("read ", path, ": is a directory"));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("open ", path, ": ", ErrnoText(errno)));
+  std::string data;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return absl::PermissionDeniedError(absl::StrCat("read ", path, ": ", ErrnoText(err)));
+    }
+    data.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return data;
 }
 
 // Compiles a module's ES5 source to a wrapper function left on the stack.
 absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source) {
   std::string wrapped = absl::StrCat(kModuleWrapperHead, source, kModuleWrapperTail);
-  duk_push_lstring(ctx, path.data(), path.size());
+  PushUtf8(ctx, path);  // the file name stack traces show
   if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
     std::string text = duk_safe_to_string(ctx, -1);
     duk_pop(ctx);
@@ -179,11 +201,23 @@ absl::StatusOr<int> OpenImpl(duk_context* ctx, Runtime& rt) {
     return absl::InvalidArgumentError(
         "The \"open()\" function is only available in the init stage (i.e. the global scope)");
   }
-  std::string path = duk_is_string(ctx, 0) ? duk_get_string(ctx, 0) : "";
-  if (path.empty()) return absl::InvalidArgumentError("open() requires a file name");
-  if (absl::StartsWith(path, "file://")) path = path.substr(7);
-  std::string abs = path[0] == '/' ? NormalizePath(path) : NormalizePath(rt.MainDir() + "/" + path);
+  // With its length: a NUL inside must be refused, not cut the name short.
+  duk_size_t path_len = 0;
+  const char* path_ptr = duk_is_undefined(ctx, 0) ? "" : duk_safe_to_lstring(ctx, 0, &path_len);
+  const std::string path = Utf8FromJs(std::string_view(path_ptr, path_len));  // names on disk are UTF-8
+  if (path.empty()) return absl::InvalidArgumentError("open() can't be used with an empty filename");
+  // As in k6, relative to the module whose top level is running (the one
+  // being imported), not the file the call is written in.
+  const std::string base = rt.CurrentModuleDir();
+  if (!IsCleanAbsolutePath(base)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("open() can't be used from a remote module (", base, "), path: \"", path, "\""));
+  }
+  BARRAGE_ASSIGN_OR_RETURN(const std::string abs, ResolveFilePath(base, path));
   absl::StatusOr<std::string> data = rt.ReadFile(abs);
+  if (absl::IsFailedPrecondition(data.status())) {
+    return absl::InvalidArgumentError(absl::StrCat("open() can't be used with directories, path: \"", abs, "\""));
+  }
   if (!data.ok()) return data.status();
   bool binary = duk_is_string(ctx, 1) && std::string(duk_get_string(ctx, 1)) == "b";
   if (binary) {
@@ -311,37 +345,55 @@ absl::StatusOr<int> PromisesLoadedImpl(duk_context*, Runtime& rt) {
 
 }  // namespace
 
-// require(name, dir): built-in modules by name, user modules by path.
+// require(name, dir): built-in modules by name, user modules by path or
+// https URL, resolved against dir (the importing module's directory) as
+// k6's loader resolves them (common/paths.h).
 duk_ret_t NativeRequire(duk_context* ctx) {
   Runtime& rt = Runtime::From(ctx);
   bool failed = false;
   {
-    std::string name = duk_safe_to_string(ctx, 0);
+    duk_size_t name_len = 0;
+    const char* name_ptr = duk_safe_to_lstring(ctx, 0, &name_len);
+    // Whole (a NUL inside is refused below, not cut off), and in UTF-8:
+    // module keys name files on disk and URLs.
+    std::string name = Utf8FromJs(std::string_view(name_ptr, name_len));
     std::string dir = duk_safe_to_string(ctx, 1);
     // k6's jslib summary helpers are built in (nothing is fetched).
     if (absl::StartsWith(name, "https://jslib.k6.io/k6-summary/")) name = "k6-summary";
     duk_push_global_object(ctx);
     duk_get_prop_string(ctx, -1, "__b");
     duk_get_prop_string(ctx, -1, "modules");
-    if (duk_get_prop_string(ctx, -1, name.c_str())) return 1;  // a built-in module
-    duk_pop_n(ctx, 2);  // undefined, modules; __b stays at -1
+    if (duk_get_prop_lstring(ctx, -1, name.data(), name.size())) return 1;  // a built-in module
+    duk_pop(ctx);  // undefined
+    // Modules installed into a heap on their first import only: VUs of
+    // scripts that do not use them pay nothing for them.
+    using Installer = void (*)(duk_context*);
+    static const std::pair<const char*, Installer> kOnDemand[] = {
+        {"k6/encoding", InstallEncodingModule}, {"k6/crypto", InstallCryptoModule}, {"k6/data", InstallDataModule}};
+    for (const auto& [module, install] : kOnDemand) {
+      if (name != module) continue;
+      duk_dup(ctx, -2);  // __b
+      install(ctx);
+      duk_pop(ctx);
+      if (duk_get_prop_lstring(ctx, -1, name.data(), name.size())) return 1;
+      duk_pop(ctx);
+    }
+    duk_pop(ctx);  // modules; __b stays at -1
     absl::Status st;
-    if (absl::StartsWith(name, "k6") || absl::StartsWith(name, "http://") ||
-        absl::StartsWith(name, "https://") ||
-        !(absl::StartsWith(name, "./") || absl::StartsWith(name, "../") || absl::StartsWith(name, "/") ||
-          absl::StartsWith(name, "file://"))) {
-      st = absl::NotFoundError(absl::StrCat("unknown module: ", name));
+    absl::StatusOr<std::string> key = absl::NotFoundError(absl::StrCat("unknown module: ", name));
+    if (name != "k6" && !absl::StartsWith(name, "k6/")) key = ResolveModuleSpecifier(dir, name);
+    if (!key.ok()) {
+      st = key.status();
     } else {
-      std::string path = absl::StartsWith(name, "file://") ? name.substr(7) : name;
-      std::string abs = NormalizePath(path[0] == '/' ? path : dir + "/" + path);
+      const std::string& abs = *key;
       duk_get_prop_string(ctx, -1, "cache");
-      if (duk_get_prop_string(ctx, -1, abs.c_str())) {
+      if (duk_get_prop_lstring(ctx, -1, abs.data(), abs.size())) {
         duk_get_prop_string(ctx, -1, "exports");
         return 1;
       }
       duk_pop(ctx);  // undefined; cache at -1
       std::string bytecode, source;
-      st = rt.LoadModuleCode(abs, &bytecode, &source);
+      st = rt.LoadModuleCode(abs, name, &bytecode, &source);
       if (st.ok()) {
         if (!bytecode.empty()) {
           void* buf = duk_push_fixed_buffer(ctx, bytecode.size());
@@ -358,7 +410,7 @@ duk_ret_t NativeRequire(duk_context* ctx) {
         duk_push_object(ctx);
         duk_put_prop_string(ctx, -2, "exports");
         duk_dup(ctx, -1);
-        duk_put_prop_string(ctx, -4, abs.c_str());
+        duk_put_prop_lstring(ctx, -4, abs.data(), abs.size());
         // call fn(exports, require, module, __filename, __dirname)
         duk_dup(ctx, -2);                              // fn
         duk_get_prop_string(ctx, -2, "exports");       // this: module.exports, as in k6 and Node
@@ -366,14 +418,16 @@ duk_ret_t NativeRequire(duk_context* ctx) {
         duk_get_global_string(ctx, "__b");
         duk_get_prop_string(ctx, -1, "makeRequire");
         duk_remove(ctx, -2);
-        std::string mod_dir = abs.substr(0, abs.rfind('/'));
-        if (mod_dir.empty()) mod_dir = "/";
+        const std::string mod_dir = DirOf(abs);
         duk_push_lstring(ctx, mod_dir.data(), mod_dir.size());
         duk_call(ctx, 1);                              // require bound to the module's dir
         duk_dup(ctx, -5);                              // module
-        duk_push_lstring(ctx, abs.data(), abs.size());
-        duk_push_lstring(ctx, mod_dir.data(), mod_dir.size());
-        if (duk_pcall_method(ctx, 5) != DUK_EXEC_SUCCESS) {
+        PushUtf8(ctx, abs);                            // __filename
+        PushUtf8(ctx, mod_dir);                        // __dirname
+        rt.module_dirs_.push_back(mod_dir);  // open()'s base while its top level runs
+        const duk_int_t rc = duk_pcall_method(ctx, 5);
+        rt.module_dirs_.pop_back();
+        if (rc != DUK_EXEC_SUCCESS) {
           // Rethrow the script's own error object: it keeps its stack.
           failed = true;
         } else {
@@ -417,7 +471,29 @@ Runtime& Runtime::From(duk_context* ctx) {
 
 std::string Runtime::MainDir() const {
   const std::string& main = config_.recording ? config_.recording->main_path : config_.bundle->main_path;
-  return DirName(main);
+  return DirOf(main);
+}
+
+SharedArrayStore& Runtime::shared_arrays() {
+  // The init pass on the controller builds its own arrays and drops them
+  // with the runtime: VUs build theirs once per process from the bundle.
+  if (config_.bundle != nullptr) return *config_.bundle->shared_arrays;
+  if (own_shared_arrays_ == nullptr) own_shared_arrays_ = std::make_unique<SharedArrayStore>();
+  return *own_shared_arrays_;
+}
+
+int Runtime::HoldSharedArray(std::shared_ptr<const SharedArrayData> array) {
+  shared_arrays_held_.push_back(std::move(array));
+  return static_cast<int>(shared_arrays_held_.size() - 1);
+}
+
+const SharedArrayData* Runtime::SharedArrayAt(int id) const {
+  if (id < 0 || static_cast<size_t>(id) >= shared_arrays_held_.size()) return nullptr;
+  return shared_arrays_held_[id].get();
+}
+
+std::string Runtime::CurrentModuleDir() const {
+  return module_dirs_.empty() ? MainDir() : module_dirs_.back();
 }
 
 absl::StatusOr<std::string> Runtime::ReadFile(const std::string& abs_path) {
@@ -433,38 +509,57 @@ absl::StatusOr<std::string> Runtime::ReadFile(const std::string& abs_path) {
   if (it == config_.bundle->files.end()) {
     return absl::NotFoundError(absl::StrCat(
         "open() can't be used with files that weren't previously opened during initialization "
-        "(__VU==0), path: ",
-        abs_path));
+        "(__VU==0), path: \"",
+        abs_path, "\""));
   }
   return it->second;
 }
 
-absl::Status Runtime::LoadModuleCode(const std::string& abs_path, std::string* bytecode,
+absl::Status Runtime::LoadModuleCode(const std::string& key, const std::string& specifier, std::string* bytecode,
                                      std::string* source) {
   if (config_.recording != nullptr) {
-    auto it = config_.recording->modules.find(abs_path);
+    auto it = config_.recording->modules.find(key);
     if (it != config_.recording->modules.end()) {
       *source = it->second;
       return absl::OkStatus();
     }
-    absl::StatusOr<std::string> raw = ReadDiskFile(abs_path);
-    if (!raw.ok()) return raw.status();
+    absl::StatusOr<std::string> raw = absl::UnknownError("");
+    if (IsRemoteKey(key)) {
+      // Fetched once here, on the controller, and carried by the archive:
+      // agents never fetch (DESIGN.md, "Script runtime").
+      raw = config_.fetch_module ? config_.fetch_module(key)
+                                 : absl::UnavailableError("remote modules cannot be fetched here");
+      if (!raw.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("The moduleSpecifier \"", specifier,
+                                                       "\" couldn't be retrieved from the resolved url \"", key,
+                                                       "\". Error : \"", raw.status().message(), "\""));
+      }
+    } else {
+      raw = ReadDiskFile(key);
+      if (absl::IsNotFound(raw.status()) || absl::IsFailedPrecondition(raw.status())) {
+        return absl::NotFoundError(absl::StrCat("The moduleSpecifier \"", specifier,
+                                                "\" couldn't be found on local disk. Make sure that you've "
+                                                "specified the right path to the file."));
+      }
+      if (!raw.ok()) return raw.status();
+    }
     // Babel and Duktape read source as JS strings: non-BMP characters in it
     // become surrogate pairs first, as in k6.
-    absl::StatusOr<std::string> es5 = config_.transformer->Transform(Utf8ToJs(*raw), abs_path);
+    absl::StatusOr<std::string> es5 = config_.transformer->Transform(Utf8ToJs(*raw), key);
     if (!es5.ok()) return es5.status();
-    config_.recording->modules[abs_path] = *es5;
+    config_.recording->modules[key] = *es5;
     *source = *std::move(es5);
     return absl::OkStatus();
   }
-  auto bc = config_.bundle->bytecode.find(abs_path);
+  auto bc = config_.bundle->bytecode.find(key);
   if (bc != config_.bundle->bytecode.end()) {
     *bytecode = bc->second;
     return absl::OkStatus();
   }
-  auto src = config_.bundle->modules.find(abs_path);
+  auto src = config_.bundle->modules.find(key);
   if (src == config_.bundle->modules.end()) {
-    return absl::NotFoundError(absl::StrCat(abs_path, ": module is not in the test's archive"));
+    return absl::NotFoundError(absl::StrCat("the module \"", specifier,
+                                            "\" was not previously resolved during initialization (__VU==0)"));
   }
   *source = src->second;
   return absl::OkStatus();

@@ -15,6 +15,7 @@
 
 #include <duktape.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,6 +53,10 @@ struct RuntimeConfig {
   // (systemTags, userAgent, the TLS options). Null: k6's defaults (the
   // first init pass, which emits nothing and dials nothing).
   std::shared_ptr<const Options> options;
+  // Recording mode: gets a remote module's source by its URL (an https key,
+  // common/paths.h), or an error whose message says why ("not found: URL").
+  // Unset: remote modules are an error. Bundle mode never fetches.
+  std::function<absl::StatusOr<std::string>(const std::string& url)> fetch_module;
 };
 
 class Runtime : public HeapHooks {
@@ -121,6 +126,14 @@ class Runtime : public HeapHooks {
   absl::StatusOr<std::string> ReadFile(const std::string& abs_path);
   // The directory of the main script: the base for client.load().
   std::string MainDir() const;
+  // k6/data: the run's SharedArrays (the bundle's store on VUs, a private
+  // one in the init pass), and the ones this VU holds, by id.
+  SharedArrayStore& shared_arrays();
+  int HoldSharedArray(std::shared_ptr<const SharedArrayData> array);
+  const SharedArrayData* SharedArrayAt(int id) const;
+  // The directory of the module whose top level is running (the innermost
+  // import in progress), or MainDir(): the base for open(), as in k6.
+  std::string CurrentModuleDir() const;
   std::vector<std::unique_ptr<GrpcClientState>>& grpc_clients() { return grpc_clients_; }
   const std::map<std::string, metrics::MetricDef>& metric_defs() const { return metric_defs_; }
   EventLoop& event_loop() { return loop_; }
@@ -143,8 +156,10 @@ class Runtime : public HeapHooks {
   // Runs the event loop after a call into the script (spec §1.14).
   absl::Status RunEventLoop(absl::Status first);
   absl::Status DrainEventLoop(absl::Status first);
-  absl::Status LoadModuleCode(const std::string& abs_path, std::string* bytecode_or_empty,
-                              std::string* source);
+  // A module's code by its key (a clean absolute path or an https URL);
+  // specifier is what the script wrote, for errors.
+  absl::Status LoadModuleCode(const std::string& key, const std::string& specifier,
+                              std::string* bytecode_or_empty, std::string* source);
 
   RuntimeConfig config_;
   duk_context* ctx_ = nullptr;
@@ -163,6 +178,10 @@ class Runtime : public HeapHooks {
   bool setup_data_decoded_ = false;
   std::map<std::string, std::string> scenario_env_;
   std::set<std::string, std::less<>> system_tags_;
+  // Directories of the modules whose top level is running, innermost last.
+  std::vector<std::string> module_dirs_;
+  std::unique_ptr<SharedArrayStore> own_shared_arrays_;  // recording mode
+  std::vector<std::shared_ptr<const SharedArrayData>> shared_arrays_held_;
   // Encoded tag sets by group and extra tags (EncodeTags); cleared when
   // the VU's tags change.
   mutable std::unordered_map<std::string, std::string> encoded_cache_;
@@ -172,6 +191,10 @@ class Runtime : public HeapHooks {
 // (on top of the stack) and to __b.modules.
 void InstallGrpcModule(duk_context* ctx);
 void InstallExecutionModule(duk_context* ctx);
+// Installed on a script's first import of the module (NativeRequire).
+void InstallEncodingModule(duk_context* ctx);
+void InstallCryptoModule(duk_context* ctx);
+void InstallDataModule(duk_context* ctx);
 duk_ret_t NativeCheck(duk_context* ctx);  // module_k6.cc
 // Validates a tags object (strings, numbers, booleans) into out; errors
 // start with `wrap`.

@@ -11,6 +11,7 @@
 #include "agent/js/module_wrapper.h"
 #include "agent/js/safe_call.h"
 #include "agent/js/transform_cache.h"
+#include "agent/js/values.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -295,7 +296,7 @@ absl::StatusOr<std::string> Transformer::RunBabel(const std::string& source, con
   auto run = [&](duk_context* c) -> duk_ret_t {
     duk_get_global_string(c, "__barrage_transform");
     duk_push_lstring(c, source.data(), source.size());
-    duk_push_lstring(c, filename.data(), filename.size());
+    PushUtf8(c, filename);  // a path in UTF-8; Babel sees it as JS does
     duk_call(c, 2);
     if (duk_get_prop_string(c, -1, "code")) {
       duk_size_t n = 0;

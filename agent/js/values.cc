@@ -1,7 +1,11 @@
 #include "agent/js/values.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -136,6 +140,109 @@ metrics::TagSet ReadStringMap(duk_context* ctx, duk_idx_t idx) {
   }
   duk_pop(ctx);
   return out;
+}
+
+namespace {
+
+void AppendCodepoint(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Decodes one (extended) UTF-8 sequence at s[i]: its codepoint and length,
+// or length 1 and -1 when the bytes are no valid sequence. Surrogate
+// codepoints (ED A0..BF xx) decode as themselves: Duktape stores them so.
+std::pair<int64_t, size_t> DecodeOne(std::string_view s, size_t i, bool allow_surrogates) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) return {b0, 1};
+  size_t len = 0;
+  uint32_t cp = 0;
+  uint32_t min = 0;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, cp = b0 & 0x1F, min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, cp = b0 & 0x0F, min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, cp = b0 & 0x07, min = 0x10000;
+  } else {
+    return {-1, 1};
+  }
+  if (i + len > s.size()) return {-1, 1};
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return {-1, 1};
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF) return {-1, 1};
+  if (!allow_surrogates && cp >= 0xD800 && cp < 0xE000) return {-1, 1};
+  return {cp, len};
+}
+
+// Go's type name for what k6's ToBytes refuses.
+std::string GoTypeName(duk_context* ctx, duk_idx_t idx) {
+  if (duk_is_null_or_undefined(ctx, idx)) return "<nil>";
+  if (duk_is_boolean(ctx, idx)) return "bool";
+  if (duk_is_number(ctx, idx)) {
+    const double v = duk_get_number(ctx, idx);
+    return v == static_cast<double>(static_cast<int64_t>(v)) ? "int64" : "float64";
+  }
+  if (duk_is_array(ctx, idx)) return "[]interface {}";
+  if (duk_is_function(ctx, idx)) return "func(sobek.FunctionCall) sobek.Value";
+  return "map[string]interface {}";
+}
+
+}  // namespace
+
+void PushUtf8Lossy(duk_context* ctx, std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    auto [cp, len] = DecodeOne(s, i, /*allow_surrogates=*/false);
+    i += len;
+    if (cp < 0) cp = 0xFFFD;
+    if (cp >= 0x10000) {
+      AppendCodepoint(static_cast<uint32_t>(0xD800 + ((cp - 0x10000) >> 10)), out);
+      AppendCodepoint(static_cast<uint32_t>(0xDC00 + ((cp - 0x10000) & 0x3FF)), out);
+    } else {
+      AppendCodepoint(static_cast<uint32_t>(cp), out);
+    }
+  }
+  duk_push_lstring(ctx, out.data(), out.size());
+}
+
+absl::StatusOr<std::string> BytesOf(duk_context* ctx, duk_idx_t idx) {
+  if (duk_is_string(ctx, idx)) {
+    duk_size_t len = 0;
+    const char* p = duk_get_lstring(ctx, idx, &len);
+    return Utf8FromJs(std::string_view(p, len));
+  }
+  if (duk_is_buffer_data(ctx, idx)) {
+    duk_size_t len = 0;
+    const void* p = duk_get_buffer_data(ctx, idx, &len);
+    return std::string(static_cast<const char*>(p), len);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid type ", GoTypeName(ctx, idx), ", expected string, []byte or ArrayBuffer"));
+}
+
+void PushArrayBuffer(duk_context* ctx, std::string_view bytes) {
+  void* buf = duk_push_fixed_buffer(ctx, bytes.size());
+  if (!bytes.empty()) memcpy(buf, bytes.data(), bytes.size());
+  duk_push_buffer_object(ctx, -1, 0, bytes.size(), DUK_BUFOBJ_ARRAYBUFFER);
+  duk_remove(ctx, -2);
 }
 
 void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,

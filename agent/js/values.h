@@ -38,6 +38,18 @@ metrics::TagSet ReadStringMap(duk_context* ctx, duk_idx_t idx);
 std::string GetUtf8(duk_context* ctx, duk_idx_t idx);
 // Pushes UTF-8 text from outside the heap as a JS string (surrogate pairs).
 void PushUtf8(duk_context* ctx, std::string_view utf8);
+// Bytes of a value that k6 takes as "string or ArrayBuffer" (its
+// common.ToBytes): a string as UTF-8, or the bytes of an ArrayBuffer or of a
+// view on one (a Uint8Array; any typed array or DataView is taken as its
+// bytes). Anything else is `invalid type <Go type>, expected string, []byte
+// or ArrayBuffer`, with the Go type k6 would name (int64, bool, <nil>, ...).
+absl::StatusOr<std::string> BytesOf(duk_context* ctx, duk_idx_t idx);
+// Pushes a new ArrayBuffer holding bytes.
+void PushArrayBuffer(duk_context* ctx, std::string_view bytes);
+// Pushes bytes as a JS string as Go's string -> JS conversion does (k6's
+// b64decode(..., 's')): UTF-8 decoded, each invalid byte as U+FFFD, a
+// character outside the BMP as a surrogate pair.
+void PushUtf8Lossy(duk_context* ctx, std::string_view bytes);
 // Adds name: fn(nargs) to the object at obj_idx.
 void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
                  duk_idx_t nargs);

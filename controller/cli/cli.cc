@@ -42,9 +42,8 @@ namespace {
 int ArchiveCommand(const RunFlags& flags) {
   Prepared p;
   if (int code = Prepare(flags, p); code != 0) return code;
-  const std::string bytes = WriteArchive(MakeArchive(p));
   std::ofstream out(flags.archive_out, std::ios::binary | std::ios::trunc);
-  out << bytes;
+  out << p.archive;
   out.close();
   if (!out) {
     barrage::Log(Severity::kError, absl::StrCat("-O/--archive-out: cannot write ", flags.archive_out));
@@ -79,7 +78,7 @@ absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFla
                                                                     const Prepared& prepared) {
   const Options& options = prepared.options;
   controller::CoordinatorConfig cc;
-  cc.archive = WriteArchive(MakeArchive(prepared));
+  cc.archive = prepared.archive;
   cc.options_json = OptionsToJson(options, prepared.scenarios);
   cc.env = prepared.env;
   cc.expected_agents = plan.count;
@@ -515,6 +514,11 @@ int Main(int argc, char** argv) {
   CLI::App* archive = app.add_subcommand("archive", "pack the script and everything it reads into a .tar to run later");
   AddTestFlags(archive, f);
   archive->add_option("-O,--archive-out,-o", f.archive_out, "the archive to write (default archive.tar)");
+  for (CLI::App* cmd : {run, inspect, archive}) {
+    cmd->add_option("--module-cache", f.module_cache,
+                    "a folder of remote modules (https/HOST/PATH): used instead of the network when it holds "
+                    "a module, filled when it does not (default $BARRAGE_MODULE_CACHE)");
+  }
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);

@@ -14,6 +14,7 @@
 #include "agent/js/runtime.h"
 #include "agent/js/transform.h"
 #include "common/config_file.h"
+#include "common/fetch/remote_modules.h"
 #include "common/scenario_share.h"
 #include "common/log.h"
 #include "controller/cli/exit_codes.h"
@@ -175,7 +176,8 @@ struct InitResult {
 // archive holds. 0 or an exit code.
 int RunInitPass(const std::optional<Archive>& from_archive, const std::optional<std::string>& from_stdin,
                 bool compatibility_base, const std::map<std::string, std::string>& env,
-                const std::shared_ptr<agent::js::Bundle>& bundle, InitResult& out) {
+                const RemoteModuleOptions& fetch, const std::shared_ptr<agent::js::Bundle>& bundle,
+                InitResult& out) {
   // A script read here goes through the transformer (in base mode it
   // passes files through as written); an archive holds its output already.
   absl::StatusOr<std::unique_ptr<agent::js::Transformer>> transformer =
@@ -221,6 +223,8 @@ int RunInitPass(const std::optional<Archive>& from_archive, const std::optional<
     } else {
       rc.transformer = transformer->get();
       rc.recording = bundle.get();
+      // Remote modules are fetched here, once, and travel in the archive.
+      rc.fetch_module = [fetch](const std::string& url) { return LoadRemoteModule(url, fetch); };
     }
     absl::StatusOr<std::unique_ptr<agent::js::Runtime>> init = agent::js::Runtime::Create(std::move(rc));
     if (init_host.abort_reason) {
@@ -344,11 +348,29 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   std::map<std::string, std::string> env;
   if (int code = BuildEnv(flags, from_archive, env, out.cli_env); code != 0) return code;
   auto bundle = std::make_shared<agent::js::Bundle>();
-  bundle->main_path = from_archive ? from_archive->main_path
-                                   : std::filesystem::absolute(flags.script).lexically_normal().string();
+  if (from_archive) {
+    bundle->main_path = from_archive->main_path;
+  } else {
+    // The error_code form: the throwing one aborts the process when the
+    // current directory is gone.
+    std::error_code ec;
+    const std::filesystem::path main = std::filesystem::absolute(flags.script, ec);
+    if (ec) {
+      barrage::Log(Severity::kError, absl::StrCat(flags.script, ": cannot make the path absolute: ", ec.message()));
+      return kExitScriptException;
+    }
+    bundle->main_path = main.lexically_normal().string();
+  }
+  RemoteModuleOptions fetch;
+  if (flags.module_cache) {
+    fetch.cache_dir = *flags.module_cache;
+  } else if (const char* dir = getenv("BARRAGE_MODULE_CACHE"); dir != nullptr) {
+    fetch.cache_dir = dir;
+  }
+  fetch.user_agent = absl::StrCat("barrage/", kVersion);
   InitResult init;
   const bool base = flags.compatibility_mode.value_or("") == "base";
-  if (int code = RunInitPass(from_archive, from_stdin, base, env, bundle, init); code != 0) return code;
+  if (int code = RunInitPass(from_archive, from_stdin, base, env, fetch, bundle, init); code != 0) return code;
 
   std::vector<std::string> warnings;
   absl::StatusOr<Options> options = MergeOptionSources(flags, init.options_json, &warnings);
@@ -375,6 +397,13 @@ int Prepare(const RunFlags& flags, Prepared& out) {
   out.tuple = *std::move(tuple);
   out.defs = std::move(defs);
   out.thresholds = *std::move(thresholds);
+  // Keys come from the script's paths: a bad one is the script's error.
+  absl::StatusOr<std::string> archive = WriteArchive(MakeArchive(out));
+  if (!archive.ok()) {
+    barrage::Log(Severity::kError, archive.status().message());
+    return kExitScriptException;
+  }
+  out.archive = *std::move(archive);
   return 0;
 }
 

@@ -33,11 +33,12 @@ struct Prepared {
   ExecutionTuple tuple;
   std::map<std::string, metrics::MetricDef> defs;
   std::optional<controller::ThresholdEvaluator> thresholds;
+  std::string archive;  // MakeArchive's bytes (WriteArchive): what agents run
 };
 
 // 0, or the exit code after logging what is wrong: 107 for the script
-// (missing, syntax, an exception in init), 108 for exec.test.abort() in
-// init, 104 for the options.
+// (missing, syntax, an exception in init, a path the archive cannot hold),
+// 108 for exec.test.abort() in init, 104 for the options.
 int Prepare(const RunFlags& flags, Prepared& out);
 
 // The archive agents run from (`barrage archive` writes the same).

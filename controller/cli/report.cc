@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
@@ -56,6 +57,10 @@ void WriteSummaryOutputs(const nlohmann::json& outputs) {
       FILE* stream = key == "stdout" ? stdout : stderr;
       fwrite(content.data(), 1, content.size(), stream);
       fflush(stream);
+    } else if (key.find('\0') != std::string::npos) {
+      // The OS would stop at the NUL and write another file than the one named.
+      barrage::Log(Severity::kError, absl::StrCat("handleSummary(): cannot write \"", absl::CHexEscape(key),
+                                                  "\": the path holds a NUL character"));
     } else if (absl::Status st = WriteWholeFile(key, content); !st.ok()) {
       barrage::Log(Severity::kError, absl::StrCat("handleSummary(): cannot write ", st.message()));
     }

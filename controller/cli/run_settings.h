@@ -64,6 +64,7 @@ struct RunFlags {
   std::optional<std::string> execution_segment_sequence;
   bool execution_requirements = false;  // inspect
   std::string archive_out = "archive.tar";  // archive
+  std::optional<std::string> module_cache;  // remote modules' cache folder
   // Distributed modes.
   int agents = 0;
   std::optional<std::string> listen;

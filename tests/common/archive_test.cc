@@ -26,6 +26,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::Eq;
+using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using testutil::IsOk;
 using testutil::StatusIs;
@@ -184,11 +185,18 @@ std::string ReadFile(const std::filesystem::path& path) {
 
 bool HaveTar() { return access(kTar, X_OK) == 0; }
 
+// WriteArchive's bytes; the archives here are valid, so it must succeed.
+std::string Write(const Archive& a) {
+  absl::StatusOr<std::string> bytes = WriteArchive(a);
+  EXPECT_THAT(bytes, IsOk());
+  return bytes.ok() ? *bytes : std::string();
+}
+
 // ------------------------------------------------------------ round trip, layout
 
 TEST(ArchiveTest, RoundTripKeepsModulesFilesOptionsAndEnv) {
   const Archive want = Sample();
-  absl::StatusOr<Archive> got = Read(WriteArchive(want));
+  absl::StatusOr<Archive> got = Read(Write(want));
   ASSERT_THAT(got, IsOk());
   ExpectSameArchive(*got, want);
 }
@@ -197,7 +205,7 @@ TEST(ArchiveTest, MinimalArchiveRoundTrips) {
   Archive want;
   want.main_path = "/s.js";
   want.modules["/s.js"] = "";
-  absl::StatusOr<Archive> got = Read(WriteArchive(want));
+  absl::StatusOr<Archive> got = Read(Write(want));
   ASSERT_THAT(got, IsOk());
   ExpectSameArchive(*got, want);
   EXPECT_EQ(got->options_json, "{}");
@@ -213,13 +221,13 @@ TEST(ArchiveTest, SameInputGivesSameBytes) {
   b.env = {{"EMPTY", ""}, {"TARGET", "127.0.0.1:9001"}};
   b.options_json = R"({"tags":{"ünï":"cödé"},"thresholds":{"grpc_req_duration":["p(95)<500"]},"vus":10})";
   b.barrage_version = a.barrage_version;
-  const std::string bytes = WriteArchive(a);
-  EXPECT_EQ(WriteArchive(a), bytes);
-  EXPECT_EQ(WriteArchive(b), bytes);
+  const std::string bytes = Write(a);
+  EXPECT_EQ(Write(a), bytes);
+  EXPECT_EQ(Write(b), bytes);
   // And through a read: what an agent re-archives is what it got.
   absl::StatusOr<Archive> read = Read(bytes);
   ASSERT_THAT(read, IsOk());
-  EXPECT_EQ(WriteArchive(*read), bytes);
+  EXPECT_EQ(Write(*read), bytes);
 }
 
 TEST(ArchiveTest, EntriesAreSortedWithFixedModeOwnerAndTime) {
@@ -227,7 +235,7 @@ TEST(ArchiveTest, EntriesAreSortedWithFixedModeOwnerAndTime) {
   a.main_path = "/t/main.js";
   a.modules = {{"/t/main.js", "m"}, {"/t/a.js", "a"}};
   a.files = {{"/t/z.csv", "z"}, {"/t/b.bin", std::string("\0", 1)}};
-  const std::vector<HeaderInfo> headers = Headers(WriteArchive(a));
+  const std::vector<HeaderInfo> headers = Headers(Write(a));
   std::vector<std::string> names;
   for (const HeaderInfo& h : headers) {
     names.push_back(h.name);
@@ -247,7 +255,7 @@ TEST(ArchiveTest, LongPathsUseUstarPrefixOrPaxHeader) {
   a.modules[kDeepPath] = "d";
   a.files[kSplitPath] = "s";
   a.files[kLongNamePath] = "l";
-  const std::vector<HeaderInfo> headers = Headers(WriteArchive(a));
+  const std::vector<HeaderInfo> headers = Headers(Write(a));
   std::vector<std::string> names;
   for (const HeaderInfo& h : headers) names.push_back(h.type == 'x' ? "<pax>" : h.name);
   // The split path fits ustar's fields; the others are cut short in the
@@ -258,22 +266,55 @@ TEST(ArchiveTest, LongPathsUseUstarPrefixOrPaxHeader) {
   EXPECT_EQ(headers[5].prefix, "files/home/u/" + Component(80, 'p'));
 }
 
-TEST(ArchiveDeathTest, WriteRefusesPathsItCouldNotReadBack) {
-  // The loader's bug, not the user's: the reader would refuse such entries.
+TEST(ArchiveTest, WriteRefusesPathsItCouldNotReadBack) {
+  // Keys come from scripts: an error, never an abort.
   Archive relative;
   relative.main_path = "script.js";
   relative.modules["script.js"] = "";
-  EXPECT_DEATH(WriteArchive(relative), "main path \"script.js\" is not absolute and normalized");
+  EXPECT_THAT(WriteArchive(relative).status().message(),
+              HasSubstr("main path \"script.js\" is not absolute and clean"));
   Archive dotdot;
   dotdot.main_path = "/s.js";
   dotdot.modules["/s.js"] = "";
   dotdot.files["/a/../b"] = "";
-  EXPECT_DEATH(WriteArchive(dotdot), "file path \"/a/../b\" is not absolute and normalized");
+  EXPECT_THAT(WriteArchive(dotdot).status().message(), HasSubstr("file path \"/a/../b\" is not absolute and clean"));
+  Archive slashes = dotdot;
+  slashes.files = {{"/a//b", ""}};
+  EXPECT_FALSE(WriteArchive(slashes).ok());
+  Archive remote_file = dotdot;
+  remote_file.files = {{"https://h/x", ""}};
+  EXPECT_THAT(WriteArchive(remote_file).status().message(), HasSubstr("file path \"https://h/x\""));
+  Archive bad_url = dotdot;
+  bad_url.files.clear();
+  bad_url.modules["https://h/a/../x.js"] = "";
+  EXPECT_THAT(WriteArchive(bad_url).status().message(), HasSubstr("is not an https URL or absolute and clean"));
+  Archive nul = dotdot;
+  nul.files = {{std::string("/a\0b", 4), ""}};
+  EXPECT_THAT(WriteArchive(nul).status().message(), HasSubstr("/a\\x00"));
   Archive options;
   options.main_path = "/s.js";
   options.modules["/s.js"] = "";
   options.options_json = "[1]";
-  EXPECT_DEATH(WriteArchive(options), "options_json is not a JSON object");
+  EXPECT_THAT(WriteArchive(options).status().message(), HasSubstr("options must be a JSON object"));
+}
+
+TEST(ArchiveTest, RemoteModulesGoBelowHttpsAndNeedVersion2) {
+  Archive a;
+  a.main_path = "/t/main.js";
+  a.modules = {{"/t/main.js", "m"},
+               {"https://jslib.k6.io/k6-utils/1.4.0/index.js", "u"},
+               {"https://127.0.0.1:8443/lib/x.js?v=1", "x"}};
+  const std::string bytes = Write(a);
+  std::vector<std::string> names;
+  for (const HeaderInfo& h : Headers(bytes)) names.push_back(h.name);
+  EXPECT_THAT(names, ElementsAre("metadata.json", "modules/t/main.js", "https/127.0.0.1:8443/lib/x.js?v=1",
+                                 "https/jslib.k6.io/k6-utils/1.4.0/index.js"));
+  absl::StatusOr<Archive> got = Read(bytes);
+  ASSERT_THAT(got, IsOk());
+  ExpectSameArchive(*got, a);
+  EXPECT_THAT(bytes, HasSubstr("\"formatVersion\": 2"));
+  // Without remote modules, version 1: older readers keep reading them.
+  EXPECT_THAT(Write(Sample()), HasSubstr("\"formatVersion\": 1"));
 }
 
 // ------------------------------------------------------------ GNU tar
@@ -283,7 +324,7 @@ TEST(ArchiveGnuTarTest, ListsAndExtractsOurArchive) {
   const Archive a = Sample();
   const std::string dir = testutil::TempDir();
   const std::string tar_path = dir + "/test.tar";
-  WriteFile(tar_path, WriteArchive(a));
+  WriteFile(tar_path, Write(a));
 
   const testutil::EnvExtra env = {{"TZ", "UTC"}, {"LC_ALL", "C"}};
   testutil::RunResult list =
@@ -315,7 +356,7 @@ TEST(ArchiveGnuTarTest, ListsAndExtractsOurArchive) {
   for (const auto& [path, contents] : a.files) EXPECT_EQ(ReadFile(out + "/files" + path), contents) << path;
   const nlohmann::json meta = nlohmann::json::parse(ReadFile(out + "/metadata.json"));
   EXPECT_EQ(meta["main"], a.main_path);
-  EXPECT_EQ(meta["formatVersion"], kArchiveFormatVersion);
+  EXPECT_EQ(meta["formatVersion"], 1);
   EXPECT_EQ(meta["options"]["vus"], 10);
   EXPECT_EQ(meta["env"]["TARGET"], "127.0.0.1:9001");
 }
@@ -405,7 +446,7 @@ TEST(ArchiveErrorTest, SizeOverTheLimitIsRefusedBeforeParsing) {
   // Not even a tar file: the size is what is reported, as it is checked first.
   EXPECT_THAT(ReadArchive(std::string(5'000'000, 'x'), "test.tar", 1'000'000),
               InvalidWith(Eq("test.tar: archive is 5000000 bytes, over the limit of 1000000")));
-  const std::string bytes = WriteArchive(Sample());
+  const std::string bytes = Write(Sample());
   EXPECT_THAT(ReadArchive(bytes, "test.tar", bytes.size()), IsOk());
   EXPECT_THAT(ReadArchive(bytes, "test.tar", bytes.size() - 1),
               InvalidWith(Eq("test.tar: archive is " + std::to_string(bytes.size()) +
@@ -454,7 +495,7 @@ TEST(ArchiveErrorTest, Truncated) {
   }
   EXPECT_THAT(Read(entries + Header("files/y", 0).substr(0, 300)), InvalidWith(Eq(after)));
   // Even in WriteArchive's output, wherever it is cut.
-  const std::string ours = WriteArchive(Sample());
+  const std::string ours = Write(Sample());
   for (size_t cut = 512; cut < ours.size(); cut += 4099) {
     EXPECT_THAT(Read(ours.substr(0, cut)), InvalidWith(StartsWith("test.tar: truncated "))) << cut;
   }
@@ -473,7 +514,7 @@ TEST(ArchiveErrorTest, DataAfterTheEndMarker) {
 }
 
 TEST(ArchiveErrorTest, UnknownEntries) {
-  const std::string holds = " (a barrage archive holds metadata.json, modules/... and files/...)";
+  const std::string holds = " (a barrage archive holds metadata.json, modules/..., https/... and files/...)";
   const std::string meta = Entry("metadata.json", Meta());
   EXPECT_THAT(Read(Tar({meta, Entry("notes.txt", "hi")})),
               InvalidWith(Eq("test.tar: unknown entry \"notes.txt\"" + holds)));
@@ -519,6 +560,11 @@ TEST(ArchiveErrorTest, UnsafePaths) {
   }
   EXPECT_THAT(Read(Tar({meta, Entry("modules/x.js", "x"), Entry("files/../", "", '5')})),
               InvalidWith(Eq("test.tar: entry \"files/../\"" + component)));
+  for (const char* name : {"https/h/a/../x.js", "https//x.js", "https/h//x.js", "https/us@r/x.js"}) {
+    EXPECT_THAT(Read(Tar({meta, Entry("modules/x.js", "x"), Entry(name, "")})),
+                InvalidWith(Eq(std::string("test.tar: entry \"") + name +
+                               "\" does not name an https URL with a clean path")));
+  }
 }
 
 TEST(ArchiveErrorTest, MissingOrBadMetadata) {
@@ -534,10 +580,10 @@ TEST(ArchiveErrorTest, MissingOrBadMetadata) {
               InvalidWith(Eq("test.tar: not a barrage archive (metadata.json has no \"format\": \"barrage-archive\")")));
   EXPECT_THAT(with_meta(R"({"format": "barrage-archive", "formatVersion": "1", "main": "/x.js"})"),
               InvalidWith(Eq("test.tar: metadata.json: \"formatVersion\" must be a positive integer")));
-  EXPECT_THAT(with_meta(R"({"format": "barrage-archive", "formatVersion": 2, "main": "/x.js",
+  EXPECT_THAT(with_meta(R"({"format": "barrage-archive", "formatVersion": 3, "main": "/x.js",
                             "barrageVersion": "9.0.0"})"),
-              InvalidWith(Eq("test.tar: archive format version 2 (made by barrage 9.0.0) is newer than "
-                             "this barrage reads (1)")));
+              InvalidWith(Eq("test.tar: archive format version 3 (made by barrage 9.0.0) is newer than "
+                             "this barrage reads (2)")));
   EXPECT_THAT(with_meta(R"({"format": "barrage-archive", "formatVersion": 1})"),
               InvalidWith(Eq("test.tar: metadata.json: \"main\" must be a non-empty string")));
   EXPECT_THAT(with_meta(R"({"format": "barrage-archive", "formatVersion": 1, "main": "/x.js", "options": []})"),
@@ -554,6 +600,9 @@ TEST(ArchiveErrorTest, MainScriptNotAmongModules) {
   EXPECT_THAT(Read(Tar({Entry("metadata.json", Meta("/m.js")), Entry("modules/x.js", "x"),
                         Entry("files/m.js", "m")})),
               InvalidWith(Eq("test.tar: main script \"/m.js\" is not among the archive's modules")));
+  // A remote module is no main script: the script's folder must be a local one.
+  EXPECT_THAT(Read(Tar({Entry("metadata.json", Meta("https://h/m.js")), Entry("https/h/m.js", "m")})),
+              InvalidWith(Eq("test.tar: main script \"https://h/m.js\" is not an absolute, clean path")));
 }
 
 TEST(ArchiveErrorTest, BadPaxHeaders) {

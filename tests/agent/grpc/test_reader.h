@@ -22,7 +22,8 @@ inline std::string TestData(const std::string& rel = "") {
 
 inline absl::StatusOr<std::string> ReadDisk(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  // The runtime's reader says why as k6 does.
+  if (!in) return absl::NotFoundError(absl::StrCat("stat ", path, ": no such file or directory"));
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -43,7 +44,7 @@ struct RecordingReader {
 inline ProtoRegistry::FileReader MemoryReader(std::map<std::string, std::string> files) {
   return [files = std::move(files)](const std::string& path) -> absl::StatusOr<std::string> {
     auto it = files.find(path);
-    if (it == files.end()) return absl::NotFoundError(path);
+    if (it == files.end()) return absl::NotFoundError(absl::StrCat("stat ", path, ": no such file or directory"));
     return it->second;
   };
 }
