@@ -30,6 +30,7 @@ using nlohmann::json;
 constexpr size_t kBlock = 512;
 constexpr std::string_view kMetadataName = "metadata.json";
 constexpr std::string_view kModulesPrefix = "modules/";
+constexpr std::string_view kLinesPrefix = "lines/";
 constexpr std::string_view kFilesPrefix = "files/";
 constexpr std::string_view kFormatName = "barrage-archive";
 // ustar's size field holds 11 octal digits.
@@ -314,7 +315,7 @@ std::string_view StripDotSlash(std::string_view name) {
 
 std::string UnknownEntry(std::string_view name) {
   return absl::StrCat("unknown entry ", Quote(name),
-                      " (a barrage archive holds metadata.json, modules/... and files/...)");
+                      " (a barrage archive holds metadata.json, modules/..., lines/... and files/...)");
 }
 
 absl::Status ReadMetadata(const std::string& text, const std::string& where, Archive& archive) {
@@ -371,12 +372,18 @@ std::string WriteArchive(const Archive& archive) {
   CheckPath(archive.main_path, "main");
   for (const auto& [path, source] : archive.modules) CheckPath(path, "module");
   for (const auto& [path, contents] : archive.files) CheckPath(path, "file");
+  for (const auto& [path, lines] : archive.line_maps) {
+    if (archive.modules.count(path) == 0) CheckFailed(absl::StrCat("line map of no module: \"", path, "\""));
+  }
 
   std::string out;
   AppendEntry(out, std::string(kMetadataName), MetadataJson(archive));
   // std::map iterates in path order; the "/" dropped is common to all.
   for (const auto& [path, source] : archive.modules) {
     AppendEntry(out, absl::StrCat(Sv(kModulesPrefix), path.substr(1)), source);
+  }
+  for (const auto& [path, lines] : archive.line_maps) {
+    AppendEntry(out, absl::StrCat(Sv(kLinesPrefix), path.substr(1)), lines.Encode());
   }
   for (const auto& [path, contents] : archive.files) {
     AppendEntry(out, absl::StrCat(Sv(kFilesPrefix), path.substr(1)), contents);
@@ -497,10 +504,13 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
       // Directories carry nothing: the paths of the files below them do.
       std::string_view dir = relative;
       while (!dir.empty() && dir.back() == '/') dir.remove_suffix(1);
-      if (dir.empty() || dir == "." || dir == "modules" || dir == "files") continue;
-      const bool below_modules = HasPrefix(dir, kModulesPrefix);
-      if (!below_modules && !HasPrefix(dir, kFilesPrefix)) return Error(where, UnknownEntry(name));
-      if (!IsSafeRelativePath(dir.substr((below_modules ? kModulesPrefix : kFilesPrefix).size()))) {
+      if (dir.empty() || dir == "." || dir == "modules" || dir == "lines" || dir == "files") continue;
+      std::string_view prefix;
+      for (std::string_view p : {kModulesPrefix, kLinesPrefix, kFilesPrefix}) {
+        if (HasPrefix(dir, p)) prefix = p;
+      }
+      if (prefix.empty()) return Error(where, UnknownEntry(name));
+      if (!IsSafeRelativePath(dir.substr(prefix.size()))) {
         return Error(where, absl::StrCat("entry ", Quote(name),
                                          " has an empty, \".\" or \"..\" path component"));
       }
@@ -516,6 +526,19 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
     if (relative == kMetadataName) {
       if (metadata) return Error(where, absl::StrCat("duplicate entry ", Quote(name)));
       metadata = std::string(data);
+      continue;
+    }
+    if (HasPrefix(relative, kLinesPrefix)) {
+      const std::string_view path = relative.substr(kLinesPrefix.size());
+      if (!IsSafeRelativePath(path)) {
+        return Error(where, absl::StrCat("entry ", Quote(name),
+                                         " has an empty, \".\" or \"..\" path component"));
+      }
+      absl::StatusOr<LineMap> lines = LineMap::Decode(Sv(data));
+      if (!lines.ok()) return Error(where, absl::StrCat("entry ", Quote(name), ": ", lines.status().message()));
+      if (!archive.line_maps.emplace(absl::StrCat("/", Sv(path)), *std::move(lines)).second) {
+        return Error(where, absl::StrCat("duplicate entry ", Quote(name)));
+      }
       continue;
     }
     std::map<std::string, std::string>* target = nullptr;
@@ -544,6 +567,12 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
   if (archive.modules.count(archive.main_path) == 0) {
     return Error(where, absl::StrCat("main script ", Quote(archive.main_path),
                                      " is not among the archive's modules"));
+  }
+  for (const auto& [path, lines] : archive.line_maps) {
+    if (archive.modules.count(path) == 0) {
+      return Error(where, absl::StrCat("entry ", Quote(absl::StrCat(Sv(kLinesPrefix), path.substr(1))),
+                                       " is the line map of no module"));
+    }
   }
   return archive;
 }

@@ -8,11 +8,16 @@
 #include <map>
 #include <string>
 
+#include "common/line_map.h"
+
 namespace barrage::agent::js {
 
 struct Bundle {
   std::string main_path;                      // absolute path of the main script
   std::map<std::string, std::string> modules;  // absolute path -> transformed (ES5) source
+  // absolute path -> the user's lines of a module Babel wrote (none for a
+  // module that runs as the user wrote it); applied to its bytecode.
+  std::map<std::string, LineMap> line_maps;
   std::map<std::string, std::string> files;    // absolute path -> contents (open(), protos)
   // absolute path -> Duktape bytecode of the module wrapper function, made
   // once from `modules` (Runtime::CompileBundle) and loaded into each VU.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/js/bytecode_lines.h"
 #include "agent/js/cesu8.h"
 #include "agent/js/embedded_js.h"
 #include "agent/js/module_grpc.h"
@@ -55,7 +56,11 @@ absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
 }
 
 // Compiles a module's ES5 source to a wrapper function left on the stack.
-absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source) {
+// When Babel wrote the source, `lines` (else nullptr) puts the user's line
+// numbers into the function (bytecode_lines.h): a dump and a load, once
+// per module and process, as VUs load the bytecode made here.
+absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source,
+                           const LineMap* lines) {
   std::string wrapped = absl::StrCat(kModuleWrapperHead, source, kModuleWrapperTail);
   duk_push_lstring(ctx, path.data(), path.size());
   if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
@@ -63,6 +68,22 @@ absl::Status CompileModule(duk_context* ctx, const std::string& path, const std:
     duk_pop(ctx);
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", text));
   }
+  if (lines == nullptr || lines->empty()) return absl::OkStatus();
+  duk_dump_function(ctx);
+  duk_size_t size = 0;
+  const char* data = static_cast<const char*>(duk_get_buffer(ctx, -1, &size));
+  absl::StatusOr<std::string> remapped = RemapBytecodeLines(absl::string_view(data, size), *lines);
+  if (!remapped.ok()) {
+    // Our bug or another Duktape: the module still runs, with Babel's lines.
+    barrage::Log(Severity::kWarning, absl::StrCat(path, ": stack traces show the transformed code's lines: ",
+                                         remapped.status().message()));
+    duk_load_function(ctx);
+    return absl::OkStatus();
+  }
+  duk_pop(ctx);
+  void* buf = duk_push_fixed_buffer(ctx, remapped->size());
+  memcpy(buf, remapped->data(), remapped->size());
+  duk_load_function(ctx);
   return absl::OkStatus();
 }
 
@@ -335,14 +356,15 @@ duk_ret_t NativeRequire(duk_context* ctx) {
       }
       duk_pop(ctx);  // undefined; cache at -1
       std::string bytecode, source;
-      st = rt.LoadModuleCode(abs, &bytecode, &source);
+      const LineMap* lines = nullptr;
+      st = rt.LoadModuleCode(abs, &bytecode, &source, &lines);
       if (st.ok()) {
         if (!bytecode.empty()) {
           void* buf = duk_push_fixed_buffer(ctx, bytecode.size());
           memcpy(buf, bytecode.data(), bytecode.size());
           duk_load_function(ctx);
         } else {
-          st = CompileModule(ctx, abs, source);
+          st = CompileModule(ctx, abs, source, lines);
         }
       }
       if (st.ok()) {
@@ -427,21 +449,29 @@ absl::StatusOr<std::string> Runtime::ReadFile(const std::string& abs_path) {
 }
 
 absl::Status Runtime::LoadModuleCode(const std::string& abs_path, std::string* bytecode,
-                                     std::string* source) {
+                                     std::string* source, const LineMap** lines) {
+  const Bundle& from = config_.recording != nullptr ? *config_.recording : *config_.bundle;
+  auto lines_of = [&from, &abs_path]() -> const LineMap* {
+    auto it = from.line_maps.find(abs_path);
+    return it == from.line_maps.end() ? nullptr : &it->second;
+  };
   if (config_.recording != nullptr) {
     auto it = config_.recording->modules.find(abs_path);
     if (it != config_.recording->modules.end()) {
       *source = it->second;
+      *lines = lines_of();
       return absl::OkStatus();
     }
     absl::StatusOr<std::string> raw = ReadDiskFile(abs_path);
     if (!raw.ok()) return raw.status();
     // Babel and Duktape read source as JS strings: non-BMP characters in it
     // become surrogate pairs first, as in k6.
-    absl::StatusOr<std::string> es5 = config_.transformer->Transform(Utf8ToJs(*raw), abs_path);
+    absl::StatusOr<TransformedModule> es5 = config_.transformer->Transform(Utf8ToJs(*raw), abs_path);
     if (!es5.ok()) return es5.status();
-    config_.recording->modules[abs_path] = *es5;
-    *source = *std::move(es5);
+    config_.recording->modules[abs_path] = es5->code;
+    if (!es5->lines.empty()) config_.recording->line_maps[abs_path] = std::move(es5->lines);
+    *source = std::move(es5->code);
+    *lines = lines_of();
     return absl::OkStatus();
   }
   auto bc = config_.bundle->bytecode.find(abs_path);
@@ -454,6 +484,7 @@ absl::Status Runtime::LoadModuleCode(const std::string& abs_path, std::string* b
     return absl::NotFoundError(absl::StrCat(abs_path, ": module is not in the test's archive"));
   }
   *source = src->second;
+  *lines = lines_of();
   return absl::OkStatus();
 }
 
@@ -462,7 +493,8 @@ absl::Status Runtime::CompileBundle(Bundle& bundle) {
   if (ctx == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
   absl::Status result;
   for (const auto& [path, source] : bundle.modules) {
-    result = CompileModule(ctx, path, source);
+    auto lines = bundle.line_maps.find(path);
+    result = CompileModule(ctx, path, source, lines == bundle.line_maps.end() ? nullptr : &lines->second);
     if (!result.ok()) break;
     duk_dump_function(ctx);
     duk_size_t size = 0;
@@ -706,7 +738,7 @@ absl::Status Runtime::DrainEventLoop(absl::Status first) {
       duk_get_global_string(c, "__b");
       duk_get_prop_string(c, -1, "drainJobs");
       duk_call(c, 0);
-      if (duk_is_string(c, -1)) unhandled = duk_get_string(c, -1);
+      if (duk_is_string(c, -1)) unhandled = CleanStackTrace(GetUtf8(c, -1));
       duk_pop_2(c);
       return 0;
     };

@@ -56,7 +56,8 @@ class Runtime : public HeapHooks {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  // Compiles bundle->modules into bundle->bytecode (once, before VUs start).
+  // Compiles bundle->modules into bundle->bytecode (once, before VUs start),
+  // with the user's lines where bundle->line_maps has them.
   static absl::Status CompileBundle(Bundle& bundle);
 
   // JSON.stringify(exports.options), or "{}" when there is none.
@@ -130,8 +131,9 @@ class Runtime : public HeapHooks {
   // Runs the event loop after a call into the script (spec §1.14).
   absl::Status RunEventLoop(absl::Status first);
   absl::Status DrainEventLoop(absl::Status first);
+  // The module's bytecode, or its source and line map (nullptr: none).
   absl::Status LoadModuleCode(const std::string& abs_path, std::string* bytecode_or_empty,
-                              std::string* source);
+                              std::string* source, const LineMap** lines);
 
   RuntimeConfig config_;
   duk_context* ctx_ = nullptr;

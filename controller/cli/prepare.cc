@@ -174,6 +174,7 @@ int RunInitPass(const std::optional<Archive>& from_archive, const std::map<std::
   }
   if (from_archive) {
     bundle->modules = from_archive->modules;
+    bundle->line_maps = from_archive->line_maps;
     bundle->files = from_archive->files;
     absl::Status compiled = agent::js::Runtime::CompileBundle(*bundle);
     if (!compiled.ok()) {
@@ -314,6 +315,7 @@ Archive MakeArchive(const Prepared& p) {
   Archive archive;
   archive.main_path = p.bundle->main_path;
   archive.modules = p.bundle->modules;
+  archive.line_maps = p.bundle->line_maps;
   archive.files = p.bundle->files;
   archive.options_json = p.script_options_json;
   archive.env = p.cli_env;

@@ -30,6 +30,7 @@
 
 namespace {
 
+using barrage::agent::js::TransformedModule;
 using barrage::agent::js::Transformer;
 using barrage::agent::js::TransformerOptions;
 
@@ -204,7 +205,7 @@ int main(int argc, char** argv) {
     options.log = [](absl::string_view) {};
     double t0 = WallSeconds(), c0 = CpuSeconds();
     auto cold = Transformer::Create(options);
-    absl::StatusOr<std::string> out = (*cold)->Transform(in.source, "/bench/" + in.name + ".js");
+    absl::StatusOr<TransformedModule> out = (*cold)->Transform(in.source, "/bench/" + in.name + ".js");
     double cold_s = WallSeconds() - t0, cold_cpu = CpuSeconds() - c0;
     if (!out.ok()) {
       printf("%-28s FAILED: %s\n", in.name.c_str(), std::string(out.status().message()).c_str());
@@ -212,18 +213,18 @@ int main(int argc, char** argv) {
       continue;
     }
     bool compiled = false;
-    double compile_s = CompileSeconds(*out, &compiled);
+    double compile_s = CompileSeconds(out->code, &compiled);
     const char* path = PathOf((*cold)->counts());
     cold->reset();
     t0 = WallSeconds();
     auto warm = Transformer::Create(options);
-    absl::StatusOr<std::string> again = (*warm)->Transform(in.source, "/bench/" + in.name + ".js");
+    absl::StatusOr<TransformedModule> again = (*warm)->Transform(in.source, "/bench/" + in.name + ".js");
     double warm_s = WallSeconds() - t0;
     const char* warm_path = PathOf((*warm)->counts());
     printf("%-28s %9zu  %-6s %10.3f %10.3f %10.3f  %-6s %10.3f\n", in.name.c_str(), in.source.size(), path, cold_s,
            cold_cpu, compile_s, warm_path, warm_s);
     fflush(stdout);
-    if (!compiled || !again.ok() || *again != *out) {
+    if (!compiled || !again.ok() || again->code != out->code || !(again->lines == out->lines)) {
       printf("  ^ the output does not compile, or the warm run differs\n");
       ++failures;
     }
@@ -236,10 +237,11 @@ int main(int argc, char** argv) {
       plain.patch_babel = false;
       plain.log = options.log;
       t0 = WallSeconds();
-      absl::StatusOr<std::string> published = (*Transformer::Create(plain))->Transform(in.source, "/bench/x.js");
-      printf("  published Babel: %.3f s, output %s\n", WallSeconds() - t0,
-             published.ok() && *published == *out ? "identical" : "DIFFERENT");
-      if (!published.ok() || *published != *out) ++failures;
+      absl::StatusOr<TransformedModule> published =
+          (*Transformer::Create(plain))->Transform(in.source, "/bench/" + in.name + ".js");
+      const bool same = published.ok() && published->code == out->code && published->lines == out->lines;
+      printf("  published Babel: %.3f s, output %s\n", WallSeconds() - t0, same ? "identical" : "DIFFERENT");
+      if (!same) ++failures;
     }
   }
   rusage ru{};
