@@ -27,6 +27,10 @@ namespace barrage::agent::js {
 // Errors: kInternal for text that is not valid VLQ (Babel wrote it).
 absl::StatusOr<LineMap> LineMapFromSourceMap(absl::string_view mappings);
 
+// Names the rule above in the transform cache's key (transform.cc): cached
+// line maps were made by it, so a new rule must come with a new name.
+inline constexpr char kLineMapRule[] = "first new position 1";
+
 }  // namespace barrage::agent::js
 
 #endif  // BARRAGE_AGENT_JS_SOURCE_MAP_H_

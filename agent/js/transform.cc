@@ -80,15 +80,17 @@ constexpr BabelPatch kBabelPatches[] = {
 };
 
 // What decides Babel's output besides the source: the embedded Babel with
-// our patches, and the options; and the layout of a cache entry (2: the
-// line map, then the code). Part of every cache key.
+// our patches, and the options; the layout of a cache entry (2: the line
+// map, then the code) and the rule that made the line map. Part of every
+// cache key.
 const std::string& Recipe() {
   static const std::string* recipe = [] {
     std::string patches;
     for (const BabelPatch& p : kBabelPatches) absl::StrAppend(&patches, p.to, "\n");
     std::string_view babel = BabelSource();
     return new std::string(
-        Sha256Hex({"barrage transform 2", absl::string_view(babel.data(), babel.size()), patches, kTransformFn}));
+        Sha256Hex({"barrage transform 2", absl::string_view(babel.data(), babel.size()), patches, kTransformFn,
+                   kLineMapRule}));
   }();
   return *recipe;
 }

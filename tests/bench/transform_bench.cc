@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "agent/js/bytecode_lines.h"
 #include "agent/js/duktape/heap.h"
 #include "agent/js/module_wrapper.h"
 #include "agent/js/transform.h"
@@ -123,11 +124,28 @@ std::string Es5Bundle(const std::vector<Input>& libs, size_t bytes) {
 }
 
 // Duktape's compile of the transformed code, as the runtime does it.
-double CompileSeconds(const std::string& es5, bool* ok) {
+// Duktape's compile of the result, and for Babel's output the rewrite of
+// its line numbers (dump, RemapBytecodeLines, load), as the runtime does
+// once per module.
+double CompileSeconds(const TransformedModule& module, bool* ok) {
   duk_context* ctx = barrage::agent::js::CreateHeap(nullptr);
-  std::string wrapped = absl::StrCat(barrage::agent::js::kModuleWrapperHead, es5, barrage::agent::js::kModuleWrapperTail);
+  std::string wrapped =
+      absl::StrCat(barrage::agent::js::kModuleWrapperHead, module.code, barrage::agent::js::kModuleWrapperTail);
   double t0 = WallSeconds();
   *ok = duk_pcompile_lstring(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) == 0;
+  if (*ok && !module.lines.empty()) {
+    duk_dump_function(ctx);
+    duk_size_t size = 0;
+    const char* data = static_cast<const char*>(duk_get_buffer(ctx, -1, &size));
+    absl::StatusOr<std::string> remapped =
+        barrage::agent::js::RemapBytecodeLines(absl::string_view(data, size), module.lines);
+    *ok = remapped.ok();
+    if (*ok) {
+      void* buf = duk_push_fixed_buffer(ctx, remapped->size());
+      memcpy(buf, remapped->data(), remapped->size());
+      duk_load_function(ctx);
+    }
+  }
   double t = WallSeconds() - t0;
   duk_destroy_heap(ctx);
   return t;
@@ -213,7 +231,7 @@ int main(int argc, char** argv) {
       continue;
     }
     bool compiled = false;
-    double compile_s = CompileSeconds(out->code, &compiled);
+    double compile_s = CompileSeconds(*out, &compiled);
     const char* path = PathOf((*cold)->counts());
     cold->reset();
     t0 = WallSeconds();
