@@ -48,6 +48,11 @@ export const double = (xs) => xs.map((v) => {
   return v * 2;
 }); // map called
 
+export function firstOf(v) {
+  const [first, second] = v; // firstOf destructures
+  return first + second;
+}
+
 export default function check(v) {
   const [first, second = 2] = [v];
   if (first === 'deep') {
@@ -95,7 +100,7 @@ export async function fetchIt(n) {
 )JS";
 
 constexpr char kMain[] = R"JS(import other, { helper } from './lib/bar.js';
-import check, { double } from './lib/util.js';
+import check, { double, firstOf } from './lib/util.js';
 import { Square } from './lib/shapes/shape.js';
 import { fetchIt } from './lib/async/fetch.js';
 
@@ -126,6 +131,19 @@ export default function () {
       break;
     case 'promise':
       fetchIt(5);
+      break;
+    case 'helper':
+      firstOf(5); // helper main calls
+      break;
+    case 'caught':
+      for (const f of [() => new Square(2).area(), () => firstOf(5)]) {
+        try {
+          f();
+        } catch (e) {
+          console.log(`lineNumber=${e.lineNumber}`);
+          console.log(`stack=${e.stack}`);
+        }
+      }
       break;
   }
 }
@@ -279,6 +297,11 @@ class ErrorsTest : public ::testing::Test {
         {"map",
          "Error: map 3",
          {At("lib/util.js", "map throws"), At("lib/util.js", "map called"), At("main.js", "map main calls")}},
+        // Thrown by a helper Babel added (_slicedToArray): not the user's
+        // code, so no frame of its own; the user's frames follow.
+        {"helper",
+         "TypeError: Invalid attempt to destructure non-iterable instance",
+         {At("lib/util.js", "firstOf destructures"), At("main.js", "helper main calls")}},
     };
     for (const Case& c : cases) {
       SCOPED_TRACE(c.name);
@@ -296,6 +319,20 @@ class ErrorsTest : public ::testing::Test {
 
 TEST_F(ErrorsTest, IterationErrorsNameTheUsersLineInEveryFrame) {
   ExpectIterationErrors([&](const std::string& c) { return Run(c, scripts_ + "/main.js"); });
+}
+
+// What a script reads of an error it caught: Duktape's own e.stack and
+// e.lineNumber, at the user's lines too.
+TEST_F(ErrorsTest, ACaughtErrorsStackAndLineNumberAreTheUsers) {
+  testutil::RunResult r = Run("caught", scripts_ + "/main.js");
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string method = At("lib/shapes/shape.js", "throw new Error(`area of");
+  const std::string helper = At("lib/util.js", "firstOf destructures");
+  EXPECT_THAT(r.stderr_text, HasSubstr("lineNumber=" + method.substr(method.find(':') + 1)));
+  EXPECT_THAT(r.stderr_text, HasSubstr("at area (" + scripts_ + "/" + method + ")"));
+  // The helper's frame is Duktape's first; lineNumber skips it.
+  EXPECT_THAT(r.stderr_text, HasSubstr("lineNumber=" + helper.substr(helper.find(':') + 1)));
+  EXPECT_THAT(r.stderr_text, HasSubstr("at firstOf (" + scripts_ + "/" + helper + ")"));
 }
 
 TEST_F(ErrorsTest, SetupAndTeardownErrorsNameTheUsersLines) {
