@@ -322,6 +322,7 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   auto bundle = std::make_shared<js::Bundle>();
   bundle->main_path = archive->main_path;
   bundle->modules = archive->modules;
+  bundle->line_maps = archive->line_maps;
   bundle->files = archive->files;
   absl::Status compiled = js::Runtime::CompileBundle(*bundle);
   if (!compiled.ok()) return absl::InvalidArgumentError(compiled.message());

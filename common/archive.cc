@@ -32,6 +32,7 @@ using nlohmann::json;
 constexpr size_t kBlock = 512;
 constexpr std::string_view kMetadataName = "metadata.json";
 constexpr std::string_view kModulesPrefix = "modules/";
+constexpr std::string_view kLinesPrefix = "lines/";
 constexpr std::string_view kFilesPrefix = "files/";
 constexpr std::string_view kRemotePrefix = "https/";
 constexpr std::string_view kRemoteScheme = "https://";
@@ -314,7 +315,7 @@ std::string_view StripDotSlash(std::string_view name) {
 
 std::string UnknownEntry(std::string_view name) {
   return absl::StrCat("unknown entry ", Quote(name),
-                      " (a barrage archive holds metadata.json, modules/..., https/... and files/...)");
+                      " (a barrage archive holds metadata.json, modules/..., https/..., lines/... and files/...)");
 }
 
 absl::Status ReadMetadata(const std::string& text, const std::string& where, Archive& archive) {
@@ -377,9 +378,16 @@ absl::StatusOr<std::string> WriteArchive(const Archive& archive) {
   for (const auto& [path, contents] : archive.files) {
     if (absl::Status st = CheckPath(path, "file", false); !st.ok()) return st;
   }
-  // Version 1 readers know no remote modules: only archives that hold some
-  // need the newer version.
-  absl::StatusOr<std::string> metadata = MetadataJson(archive, remote ? 2 : 1);
+  bool lines = false;
+  for (const auto& [path, map] : archive.line_maps) {
+    if (archive.modules.count(path) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("line map of no module: \"", path, "\""));
+    }
+    lines = lines || path[0] == '/';
+  }
+  // Version 1 readers know neither remote modules nor line maps: only
+  // archives that hold some need the newer version.
+  absl::StatusOr<std::string> metadata = MetadataJson(archive, remote || lines ? 2 : 1);
   if (!metadata.ok()) return metadata.status();
 
   std::string out;
@@ -390,6 +398,10 @@ absl::StatusOr<std::string> WriteArchive(const Archive& archive) {
   }
   for (const auto& [url, source] : archive.modules) {
     if (url[0] != '/') AppendEntry(out, absl::StrCat(Sv(kRemotePrefix), url.substr(kRemoteScheme.size())), source);
+  }
+  for (const auto& [path, lines] : archive.line_maps) {
+    if (path[0] != '/') continue;  // a remote module's: not kept (archive.h)
+    AppendEntry(out, absl::StrCat(Sv(kLinesPrefix), path.substr(1)), lines.Encode());
   }
   for (const auto& [path, contents] : archive.files) {
     AppendEntry(out, absl::StrCat(Sv(kFilesPrefix), path.substr(1)), contents);
@@ -510,9 +522,11 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
       // Directories carry nothing: the paths of the files below them do.
       std::string_view dir = relative;
       while (!dir.empty() && dir.back() == '/') dir.remove_suffix(1);
-      if (dir.empty() || dir == "." || dir == "modules" || dir == "files" || dir == "https") continue;
+      if (dir.empty() || dir == "." || dir == "modules" || dir == "lines" || dir == "files" || dir == "https") {
+        continue;
+      }
       std::string_view prefix;
-      for (std::string_view p : {kModulesPrefix, kFilesPrefix, kRemotePrefix}) {
+      for (std::string_view p : {kModulesPrefix, kLinesPrefix, kFilesPrefix, kRemotePrefix}) {
         if (HasPrefix(dir, p)) prefix = p;
       }
       if (prefix.empty()) return Error(where, UnknownEntry(name));
@@ -532,6 +546,19 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
     if (relative == kMetadataName) {
       if (metadata) return Error(where, absl::StrCat("duplicate entry ", Quote(name)));
       metadata = std::string(data);
+      continue;
+    }
+    if (HasPrefix(relative, kLinesPrefix)) {
+      const std::string_view path = relative.substr(kLinesPrefix.size());
+      if (!IsSafeRelativePath(path)) {
+        return Error(where, absl::StrCat("entry ", Quote(name),
+                                         " has an empty, \".\" or \"..\" path component"));
+      }
+      absl::StatusOr<LineMap> lines = LineMap::Decode(Sv(data));
+      if (!lines.ok()) return Error(where, absl::StrCat("entry ", Quote(name), ": ", lines.status().message()));
+      if (!archive.line_maps.emplace(absl::StrCat("/", Sv(path)), *std::move(lines)).second) {
+        return Error(where, absl::StrCat("duplicate entry ", Quote(name)));
+      }
       continue;
     }
     std::map<std::string, std::string>* target = nullptr;
@@ -572,6 +599,12 @@ absl::StatusOr<Archive> ReadArchive(std::string_view bytes, const std::string& w
   if (archive.modules.count(archive.main_path) == 0) {
     return Error(where, absl::StrCat("main script ", Quote(archive.main_path),
                                      " is not among the archive's modules"));
+  }
+  for (const auto& [path, lines] : archive.line_maps) {
+    if (archive.modules.count(path) == 0) {
+      return Error(where, absl::StrCat("entry ", Quote(absl::StrCat(Sv(kLinesPrefix), path.substr(1))),
+                                       " is the line map of no module"));
+    }
   }
   return archive;
 }

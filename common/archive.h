@@ -8,18 +8,22 @@
 // headers for long paths), so that `tar -tvf test.tar` shows what a test
 // carries and `tar -xf` unpacks it:
 //
-//   metadata.json                  {"format": "barrage-archive", "formatVersion": 1,
+//   metadata.json                  {"format": "barrage-archive", "formatVersion": 2,
 //                                   "main": ..., "options": {...}, "env": {...},
 //                                   "barrageVersion": ...}
 //   modules/home/u/test/script.js  the module "/home/u/test/script.js", ES5
 //   https/jslib.k6.io/k6-utils/1.4.0/index.js
 //                                  the remote module "https://jslib.k6.io/k6-utils/1.4.0/index.js", ES5
+//   lines/home/u/test/script.js    its LineMap's text, when Babel wrote it
 //   files/home/u/test/data.csv     the file "/home/u/test/data.csv", as read
 //
-// An absolute path keeps its place below "modules/" or "files/" without its
-// leading slash; a remote module's URL keeps its place below "https/"
-// without its scheme, as in k6's archives. Archives with remote modules say
-// "formatVersion": 2, so a barrage that cannot read them says so.
+// An absolute path keeps its place below "modules/", "lines/" or "files/"
+// without its leading slash; a remote module's URL keeps its place below
+// "https/" without its scheme, as in k6's archives (its line map is not
+// kept: its frames read as Babel's lines on agents). Archives with remote
+// modules or line maps say "formatVersion": 2, so a barrage that cannot
+// read them says so; format 1 archives (no line maps, Babel kept the
+// user's lines as well as it could then) still load.
 #ifndef BARRAGE_COMMON_ARCHIVE_H_
 #define BARRAGE_COMMON_ARCHIVE_H_
 
@@ -29,6 +33,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/line_map.h"
 
 namespace barrage {
 
@@ -40,6 +45,9 @@ namespace barrage {
 struct Archive {
   std::string main_path;                       // absolute path of the main script
   std::map<std::string, std::string> modules;  // key -> transformed (ES5) source
+  // absolute path of a module -> the user's line of each of its lines, for
+  // the modules Babel wrote (line_map.h)
+  std::map<std::string, LineMap> line_maps;
   std::map<std::string, std::string> files;    // absolute path -> contents (open(), protos)
   // The script's exported options, a JSON object. Read back in
   // nlohmann::json's compact form, keys sorted: the same object, maybe not
@@ -53,15 +61,16 @@ struct Archive {
 // the archive holds remote modules; ReadArchive refuses a newer one.
 inline constexpr int kArchiveFormatVersion = 2;
 
-// The archive as tar bytes: metadata.json first, then the modules, then the
-// files, each group sorted by path; mtime 0, uid/gid 0, mode 0644, no
+// The archive as tar bytes: metadata.json first, then the modules, their
+// line maps, then the files, each group sorted by path; mtime 0, uid/gid 0, mode 0644, no
 // directory entries. So the same Archive always gives the same bytes (a
 // test's archive can be hashed and compared). A path too long for ustar's
 // name fields (100 bytes, or 155 + '/' + 100 split at a slash) gets a pax
 // extended header ("path"), as does a size over ustar's 8 GiB ("size").
-// Paths that break the contract above, or options_json that is not a JSON
-// object, are kInvalidArgument ("file path \"a/../b\" is not absolute and
-// clean"): they come from scripts, so they are errors, never aborts.
+// Paths that break the contract above, a line map of no module, or
+// options_json that is not a JSON object, are kInvalidArgument ("file path
+// \"a/../b\" is not absolute and clean"): they come from scripts, so they
+// are errors, never aborts.
 absl::StatusOr<std::string> WriteArchive(const Archive& archive);
 
 // Parses and validates an archive. Besides WriteArchive's output it reads
@@ -79,6 +88,8 @@ absl::StatusOr<std::string> WriteArchive(const Archive& archive);
 //   "test.tar: truncated after entry \"files/y\" (no end-of-archive marker)"
 //   "test.tar: unknown entry \"notes.txt\" (...)", unsupported entry types
 //     (links, devices), duplicate entries, paths with "." or ".."
+//   "test.tar: entry \"lines/m.js\": expected a line number at offset 4",
+//     "test.tar: entry \"lines/x.js\" is the line map of no module"
 //   "test.tar: not a barrage archive (no metadata.json)", a metadata.json
 //     that is not JSON or lacks its fields, a newer format version
 //   "test.tar: main script \"/m.js\" is not among the archive's modules"

@@ -10,12 +10,16 @@
 #include <string>
 
 #include "agent/js/shared_arrays.h"
+#include "common/line_map.h"
 
 namespace barrage::agent::js {
 
 struct Bundle {
   std::string main_path;                      // absolute path of the main script
   std::map<std::string, std::string> modules;  // key (path or https URL) -> transformed (ES5) source
+  // key -> the user's lines of a module Babel wrote (none for a module that
+  // runs as the user wrote it); applied to its bytecode.
+  std::map<std::string, LineMap> line_maps;
   std::map<std::string, std::string> files;    // absolute path -> contents (open(), protos)
   // absolute path -> Duktape bytecode of the module wrapper function, made
   // once from `modules` (Runtime::CompileBundle) and loaded into each VU.

@@ -266,6 +266,27 @@
     return e;
   };
 
+  // e.lineNumber is Duktape's: the line of the first frame that has a file.
+  // When that frame is in a helper Babel added to a module (line 0: the
+  // helper is not the user's code, see common/line_map.h), the user's line
+  // is that of the first frame in their code. Only reading it costs.
+  var lineNumber = Object.getOwnPropertyDescriptor(Error.prototype, 'lineNumber');
+  if (lineNumber && lineNumber.get) {
+    Object.defineProperty(Error.prototype, 'lineNumber', {
+      configurable: true, enumerable: false, set: lineNumber.set,
+      get: function () {
+        var n = lineNumber.get.call(this);
+        if (n !== 0) return n;
+        var frames = String(this.stack).split('\n');
+        for (var i = 1; i < frames.length; i++) {
+          var m = /^ +at .* \((?!barrage:)[^()]*:([1-9][0-9]*)\)( strict| tailcall| construct| preventsyield| directeval)*$/.exec(frames[i]);
+          if (m) return Number(m[1]);
+        }
+        return n;
+      }
+    });
+  }
+
   // Exported functions without a name of their own (`export default
   // function () {}` becomes an anonymous function) are named after their
   // export in stack traces, as k6 shows `at default`.

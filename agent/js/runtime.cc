@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/js/bytecode_lines.h"
 #include "agent/js/cesu8.h"
 #include "agent/js/embedded_js.h"
 #include "agent/js/module_grpc.h"
@@ -78,7 +79,11 @@ absl::StatusOr<std::string> ReadDiskFile(const std::string& path) {
 }
 
 // Compiles a module's ES5 source to a wrapper function left on the stack.
-absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source) {
+// When Babel wrote the source, `lines` (else nullptr) puts the user's line
+// numbers into the function (bytecode_lines.h): a dump and a load, once
+// per module and process, as VUs load the bytecode made here.
+absl::Status CompileModule(duk_context* ctx, const std::string& path, const std::string& source,
+                           const LineMap* lines) {
   std::string wrapped = absl::StrCat(kModuleWrapperHead, source, kModuleWrapperTail);
   PushUtf8(ctx, path);  // the file name stack traces show
   if (duk_pcompile_lstring_filename(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) != 0) {
@@ -91,6 +96,22 @@ absl::Status CompileModule(duk_context* ctx, const std::string& path, const std:
     if (std::regex_match(text, m, kLine)) return absl::InvalidArgumentError(absl::StrCat(path, ":", m[2].str(), ": ", m[1].str()));
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", text));
   }
+  if (lines == nullptr || lines->empty()) return absl::OkStatus();
+  duk_dump_function(ctx);
+  duk_size_t size = 0;
+  const char* data = static_cast<const char*>(duk_get_buffer(ctx, -1, &size));
+  absl::StatusOr<std::string> remapped = RemapBytecodeLines(absl::string_view(data, size), *lines);
+  if (!remapped.ok()) {
+    // Our bug or another Duktape: the module still runs, with Babel's lines.
+    barrage::Log(Severity::kWarning, absl::StrCat(path, ": stack traces show the transformed code's lines: ",
+                                         remapped.status().message()));
+    duk_load_function(ctx);
+    return absl::OkStatus();
+  }
+  duk_pop(ctx);
+  void* buf = duk_push_fixed_buffer(ctx, remapped->size());
+  memcpy(buf, remapped->data(), remapped->size());
+  duk_load_function(ctx);
   return absl::OkStatus();
 }
 
@@ -393,14 +414,15 @@ duk_ret_t NativeRequire(duk_context* ctx) {
       }
       duk_pop(ctx);  // undefined; cache at -1
       std::string bytecode, source;
-      st = rt.LoadModuleCode(abs, name, &bytecode, &source);
+      const LineMap* lines = nullptr;
+      st = rt.LoadModuleCode(abs, name, &bytecode, &source, &lines);
       if (st.ok()) {
         if (!bytecode.empty()) {
           void* buf = duk_push_fixed_buffer(ctx, bytecode.size());
           memcpy(buf, bytecode.data(), bytecode.size());
           duk_load_function(ctx);
         } else {
-          st = CompileModule(ctx, abs, source);
+          st = CompileModule(ctx, abs, source, lines);
         }
       }
       if (st.ok()) {
@@ -516,11 +538,17 @@ absl::StatusOr<std::string> Runtime::ReadFile(const std::string& abs_path) {
 }
 
 absl::Status Runtime::LoadModuleCode(const std::string& key, const std::string& specifier, std::string* bytecode,
-                                     std::string* source) {
+                                     std::string* source, const LineMap** lines) {
+  const Bundle& from = config_.recording != nullptr ? *config_.recording : *config_.bundle;
+  auto lines_of = [&from, &key]() -> const LineMap* {
+    auto it = from.line_maps.find(key);
+    return it == from.line_maps.end() ? nullptr : &it->second;
+  };
   if (config_.recording != nullptr) {
     auto it = config_.recording->modules.find(key);
     if (it != config_.recording->modules.end()) {
       *source = it->second;
+      *lines = lines_of();
       return absl::OkStatus();
     }
     absl::StatusOr<std::string> raw = absl::UnknownError("");
@@ -545,10 +573,12 @@ absl::Status Runtime::LoadModuleCode(const std::string& key, const std::string& 
     }
     // Babel and Duktape read source as JS strings: non-BMP characters in it
     // become surrogate pairs first, as in k6.
-    absl::StatusOr<std::string> es5 = config_.transformer->Transform(Utf8ToJs(*raw), key);
+    absl::StatusOr<TransformedModule> es5 = config_.transformer->Transform(Utf8ToJs(*raw), key);
     if (!es5.ok()) return es5.status();
-    config_.recording->modules[key] = *es5;
-    *source = *std::move(es5);
+    config_.recording->modules[key] = es5->code;
+    if (!es5->lines.empty()) config_.recording->line_maps[key] = std::move(es5->lines);
+    *source = std::move(es5->code);
+    *lines = lines_of();
     return absl::OkStatus();
   }
   auto bc = config_.bundle->bytecode.find(key);
@@ -562,6 +592,7 @@ absl::Status Runtime::LoadModuleCode(const std::string& key, const std::string& 
                                             "\" was not previously resolved during initialization (__VU==0)"));
   }
   *source = src->second;
+  *lines = lines_of();
   return absl::OkStatus();
 }
 
@@ -570,7 +601,8 @@ absl::Status Runtime::CompileBundle(Bundle& bundle) {
   if (ctx == nullptr) return absl::ResourceExhaustedError("cannot create a JS heap");
   absl::Status result;
   for (const auto& [path, source] : bundle.modules) {
-    result = CompileModule(ctx, path, source);
+    auto lines = bundle.line_maps.find(path);
+    result = CompileModule(ctx, path, source, lines == bundle.line_maps.end() ? nullptr : &lines->second);
     if (!result.ok()) break;
     duk_dump_function(ctx);
     duk_size_t size = 0;
@@ -814,7 +846,7 @@ absl::Status Runtime::DrainEventLoop(absl::Status first) {
       duk_get_global_string(c, "__b");
       duk_get_prop_string(c, -1, "drainJobs");
       duk_call(c, 0);
-      if (duk_is_string(c, -1)) unhandled = duk_get_string(c, -1);
+      if (duk_is_string(c, -1)) unhandled = CleanStackTrace(GetUtf8(c, -1));
       duk_pop_2(c);
       return 0;
     };

@@ -68,7 +68,8 @@ class Runtime : public HeapHooks {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  // Compiles bundle->modules into bundle->bytecode (once, before VUs start).
+  // Compiles bundle->modules into bundle->bytecode (once, before VUs start),
+  // with the user's lines where bundle->line_maps has them.
   static absl::Status CompileBundle(Bundle& bundle);
 
   // JSON.stringify(exports.options), or "{}" when there is none.
@@ -156,10 +157,11 @@ class Runtime : public HeapHooks {
   // Runs the event loop after a call into the script (spec §1.14).
   absl::Status RunEventLoop(absl::Status first);
   absl::Status DrainEventLoop(absl::Status first);
-  // A module's code by its key (a clean absolute path or an https URL);
-  // specifier is what the script wrote, for errors.
+  // A module's code by its key (a clean absolute path or an https URL):
+  // its bytecode, or its source and line map (nullptr: none); specifier is
+  // what the script wrote, for errors.
   absl::Status LoadModuleCode(const std::string& key, const std::string& specifier,
-                              std::string* bytecode_or_empty, std::string* source);
+                              std::string* bytecode_or_empty, std::string* source, const LineMap** lines);
 
   RuntimeConfig config_;
   duk_context* ctx_ = nullptr;

@@ -11,11 +11,15 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace barrage::agent::js {
 
 // The text of the error on top of the stack: its stack trace when it has one.
 std::string ErrorText(duk_context* ctx, duk_idx_t idx);
+// A Duktape stack trace (UTF-8) as ErrorText shows it: only the frames of
+// the user's code, without Duktape's flags.
+std::string CleanStackTrace(absl::string_view trace);
 
 // fn leaves nrets values on the stack on success (nrets: 0 or 1).
 template <typename Fn>

@@ -10,6 +10,7 @@
 #include "agent/js/embedded_js.h"
 #include "agent/js/module_wrapper.h"
 #include "agent/js/safe_call.h"
+#include "agent/js/source_map.h"
 #include "agent/js/transform_cache.h"
 #include "agent/js/values.h"
 #include "common/log.h"
@@ -19,14 +20,20 @@ namespace barrage::agent::js {
 namespace {
 
 // Babel's options. Changing them changes the cache key (kRecipe holds them).
+// Not retainLines: it cannot move code back up, so the functions the module
+// transform hoists were crammed onto one later line, and errors in them
+// named that line. Babel's normal layout (a statement per line) and its
+// source map give each generated line the user's line instead
+// (source_map.h); the map's text costs about 5 % of Babel's time.
 constexpr char kTransformFn[] = R"JS(
 (function (src, filename) {
   try {
-    return { code: Babel.transform(src, {
+    var out = Babel.transform(src, {
       presets: ['es2015', 'es2016', 'es2017'],
       plugins: ['transform-object-rest-spread'],
-      retainLines: true, compact: false, comments: false, filename: filename,
-      sourceType: 'module', babelrc: false, ast: false }).code };
+      sourceMaps: true, compact: false, comments: false, filename: filename,
+      sourceType: 'module', babelrc: false, ast: false });
+    return { code: out.code, mappings: out.map.mappings };
   } catch (e) {
     var loc = e.loc || {};
     var msg = String(e.message || e);
@@ -74,14 +81,17 @@ constexpr BabelPatch kBabelPatches[] = {
 };
 
 // What decides Babel's output besides the source: the embedded Babel with
-// our patches, and the options. Part of every cache key.
+// our patches, and the options; the layout of a cache entry (2: the line
+// map, then the code) and the rule that made the line map. Part of every
+// cache key.
 const std::string& Recipe() {
   static const std::string* recipe = [] {
     std::string patches;
     for (const BabelPatch& p : kBabelPatches) absl::StrAppend(&patches, p.to, "\n");
     std::string_view babel = BabelSource();
     return new std::string(
-        Sha256Hex({"barrage transform 1", absl::string_view(babel.data(), babel.size()), patches, kTransformFn}));
+        Sha256Hex({"barrage transform 2", absl::string_view(babel.data(), babel.size()), patches, kTransformFn,
+                   kLineMapRule}));
   }();
   return *recipe;
 }
@@ -243,10 +253,10 @@ absl::Status Transformer::LoadBabel() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Transformer::Transform(const std::string& source, const std::string& filename) {
+absl::StatusOr<TransformedModule> Transformer::Transform(const std::string& source, const std::string& filename) {
   if (options_.mode == CompatibilityMode::kBase) {
     ++counts_.untouched;
-    return absl::StrCat(kStrictPrefix, source);  // k6 compiles base-mode files strict too
+    return TransformedModule{absl::StrCat(kStrictPrefix, source), {}};  // k6 compiles base-mode files strict too
   }
   // k6's way: compile first, transform only what does not compile. The
   // test compile is the runtime's own (same wrapper, same Duktape), and
@@ -262,7 +272,7 @@ absl::StatusOr<std::string> Transformer::Transform(const std::string& source, co
     std::optional<std::string> masked = MaskConst(as_is);
     if (!masked || compiles(*masked)) {
       ++counts_.untouched;
-      return as_is;
+      return TransformedModule{std::move(as_is), {}};
     }
   }
 
@@ -270,28 +280,36 @@ absl::StatusOr<std::string> Transformer::Transform(const std::string& source, co
   if (cache_ != nullptr) {
     key = Sha256Hex({Recipe(), options_.patch_babel ? "" : "unpatched", source});
     if (std::optional<std::string> hit = cache_->Get(key)) {
-      ++counts_.cached;
-      return *std::move(hit);
+      // The entry is the line map's text, a newline, the code (the cache
+      // checks the whole entry's hash; a map that does not decode is a miss).
+      const size_t newline = hit->find('\n');
+      if (newline != std::string::npos) {
+        absl::StatusOr<LineMap> lines = LineMap::Decode(absl::string_view(*hit).substr(0, newline));
+        if (lines.ok()) {
+          ++counts_.cached;
+          return TransformedModule{hit->substr(newline + 1), *std::move(lines)};
+        }
+      }
     }
   }
-  absl::StatusOr<std::string> code = RunBabel(source, filename);
-  if (!code.ok()) return code;
+  absl::StatusOr<TransformedModule> out = RunBabel(source, filename);
+  if (!out.ok()) return out;
   ++counts_.babel;
   if (cache_ != nullptr) {
-    absl::Status st = cache_->Put(key, *code);
+    absl::Status st = cache_->Put(key, absl::StrCat(out->lines.Encode(), "\n", out->code));
     if (!st.ok()) Log(Severity::kDebug, absl::StrCat("transform cache: ", st.message()));
   }
-  return code;
+  return out;
 }
 
-absl::StatusOr<std::string> Transformer::RunBabel(const std::string& source, const std::string& filename) {
+absl::StatusOr<TransformedModule> Transformer::RunBabel(const std::string& source, const std::string& filename) {
   hooks_->Begin(filename, source.size());
   struct EndOnExit {
     Hooks* hooks;
     ~EndOnExit() { hooks->End(); }
   } end_on_exit{hooks_.get()};
   if (babel_ == nullptr) BARRAGE_RETURN_IF_ERROR(LoadBabel());
-  std::string code, error, frame;
+  std::string code, mappings, error, frame;
   int line = 0, column = 0;
   auto run = [&](duk_context* c) -> duk_ret_t {
     duk_get_global_string(c, "__barrage_transform");
@@ -302,6 +320,9 @@ absl::StatusOr<std::string> Transformer::RunBabel(const std::string& source, con
       duk_size_t n = 0;
       const char* s = duk_get_lstring(c, -1, &n);
       code.assign(s, n);
+      duk_pop(c);
+      duk_get_prop_string(c, -1, "mappings");
+      mappings = duk_safe_to_string(c, -1);
     } else {
       duk_pop(c);
       duk_get_prop_string(c, -1, "error");
@@ -330,7 +351,9 @@ absl::StatusOr<std::string> Transformer::RunBabel(const std::string& source, con
     return absl::InvalidArgumentError(absl::StrCat(filename, ":", line, ":", column + 1, ": ", error,
                                                    frame.empty() ? "" : "\n", frame));
   }
-  return code;
+  absl::StatusOr<LineMap> lines = LineMapFromSourceMap(mappings);
+  if (!lines.ok()) return absl::InternalError(absl::StrCat("Babel's source map of ", filename, ": ", lines.status().message()));
+  return TransformedModule{std::move(code), *std::move(lines)};
 }
 
 }  // namespace barrage::agent::js

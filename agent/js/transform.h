@@ -7,8 +7,10 @@
 //
 // Semantics kept whichever way a file goes (tests/agent/js/transform_test.cc):
 // every file runs in strict mode (Babel's module transform says "use
-// strict"; k6 compiles every file strict); lines are the user's (Babel with
-// retainLines; an untouched file is the user's text); a syntax error is
+// strict"; k6 compiles every file strict); lines are the user's (an
+// untouched file is the user's text; Babel's output comes with a LineMap
+// made from its source map, which the runtime applies when it compiles the
+// module: common/line_map.h); a syntax error is
 // "<file>:<line>:<col>: SyntaxError: <reason>" with Babel's code frame.
 // `const` is the one thing Duktape accepts with other semantics (function-
 // scoped, no TDZ), so a file using it always goes through Babel.
@@ -28,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/js/duktape/heap.h"
+#include "common/line_map.h"
 
 namespace barrage::agent::js {
 
@@ -56,6 +59,13 @@ struct TransformerOptions {
   bool patch_babel = true;
 };
 
+// What Transform gives for a module: the code to compile, and where Babel
+// wrote it, the user's line for each of its lines.
+struct TransformedModule {
+  std::string code;
+  LineMap lines;  // empty: the code's lines are the user's
+};
+
 // $BARRAGE_CACHE_DIR, else $XDG_CACHE_HOME/barrage, else ~/.cache/barrage;
 // with "/transform" appended. "" when none of them is set.
 std::string DefaultTransformCacheDir();
@@ -69,12 +79,13 @@ class Transformer {
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
 
-  // The ES5 code to compile for `source` (a module's text as read from disk).
+  // The ES5 code to compile for `source` (a module's text as read from disk),
+  // with its LineMap when Babel wrote it.
   // Errors: kInvalidArgument for a syntax error Babel reports (see above);
   // kCancelled when the hooks stopped it; kInternal if Babel itself fails.
   // In kBase mode the source comes back as it is, strict (Duktape reports
   // syntax errors when the runtime compiles it).
-  absl::StatusOr<std::string> Transform(const std::string& source, const std::string& filename);
+  absl::StatusOr<TransformedModule> Transform(const std::string& source, const std::string& filename);
 
   // Which way each file went, for tests and the benchmark.
   struct Counts {
@@ -88,7 +99,7 @@ class Transformer {
   class Hooks;
   explicit Transformer(TransformerOptions options);
   absl::Status LoadBabel();
-  absl::StatusOr<std::string> RunBabel(const std::string& source, const std::string& filename);
+  absl::StatusOr<TransformedModule> RunBabel(const std::string& source, const std::string& filename);
 
   TransformerOptions options_;
   std::unique_ptr<Hooks> hooks_;

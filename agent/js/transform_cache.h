@@ -29,8 +29,9 @@ class TransformCache {
   // dir is created (mode 0700: the cache holds the user's code) on first Put.
   explicit TransformCache(std::string dir) : dir_(std::move(dir)) {}
 
-  // The code stored under key (from Sha256Hex), or nullopt when there is
-  // none or it is damaged.
+  // What was stored under key (from Sha256Hex), or nullopt when there is
+  // none or it is damaged. The cache does not look inside: Transformer
+  // stores a module's line map and code.
   std::optional<std::string> Get(const std::string& key) const;
   // Stores code under key. The error (the directory cannot be made or
   // written) is for tests and logs; callers go on without the cache.

@@ -20,15 +20,15 @@ namespace barrage::agent::js {
 
 Runtime& RuntimeFrom(duk_context* ctx) { return Runtime::From(ctx); }
 
-namespace {
-
 // Duktape's frames read "    at NAME (FILE:LINE) FLAGS": the flags
 // ("strict preventsyield") mean nothing to a script's author, frames inside
-// Duktape's own C files ("duk_js_var.c:1236 internal") and our embedded
-// scripts ("barrage:prelude.js") are not theirs, and "[anon]" is how
-// Duktape names a function without one. Kept: "    at NAME (FILE:LINE)",
-// "    at FILE:LINE" for anonymous functions as goja prints them, and
-// "    at NAME (native)" for built-ins.
+// Duktape's own C files ("duk_js_var.c:1236 internal") or ours (an error
+// made in a native: "runtime.cc:404 internal") and our embedded
+// scripts ("barrage:prelude.js") are not theirs, nor is the code Babel
+// added to a module (its helpers: line 0, see common/line_map.h), and
+// "[anon]" is how Duktape names a function without one. Kept:
+// "    at NAME (FILE:LINE)", "    at FILE:LINE" for anonymous functions as
+// goja prints them, and "    at NAME (native)" for built-ins.
 std::string CleanStackTrace(absl::string_view trace) {
   std::string out;
   size_t start = 0;
@@ -51,7 +51,11 @@ std::string CleanStackTrace(absl::string_view trace) {
     const absl::string_view where = line.substr(open + 2, close - open - 2);
     const size_t colon = where.rfind(':');
     const absl::string_view file = colon == absl::string_view::npos ? where : where.substr(0, colon);
-    if (absl::EndsWith(file, ".c") || absl::StartsWith(where, "barrage:")) continue;
+    const bool babel_helper = colon != absl::string_view::npos && where.substr(colon + 1) == "0";
+    if (absl::EndsWith(file, ".c") || absl::EndsWith(line, " internal") || absl::StartsWith(where, "barrage:") ||
+        babel_helper) {
+      continue;
+    }
     out.push_back('\n');
     absl::StrAppend(&out, kAt);
     if (where.empty()) {
@@ -64,8 +68,6 @@ std::string CleanStackTrace(absl::string_view trace) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string ErrorText(duk_context* ctx, duk_idx_t idx) {
   // duk_safe_to_stacktrace gives "Error: msg\n    at fn (file:line) ..." for

@@ -196,15 +196,17 @@ int RunInitPass(const std::optional<Archive>& from_archive, const std::optional<
     // for on disk.
     // As for a module read from disk: JS strings hold surrogate pairs.
     const std::string source = agent::js::Utf8ToJs(*from_stdin);
-    absl::StatusOr<std::string> code = (*transformer)->Transform(source, bundle->main_path);
+    absl::StatusOr<agent::js::TransformedModule> code = (*transformer)->Transform(source, bundle->main_path);
     if (!code.ok()) {
       barrage::Log(Severity::kError, code.status().message());
       return kExitScriptException;
     }
-    bundle->modules[bundle->main_path] = *std::move(code);
+    bundle->modules[bundle->main_path] = std::move(code->code);
+    if (!code->lines.empty()) bundle->line_maps[bundle->main_path] = std::move(code->lines);
   }
   if (from_archive) {
     bundle->modules = from_archive->modules;
+    bundle->line_maps = from_archive->line_maps;
     bundle->files = from_archive->files;
     absl::Status compiled = agent::js::Runtime::CompileBundle(*bundle);
     if (!compiled.ok()) {
@@ -411,6 +413,7 @@ Archive MakeArchive(const Prepared& p) {
   Archive archive;
   archive.main_path = p.bundle->main_path;
   archive.modules = p.bundle->modules;
+  archive.line_maps = p.bundle->line_maps;
   archive.files = p.bundle->files;
   archive.options_json = p.script_options_json;
   archive.env = p.cli_env;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "agent/js/bytecode_lines.h"
 #include "agent/js/duktape/heap.h"
 #include "agent/js/module_wrapper.h"
 #include "agent/js/transform.h"
@@ -30,6 +31,7 @@
 
 namespace {
 
+using barrage::agent::js::TransformedModule;
 using barrage::agent::js::Transformer;
 using barrage::agent::js::TransformerOptions;
 
@@ -122,11 +124,28 @@ std::string Es5Bundle(const std::vector<Input>& libs, size_t bytes) {
 }
 
 // Duktape's compile of the transformed code, as the runtime does it.
-double CompileSeconds(const std::string& es5, bool* ok) {
+// Duktape's compile of the result, and for Babel's output the rewrite of
+// its line numbers (dump, RemapBytecodeLines, load), as the runtime does
+// once per module.
+double CompileSeconds(const TransformedModule& module, bool* ok) {
   duk_context* ctx = barrage::agent::js::CreateHeap(nullptr);
-  std::string wrapped = absl::StrCat(barrage::agent::js::kModuleWrapperHead, es5, barrage::agent::js::kModuleWrapperTail);
+  std::string wrapped =
+      absl::StrCat(barrage::agent::js::kModuleWrapperHead, module.code, barrage::agent::js::kModuleWrapperTail);
   double t0 = WallSeconds();
   *ok = duk_pcompile_lstring(ctx, DUK_COMPILE_FUNCTION, wrapped.data(), wrapped.size()) == 0;
+  if (*ok && !module.lines.empty()) {
+    duk_dump_function(ctx);
+    duk_size_t size = 0;
+    const char* data = static_cast<const char*>(duk_get_buffer(ctx, -1, &size));
+    absl::StatusOr<std::string> remapped =
+        barrage::agent::js::RemapBytecodeLines(absl::string_view(data, size), module.lines);
+    *ok = remapped.ok();
+    if (*ok) {
+      void* buf = duk_push_fixed_buffer(ctx, remapped->size());
+      memcpy(buf, remapped->data(), remapped->size());
+      duk_load_function(ctx);
+    }
+  }
   double t = WallSeconds() - t0;
   duk_destroy_heap(ctx);
   return t;
@@ -204,7 +223,7 @@ int main(int argc, char** argv) {
     options.log = [](absl::string_view) {};
     double t0 = WallSeconds(), c0 = CpuSeconds();
     auto cold = Transformer::Create(options);
-    absl::StatusOr<std::string> out = (*cold)->Transform(in.source, "/bench/" + in.name + ".js");
+    absl::StatusOr<TransformedModule> out = (*cold)->Transform(in.source, "/bench/" + in.name + ".js");
     double cold_s = WallSeconds() - t0, cold_cpu = CpuSeconds() - c0;
     if (!out.ok()) {
       printf("%-28s FAILED: %s\n", in.name.c_str(), std::string(out.status().message()).c_str());
@@ -217,13 +236,13 @@ int main(int argc, char** argv) {
     cold->reset();
     t0 = WallSeconds();
     auto warm = Transformer::Create(options);
-    absl::StatusOr<std::string> again = (*warm)->Transform(in.source, "/bench/" + in.name + ".js");
+    absl::StatusOr<TransformedModule> again = (*warm)->Transform(in.source, "/bench/" + in.name + ".js");
     double warm_s = WallSeconds() - t0;
     const char* warm_path = PathOf((*warm)->counts());
     printf("%-28s %9zu  %-6s %10.3f %10.3f %10.3f  %-6s %10.3f\n", in.name.c_str(), in.source.size(), path, cold_s,
            cold_cpu, compile_s, warm_path, warm_s);
     fflush(stdout);
-    if (!compiled || !again.ok() || *again != *out) {
+    if (!compiled || !again.ok() || again->code != out->code || !(again->lines == out->lines)) {
       printf("  ^ the output does not compile, or the warm run differs\n");
       ++failures;
     }
@@ -236,10 +255,11 @@ int main(int argc, char** argv) {
       plain.patch_babel = false;
       plain.log = options.log;
       t0 = WallSeconds();
-      absl::StatusOr<std::string> published = (*Transformer::Create(plain))->Transform(in.source, "/bench/x.js");
-      printf("  published Babel: %.3f s, output %s\n", WallSeconds() - t0,
-             published.ok() && *published == *out ? "identical" : "DIFFERENT");
-      if (!published.ok() || *published != *out) ++failures;
+      absl::StatusOr<TransformedModule> published =
+          (*Transformer::Create(plain))->Transform(in.source, "/bench/" + in.name + ".js");
+      const bool same = published.ok() && published->code == out->code && published->lines == out->lines;
+      printf("  published Babel: %.3f s, output %s\n", WallSeconds() - t0, same ? "identical" : "DIFFERENT");
+      if (!same) ++failures;
     }
   }
   rusage ru{};

@@ -65,6 +65,8 @@ Archive Sample() {
   a.modules["/home/u/test/lib/util.js"] = "exports.x = 1;\n";
   a.modules[kUnicodePath] = "exports.greeting = \"héllo\";\n";
   a.modules[kDeepPath] = "exports.deep = true;\n";
+  a.line_maps[a.main_path] = LineMap({0, 1, 3, 0});
+  a.line_maps[kDeepPath] = LineMap({7});
   a.files["/home/u/test/data.bin"] = std::string("\0a\0b\xff\xfe\0", 7);
   a.files["/home/u/test/empty.txt"] = "";
   a.files["/home/u/test/big.bin"] = Binary(70000, 7);
@@ -81,6 +83,7 @@ Archive Sample() {
 void ExpectSameArchive(const Archive& got, const Archive& want) {
   EXPECT_EQ(got.main_path, want.main_path);
   EXPECT_EQ(got.modules, want.modules);
+  EXPECT_EQ(got.line_maps, want.line_maps);
   EXPECT_EQ(got.files, want.files);
   EXPECT_EQ(nlohmann::json::parse(got.options_json), nlohmann::json::parse(want.options_json))
       << got.options_json;
@@ -217,6 +220,7 @@ TEST(ArchiveTest, SameInputGivesSameBytes) {
   Archive b;
   for (auto it = a.files.rbegin(); it != a.files.rend(); ++it) b.files.insert(*it);
   for (auto it = a.modules.rbegin(); it != a.modules.rend(); ++it) b.modules.insert(*it);
+  for (auto it = a.line_maps.rbegin(); it != a.line_maps.rend(); ++it) b.line_maps.insert(*it);
   b.main_path = a.main_path;
   b.env = {{"EMPTY", ""}, {"TARGET", "127.0.0.1:9001"}};
   b.options_json = R"({"tags":{"ünï":"cödé"},"thresholds":{"grpc_req_duration":["p(95)<500"]},"vus":10})";
@@ -234,6 +238,7 @@ TEST(ArchiveTest, EntriesAreSortedWithFixedModeOwnerAndTime) {
   Archive a;
   a.main_path = "/t/main.js";
   a.modules = {{"/t/main.js", "m"}, {"/t/a.js", "a"}};
+  a.line_maps = {{"/t/main.js", LineMap({1})}, {"/t/a.js", LineMap({2})}};
   a.files = {{"/t/z.csv", "z"}, {"/t/b.bin", std::string("\0", 1)}};
   const std::vector<HeaderInfo> headers = Headers(Write(a));
   std::vector<std::string> names;
@@ -245,8 +250,8 @@ TEST(ArchiveTest, EntriesAreSortedWithFixedModeOwnerAndTime) {
     EXPECT_EQ(h.gid, "0000000") << h.name;
     EXPECT_EQ(h.mtime, "00000000000") << h.name;
   }
-  EXPECT_THAT(names, ElementsAre("metadata.json", "modules/t/a.js", "modules/t/main.js",
-                                 "files/t/b.bin", "files/t/z.csv"));
+  EXPECT_THAT(names, ElementsAre("metadata.json", "modules/t/a.js", "modules/t/main.js", "lines/t/a.js",
+                                 "lines/t/main.js", "files/t/b.bin", "files/t/z.csv"));
 }
 
 TEST(ArchiveTest, LongPathsUseUstarPrefixOrPaxHeader) {
@@ -315,6 +320,32 @@ TEST(ArchiveTest, RemoteModulesGoBelowHttpsAndNeedVersion2) {
   EXPECT_THAT(bytes, HasSubstr("\"formatVersion\": 2"));
   // Without remote modules, version 1: older readers keep reading them.
   EXPECT_THAT(Write(Sample()), HasSubstr("\"formatVersion\": 1"));
+
+  Archive lines;
+  lines.main_path = "/s.js";
+  lines.modules["/s.js"] = "";
+  lines.line_maps["/t.js"] = LineMap({1});
+  EXPECT_THAT(WriteArchive(lines).status().message(), HasSubstr("line map of no module: \"/t.js\""));
+}
+
+TEST(ArchiveTest, LineMapsAreReadableText) {
+  Archive a;
+  a.main_path = "/t/main.js";
+  a.modules["/t/main.js"] = "m";
+  a.line_maps["/t/main.js"] = LineMap({0, 0, 3, 3, 12});
+  const std::string bytes = Write(a);
+  EXPECT_THAT(bytes, HasSubstr("\"formatVersion\": 2"));
+  EXPECT_NE(bytes.find("0 0 3 3 12"), std::string::npos);
+  EXPECT_EQ(Headers(bytes)[2].name, "lines/t/main.js");
+}
+
+TEST(ArchiveTest, FormatOneArchivesWithoutLineMapsStillLoad) {
+  // What barrage wrote before line maps (formatVersion 1): its modules were
+  // transformed with Babel's retainLines and carry no maps.
+  absl::StatusOr<Archive> got = Read(Tar({Entry("metadata.json", Meta("/x.js")), Entry("modules/x.js", "x")}));
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->modules.at("/x.js"), "x");
+  EXPECT_TRUE(got->line_maps.empty());
 }
 
 // ------------------------------------------------------------ GNU tar
@@ -334,6 +365,7 @@ TEST(ArchiveGnuTarTest, ListsAndExtractsOurArchive) {
   std::vector<std::string> names;
   std::vector<std::string> want_names = {"metadata.json"};
   for (const auto& [path, source] : a.modules) want_names.push_back("modules" + path);
+  for (const auto& [path, lines] : a.line_maps) want_names.push_back("lines" + path);
   for (const auto& [path, contents] : a.files) want_names.push_back("files" + path);
   std::istringstream lines(list.stdout_text);
   for (std::string line; std::getline(lines, line);) {
@@ -354,6 +386,7 @@ TEST(ArchiveGnuTarTest, ListsAndExtractsOurArchive) {
   ASSERT_EQ(extract.exit_code, 0) << extract.stderr_text;
   for (const auto& [path, source] : a.modules) EXPECT_EQ(ReadFile(out + "/modules" + path), source) << path;
   for (const auto& [path, contents] : a.files) EXPECT_EQ(ReadFile(out + "/files" + path), contents) << path;
+  for (const auto& [path, lines] : a.line_maps) EXPECT_EQ(ReadFile(out + "/lines" + path), lines.Encode()) << path;
   const nlohmann::json meta = nlohmann::json::parse(ReadFile(out + "/metadata.json"));
   EXPECT_EQ(meta["main"], a.main_path);
   EXPECT_EQ(meta["formatVersion"], 1);
@@ -375,6 +408,7 @@ TEST_P(ArchiveReadsGnuTarTest, ReadsArchiveMadeFromADirectory) {
   want.main_path = "/home/u/script.js";
   want.modules[want.main_path] = "exports.default = function () {};\n";
   want.modules["/home/u/lib/util.js"] = "exports.x = 1;\n";
+  want.line_maps["/home/u/lib/util.js"] = LineMap({0, 2});
   want.files["/home/u/data.bin"] = Binary(1500, 3);
   want.files["/home/u/empty"] = "";
   want.files[kSplitPath] = "split";  // GNU tar uses the ustar prefix here too
@@ -388,16 +422,17 @@ TEST_P(ArchiveReadsGnuTarTest, ReadsArchiveMadeFromADirectory) {
 
   const std::string dir = testutil::TempDir();
   const std::string src = dir + "/src";
-  WriteFile(src + "/metadata.json", R"({"format": "barrage-archive", "formatVersion": 1,
+  WriteFile(src + "/metadata.json", R"({"format": "barrage-archive", "formatVersion": 2,
       "main": "/home/u/script.js", "options": {"vus": 2}, "env": {"A": "b"},
       "barrageVersion": "hand-made"})");
   for (const auto& [path, source] : want.modules) WriteFile(src + "/modules" + path, source);
   for (const auto& [path, contents] : want.files) WriteFile(src + "/files" + path, contents);
+  for (const auto& [path, lines] : want.line_maps) WriteFile(src + "/lines" + path, lines.Encode());
   std::vector<std::string> args = {"--format=" + c.format, "-cf", dir + "/test.tar", "-C", src};
   if (c.dot) {
     args.push_back(".");
   } else {
-    args.insert(args.end(), {"metadata.json", "modules", "files"});
+    args.insert(args.end(), {"metadata.json", "modules", "lines", "files"});
   }
   testutil::RunResult made = testutil::Run(kTar, args, 30s);
   ASSERT_EQ(made.exit_code, 0) << made.stderr_text;
@@ -514,7 +549,7 @@ TEST(ArchiveErrorTest, DataAfterTheEndMarker) {
 }
 
 TEST(ArchiveErrorTest, UnknownEntries) {
-  const std::string holds = " (a barrage archive holds metadata.json, modules/..., https/... and files/...)";
+  const std::string holds = " (a barrage archive holds metadata.json, modules/..., https/..., lines/... and files/...)";
   const std::string meta = Entry("metadata.json", Meta());
   EXPECT_THAT(Read(Tar({meta, Entry("notes.txt", "hi")})),
               InvalidWith(Eq("test.tar: unknown entry \"notes.txt\"" + holds)));
@@ -593,6 +628,24 @@ TEST(ArchiveErrorTest, MissingOrBadMetadata) {
   EXPECT_THAT(with_meta(R"({"format": "barrage-archive", "formatVersion": 1, "main": "/x.js",
                             "barrageVersion": 1})"),
               InvalidWith(Eq("test.tar: metadata.json: \"barrageVersion\" must be a string")));
+}
+
+TEST(ArchiveErrorTest, BadLineMaps) {
+  const std::string meta = Entry("metadata.json", Meta());
+  const std::string module = Entry("modules/x.js", "x");
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/x.js", "1 2 x")})),
+              InvalidWith(Eq("test.tar: entry \"lines/x.js\": expected a line number at offset 4")));
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/x.js", "1  2")})),
+              InvalidWith(Eq("test.tar: entry \"lines/x.js\": expected a line number at offset 2")));
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/x.js", "99999999999")})),
+              InvalidWith(Eq("test.tar: entry \"lines/x.js\": line number too large at offset 0")));
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/y.js", "1")})),
+              InvalidWith(Eq("test.tar: entry \"lines/y.js\" is the line map of no module")));
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/x.js", "1"), Entry("./lines/x.js", "1")})),
+              InvalidWith(Eq("test.tar: duplicate entry \"./lines/x.js\"")));
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/../x.js", "1")})),
+              InvalidWith(Eq("test.tar: entry \"lines/../x.js\" has an empty, \".\" or \"..\" path component")));
+  EXPECT_THAT(Read(Tar({meta, module, Entry("lines/x.js", "")})), IsOk());  // an empty map: no lines known
 }
 
 TEST(ArchiveErrorTest, MainScriptNotAmongModules) {
