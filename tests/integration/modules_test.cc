@@ -146,7 +146,10 @@ TEST_F(PathsTest, ArchiveStoresCleanPathsAndRunsWithTheOriginalsGone) {
   EXPECT_THAT(names, ::testing::UnorderedElementsAre(
                          "metadata.json", "modules/" + r + "/tests/load/script.js",
                          "modules/" + r + "/tests/lib/helpers.js", "modules/" + r + "/tests/lib/math.js",
-                         "files/" + r + "/protos/hello/hello.proto", "files/" + r + "/tests/data/token.txt"));
+                         "files/" + r + "/protos/hello/hello.proto", "files/" + r + "/tests/data/token.txt",
+                         // the user's lines of each module Babel wrote
+                         "lines/" + r + "/tests/load/script.js", "lines/" + r + "/tests/lib/helpers.js",
+                         "lines/" + r + "/tests/lib/math.js"));
   // Nothing on disk any more: everything comes from the archive, with the
   // paths resolved as in the first pass.
   std::filesystem::rename(root_, dir_ + "/gone");
