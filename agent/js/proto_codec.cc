@@ -18,6 +18,7 @@
 #include "agent/grpc/protojson_values.h"
 #include "agent/js/cesu8.h"
 #include "agent/js/duktape/duk_config_barrage.h"
+#include "agent/js/duktape/object_access.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/stubs/common.h"
@@ -59,17 +60,9 @@ void PushText(duk_context* ctx, std::string_view utf8) {
   }
 }
 
-// obj[key] = top, for keys from the wire (map keys, JSON names): JSON.parse
-// defines "__proto__" as an own property; a plain put would set the
-// prototype.
+// obj[key] = top (popped), defined as JSON.parse defines it (object_access.h).
 void PutKey(duk_context* ctx, duk_idx_t obj, std::string_view key) {
-  if (key == "__proto__") {
-    duk_push_lstring(ctx, key.data(), key.size());
-    duk_swap_top(ctx, -2);
-    duk_def_prop(ctx, obj, DUK_DEFPROP_HAVE_VALUE | DUK_DEFPROP_SET_WEC);
-    return;
-  }
-  duk_put_prop_lstring(ctx, obj, key.data(), key.size());
+  DefineOwnProperty(ctx, obj, key.data(), key.size());
 }
 
 // ---------------------------------------------------------------------------
@@ -80,10 +73,10 @@ void PutKey(duk_context* ctx, duk_idx_t obj, std::string_view key) {
 
 class WireBuffer {
  public:
-  WireBuffer() { buf_.resize(128); }
+  WireBuffer() { buf_.resize(256); }
   size_t size() const { return len_; }
   uint8_t* Reserve(size_t n) {
-    if (len_ + n > buf_.size()) buf_.resize(std::max(len_ + n, buf_.size() * 2));
+    if (len_ + n > buf_.size()) buf_.resize(std::max(len_ + n, buf_.size() * 4));
     return reinterpret_cast<uint8_t*>(buf_.data()) + len_;
   }
   void Commit(uint8_t* end) { len_ = end - reinterpret_cast<uint8_t*>(buf_.data()); }
@@ -215,7 +208,9 @@ class Encoder {
     Val v;
     v.idx = idx;
     int type = duk_get_type(ctx_, idx);
-    if (type == DUK_TYPE_OBJECT || type == DUK_TYPE_LIGHTFUNC || type == DUK_TYPE_BUFFER) {
+    JsonObjectInfo info{JsonObjectKind::kOther, true};
+    if (type == DUK_TYPE_OBJECT) info = InspectObjectForJson(ctx_, idx);
+    if ((type == DUK_TYPE_OBJECT && info.has_to_json) || type == DUK_TYPE_LIGHTFUNC || type == DUK_TYPE_BUFFER) {
       duk_get_prop_literal(ctx_, idx, "toJSON");
       if (duk_is_callable(ctx_, -1)) {
         duk_dup(ctx_, idx);
@@ -231,6 +226,7 @@ class Encoder {
         duk_replace(ctx_, idx);
         in_json_result = true;
         type = duk_get_type(ctx_, idx);
+        if (type == DUK_TYPE_OBJECT) info = InspectObjectForJson(ctx_, idx);
       } else {
         duk_pop(ctx_);
       }
@@ -243,53 +239,70 @@ class Encoder {
         v.boolean = duk_get_boolean(ctx_, idx);
         return v;
       case DUK_TYPE_NUMBER: return Number(duk_get_number(ctx_, idx), v);
-      case DUK_TYPE_STRING: {
-        if (duk_is_symbol(ctx_, idx)) return v;
-        duk_size_t n = 0;
-        const char* s = duk_get_lstring(ctx_, idx, &n);
-        v.kind = Kind::kString;
-        v.text = std::string_view(s, n);
-        return v;
-      }
+      case DUK_TYPE_STRING: return String(v);
       case DUK_TYPE_BUFFER: return ViaJson(v);
-      case DUK_TYPE_OBJECT: {
-        if (duk_is_function(ctx_, idx)) return v;  // absent, as functions are
-        if (duk_is_array(ctx_, idx)) {
-          v.kind = Kind::kArray;
-          return v;
-        }
-        if (duk_is_buffer_data(ctx_, idx)) return ViaJson(v);
-        // Number, String and Boolean objects hold their primitive in an
-        // internal property, and JSON.stringify unboxes them. Dates (what a
-        // toJSON returned) and Symbol objects hold one too, and are plain
-        // objects to JSON: the class tells them apart.
-        duk_get_prop_literal(ctx_, idx, "\x82Value");
-        const int inner = duk_get_type(ctx_, -1);
-        duk_pop(ctx_);
-        if (inner == DUK_TYPE_NUMBER || inner == DUK_TYPE_STRING || inner == DUK_TYPE_BOOLEAN) {
-          const std::string cls = ClassOf(idx);
-          if (cls == "[object Number]") return Number(duk_to_number(ctx_, idx), v);  // ToNumber, as JSON does
-          if (cls == "[object String]") {
+      case DUK_TYPE_OBJECT:
+        switch (info.kind) {
+          case JsonObjectKind::kPlain: v.kind = Kind::kObject; return v;
+          case JsonObjectKind::kArray: v.kind = Kind::kArray; return v;
+          case JsonObjectKind::kFunction: return v;  // absent, as functions are
+          case JsonObjectKind::kBuffer: return ViaJson(v);
+          case JsonObjectKind::kNumberObject: return Number(duk_to_number(ctx_, idx), v);  // ToNumber, as JSON does
+          case JsonObjectKind::kStringObject:
             duk_to_string(ctx_, idx);  // ToString, as JSON does
-            duk_size_t n = 0;
-            const char* s = duk_get_lstring(ctx_, idx, &n);
-            v.kind = Kind::kString;
-            v.text = std::string_view(s, n);
-            return v;
-          }
-          if (cls == "[object Boolean]") {
+            return String(v);
+          case JsonObjectKind::kBooleanObject:
             duk_get_prop_literal(ctx_, idx, "\x82Value");
-            v.kind = Kind::kBool;
-            v.boolean = duk_get_boolean(ctx_, -1);
             duk_replace(ctx_, idx);
+            v.kind = Kind::kBool;
+            v.boolean = duk_get_boolean(ctx_, idx);
             return v;
-          }
+          case JsonObjectKind::kOther: return Exotic(v);
         }
-        v.kind = Kind::kObject;
         return v;
-      }
       default: return v;  // undefined, pointer, lightfunc: absent
     }
+  }
+
+  Val String(Val v) {
+    if (duk_is_symbol(ctx_, v.idx)) return v;  // absent
+    duk_size_t n = 0;
+    const char* s = duk_get_lstring(ctx_, v.idx, &n);
+    v.kind = Kind::kString;
+    v.text = std::string_view(s, n);
+    return v;
+  }
+
+  // Any other object (a Proxy, a Date a toJSON returned, an Error, a Map…),
+  // asked through the public API, traps included.
+  Val Exotic(Val v) {
+    const duk_idx_t idx = v.idx;
+    if (duk_is_function(ctx_, idx)) return v;
+    if (duk_is_array(ctx_, idx)) {
+      v.kind = Kind::kArray;
+      return v;
+    }
+    if (duk_is_buffer_data(ctx_, idx)) return ViaJson(v);
+    duk_get_prop_literal(ctx_, idx, "\x82Value");
+    const int inner = duk_get_type(ctx_, -1);
+    duk_pop(ctx_);
+    if (inner == DUK_TYPE_NUMBER || inner == DUK_TYPE_STRING || inner == DUK_TYPE_BOOLEAN) {
+      const std::string cls = ClassOf(idx);
+      if (cls == "[object Number]") return Number(duk_to_number(ctx_, idx), v);
+      if (cls == "[object String]") {
+        duk_to_string(ctx_, idx);
+        return String(v);
+      }
+      if (cls == "[object Boolean]") {
+        duk_get_prop_literal(ctx_, idx, "\x82Value");
+        duk_replace(ctx_, idx);
+        v.kind = Kind::kBool;
+        v.boolean = duk_get_boolean(ctx_, idx);
+        return v;
+      }
+    }
+    v.kind = Kind::kObject;
+    return v;
   }
 
   // Object.prototype.toString of the object at idx: "[object Number]".
@@ -355,20 +368,38 @@ class Encoder {
   // they start.
   size_t CollectMembers(duk_idx_t idx, bool in_json_result) {
     const size_t begin = members_.size();
+    const int n = PushOwnEnumerableEntries(ctx_, idx);
+    if (n >= 0) {
+      const duk_idx_t first = duk_get_top(ctx_) - 2 * n;
+      for (int i = 0; i < n; ++i) {
+        const duk_idx_t key_idx = first + 2 * i;
+        Val v = Classify(key_idx + 1, key_idx, in_json_result);
+        if (v.kind == Kind::kAbsent) continue;
+        duk_size_t len = 0;
+        const char* k = duk_get_lstring(ctx_, key_idx, &len);
+        members_.push_back(Member{std::string_view(k, len), key_idx, v});
+      }
+      return begin;
+    }
+    // The keys as JSON.stringify lists them (array indices first, a
+    // Proxy's ownKeys trap), each value read with [[Get]] (getters, a
+    // Proxy's get trap).
     duk_enum(ctx_, idx, DUK_ENUM_OWN_PROPERTIES_ONLY);
     const duk_idx_t e = duk_get_top_index(ctx_);
     while (true) {
       duk_require_stack(ctx_, 8);
-      if (!duk_next(ctx_, e, 1)) break;
+      if (!duk_next(ctx_, e, 0)) break;
+      duk_dup_top(ctx_);
+      duk_get_prop(ctx_, idx);
       const duk_idx_t value_idx = duk_get_top_index(ctx_);
       Val v = Classify(value_idx, value_idx - 1, in_json_result);
       if (v.kind == Kind::kAbsent) {
         duk_pop_2(ctx_);
         continue;
       }
-      duk_size_t n = 0;
-      const char* k = duk_get_lstring(ctx_, value_idx - 1, &n);
-      members_.push_back(Member{std::string_view(k, n), value_idx - 1, v});
+      duk_size_t len = 0;
+      const char* k = duk_get_lstring(ctx_, value_idx - 1, &len);
+      members_.push_back(Member{std::string_view(k, len), value_idx - 1, v});
     }
     return begin;
   }
@@ -400,10 +431,17 @@ class Encoder {
     const size_t seg_begin = segments_.size();
     absl::InlinedVector<bool, 32> seen(plan.fields.size(), false);
     absl::InlinedVector<bool, 8> seen_oneof(plan.oneof_names.size(), false);
+    size_t next = 0;  // scripts mostly write fields in declaration order
     for (size_t i = begin; i < end; ++i) {
       const Member m = members_[i];
       if (skip_type && m.key == "@type") continue;
-      const FieldPlan* f = plan.FieldByName(m.key);
+      const FieldPlan* f = nullptr;
+      if (next < plan.fields.size() && plan.fields[next].json_name == m.key) {
+        f = &plan.fields[next];
+      } else {
+        f = plan.FieldByName(m.key);
+      }
+      if (f != nullptr) next = f->index + 1;
       if (f == nullptr) return UnknownField(m.key, plan);
       if (seen[f->index]) {
         std::string scratch;
@@ -966,7 +1004,24 @@ class Encoder {
 
 class Decoder {
  public:
-  Decoder(duk_context* ctx, const gc::ProtoRegistry& registry) : ctx_(ctx), registry_(registry) {}
+  Decoder(duk_context* ctx, const gc::ProtoRegistry& registry)
+      : ctx_(ctx), registry_(registry), scratch_(Borrow()), nodes_(scratch_->nodes), slots_(scratch_->slots),
+        items_(scratch_->items), oneofs_(scratch_->oneofs) {}
+  ~Decoder() {
+    nodes_.clear();
+    slots_.clear();
+    items_.clear();
+    oneofs_.clear();
+    if (scratch_ == &ThreadScratch()) {
+      // A huge response should not pin its memory to the thread.
+      if (slots_.capacity() > 65536 || items_.capacity() > 65536) ThreadScratch() = Scratch();
+      ThreadScratch().busy = false;
+    } else {
+      delete scratch_;
+    }
+  }
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
 
   // Scans bytes as a message of plan: false when protobuf would not parse them.
   bool Scan(const MessagePlan& plan, std::string_view bytes) {
@@ -990,6 +1045,7 @@ class Decoder {
     int32_t node = -1;       // a message
     int32_t head = -1;       // repeated: the first item
     int32_t tail = -1;
+    uint32_t count = 0;      // repeated: how many items
     bool has = false;
   };
   // An element of a repeated field, in wire order.
@@ -1112,6 +1168,7 @@ class Decoder {
       s.head = at;
     }
     s.tail = at;
+    ++s.count;
     s.has = true;
   }
 
@@ -1263,7 +1320,7 @@ class Decoder {
     duk_require_stack(ctx_, 8);
     const MessagePlan& plan = *nodes_[node].plan;
     if (plan.well_known != WellKnownType::kNone) return PushWellKnown(node);
-    duk_push_object(ctx_);
+    PushObjectWithRoom(ctx_, static_cast<duk_uint_t>(plan.fields.size()));
     return PushFields(node, duk_get_top_index(ctx_));
   }
 
@@ -1367,8 +1424,10 @@ class Decoder {
   }
 
   // A float reads as the double its shortest text denotes ("0.1", not
-  // 0.10000000149011612), as JSON.parse of the JSON path's text gave; the
-  // text goes through Duktape's own number parser for that.
+  // 0.10000000149011612), as JSON.parse of the JSON path's text gave.
+  // Duktape's parser breaks an exact tie between two doubles upwards where
+  // std::from_chars rounds to even; a float's text (at most 9 digits) can
+  // only be such a tie from 1e11 on, so only there Duktape parses it.
   void PushFloat(float v) {
     if (!std::isfinite(v)) {
       PushDouble(v);
@@ -1380,19 +1439,26 @@ class Decoder {
     }
     std::string text;
     gc::AppendJsonFloat(v, &text);
+    if (std::fabs(v) < 1e11f) {
+      double d = 0;
+      std::from_chars(text.data(), text.data() + text.size(), d);
+      duk_push_number(ctx_, d);
+      return;
+    }
     duk_push_lstring(ctx_, text.data(), text.size());
     duk_to_number(ctx_, -1);
   }
 
   absl::Status PushList(const FieldPlan& f, Slot s) {
-    duk_push_array(ctx_);
+    PushArrayWithRoom(ctx_, s.count);
     const duk_idx_t arr = duk_get_top_index(ctx_);
     duk_uarridx_t i = 0;
     for (int32_t at = s.head; at >= 0; at = items_[at].next) {
       const Item item = items_[at];
       BARRAGE_RETURN_IF_ERROR(PushValue(f, item.bits, item.data, item.size, item.node));
-      duk_put_prop_index(ctx_, arr, i++);
+      DefineOwnIndex(ctx_, arr, i++);
     }
+    duk_set_length(ctx_, arr, i);
     return absl::OkStatus();
   }
 
@@ -1424,7 +1490,7 @@ class Decoder {
       if (is_signed) return static_cast<int64_t>(a.bits) < static_cast<int64_t>(b.bits);
       return a.bits < b.bits;
     });
-    duk_push_object(ctx_);
+    PushObjectWithRoom(ctx_, static_cast<duk_uint_t>(entries.size()));
     const duk_idx_t obj = duk_get_top_index(ctx_);
     for (size_t i = 0; i < entries.size(); ++i) {
       const Entry& e = entries[i];
@@ -1534,25 +1600,47 @@ class Decoder {
     if (!inner.Scan(plan, value)) {
       return absl::InvalidArgumentError(absl::StrCat("invalid bytes for ", type->full_name(), " in Any"));
     }
-    duk_push_object(ctx_);
+    PushObjectWithRoom(ctx_, static_cast<duk_uint_t>(plan.fields.size() + 1));
     const duk_idx_t obj = duk_get_top_index(ctx_);
     PushText(ctx_, url);
-    duk_put_prop_literal(ctx_, obj, "@type");
+    PutKey(ctx_, obj, "@type");
     if (plan.well_known != WellKnownType::kNone) {
       BARRAGE_RETURN_IF_ERROR(inner.PushNode(0));
-      duk_put_prop_literal(ctx_, obj, "value");
+      PutKey(ctx_, obj, "value");
       return absl::OkStatus();
     }
     return inner.PushFields(0, obj);
   }
 
+  // The vectors are kept per thread between decodes (a decode is never
+  // suspended: no script runs in it), so a response costs no allocation of
+  // its own; a decode within a decode (an Any) gets fresh ones.
+  struct Scratch {
+    std::vector<Node> nodes;
+    std::vector<Slot> slots;
+    std::vector<Item> items;
+    std::vector<int32_t> oneofs;
+    bool busy = false;
+  };
+  static Scratch& ThreadScratch() {
+    static thread_local Scratch scratch;
+    return scratch;
+  }
+  static Scratch* Borrow() {
+    Scratch& t = ThreadScratch();
+    if (t.busy) return new Scratch();
+    t.busy = true;
+    return &t;
+  }
+
   duk_context* ctx_;
   const gc::ProtoRegistry& registry_;
   const char* base_ = nullptr;
-  std::vector<Node> nodes_;
-  std::vector<Slot> slots_;
-  std::vector<Item> items_;
-  std::vector<int32_t> oneofs_;
+  Scratch* scratch_;
+  std::vector<Node>& nodes_;
+  std::vector<Slot>& slots_;
+  std::vector<Item>& items_;
+  std::vector<int32_t>& oneofs_;
 };
 
 }  // namespace

@@ -461,9 +461,15 @@ TEST_F(ProtoCodecTest, ReadsValuesAsJsonStringifySeesThem) {
       {"(function () { function P() { this.x = 9; } P.prototype.y = 1; return new P(); })()", R"({"x":9,"y":0})"},
       // Getters run.
       {"{get x() { return 11; }}", R"({"x":11,"y":0})"},
+      // Proxies: their traps decide, as for JSON.stringify.
+      {"new Proxy({x: 1, y: 2}, {})", R"({"x":1,"y":2})"},
+      {"new Proxy({x: 1}, {get: function (t, k) { return k === 'x' ? 5 : t[k]; }})", R"({"x":5,"y":0})"},
+      // A toJSON whose result is a Date: a plain object to JSON, not a number.
+      {"{toJSON: function () { return {x: new Number(4)}; }}", R"({"x":4,"y":0})"},
   };
   for (const auto& [js, want] : cases) {
     Eval(js);
+    ExpectSameEncoding("test.Point", NonFinite::kAsNull, js);  // what JSON.stringify made of it
     absl::StatusOr<std::string> bytes = NewEncode("test.Point");
     duk_pop(ctx_);
     ASSERT_TRUE(bytes.ok()) << js << ": " << bytes.status();
@@ -475,6 +481,13 @@ TEST_F(ProtoCodecTest, ReadsValuesAsJsonStringifySeesThem) {
   duk_pop(ctx_);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_THAT(NewDecode("test.WellKnown", *bytes), HasSubstr(R"("ts":"2024-05-01T10:00:00.500Z")"));
+  // Arrays behind a Proxy, array-index keys (read in ES2015 order).
+  Eval("{numbers: new Proxy([1, 2], {}), names: {'10': 'ten', '2': 'two'}}");
+  bytes = NewEncode("test.Composite");
+  duk_pop(ctx_);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_THAT(NewDecode("test.Composite", *bytes), HasSubstr(R"("numbers":[1,2],)"));
+  EXPECT_THAT(NewDecode("test.Composite", *bytes), HasSubstr(R"("names":{"2":"two","10":"ten"})"));
   // undefined and functions in arrays are JSON's null: an error in a repeated field.
   for (const char* js : {"{numbers: [1, undefined]}", "{numbers: [function () {}]}", "{numbers: [1, , 3]}"}) {
     Eval(js);
