@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/grpc/proto_registry.h"
+#include "agent/grpc/protojson_values.h"
 #include "common/status_macros.h"
 #include "google/protobuf/arena.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -68,74 +69,11 @@ bool IsValueMessage(const FieldDescriptor* f) {
   return f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && f->message_type()->full_name() == "google.protobuf.Value";
 }
 
-constexpr int64_t kMinTimestampSeconds = -62135596800;  // 0001-01-01T00:00:00Z
-constexpr int64_t kMaxTimestampSeconds = 253402300799;  // 9999-12-31T23:59:59Z
-constexpr int64_t kMaxDurationSeconds = 315576000000;   // 10000 years, as protobuf says
-
-// "123", "123.500", "123.000500", "123.000000500": protojson trims the
-// nanoseconds to 0, 3, 6 or 9 digits.
-void AppendNanos(int32_t nanos, std::string* out) {
-  if (nanos == 0) return;
-  char buf[16];
-  int digits = 9;
-  if (nanos % 1000000 == 0) {
-    nanos /= 1000000;
-    digits = 3;
-  } else if (nanos % 1000 == 0) {
-    nanos /= 1000;
-    digits = 6;
-  }
-  std::snprintf(buf, sizeof(buf), ".%0*d", digits, nanos);
-  out->append(buf);
-}
-
-// Go's protojson float format (from encoding/json): shortest round-trip
-// digits, exponent form only below 1e-6 or from 1e21 on, "e-07" as "e-7".
-template <typename T>
-void AppendFloat(T v, std::string* out) {
-  if (std::isnan(v)) {
-    out->append("\"NaN\"");
-    return;
-  }
-  if (std::isinf(v)) {
-    out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-    return;
-  }
-  char buf[64];
-  T abs = std::fabs(v);
-  bool exp = abs != 0 && (abs < static_cast<T>(1e-6) || abs >= static_cast<T>(1e21));
-  auto res = std::to_chars(buf, buf + sizeof(buf), v, exp ? std::chars_format::scientific : std::chars_format::fixed);
-  size_t n = res.ptr - buf;
-  if (exp && n >= 4 && buf[n - 4] == 'e' && buf[n - 3] == '-' && buf[n - 2] == '0') {
-    buf[n - 2] = buf[n - 1];
-    --n;
-  }
-  out->append(buf, n);
-}
-
 template <typename T>
 void AppendInt(T v, std::string* out) {
   char buf[24];
   auto res = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, res.ptr - buf);
-}
-
-// snake_case -> lowerCamelCase, for FieldMask paths.
-std::string CamelCase(std::string_view path) {
-  std::string out;
-  out.reserve(path.size());
-  bool upper = false;
-  for (char c : path) {
-    if (c == '_') {
-      upper = true;
-    } else if (upper) {
-      out.push_back(absl::ascii_toupper(static_cast<unsigned char>(c)));
-      upper = false;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -260,7 +198,8 @@ class Writer {
       }
       entries.push_back(std::move(entry));
     }
-    std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
+    // Stable, so that of duplicate keys the last on the wire is kept below.
+    std::stable_sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
       switch (key_field->cpp_type()) {
         case FieldDescriptor::CPPTYPE_STRING: return a.key < b.key;
         case FieldDescriptor::CPPTYPE_INT32:
@@ -296,8 +235,8 @@ class Writer {
         AppendInt(rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f), &out_);
         out_.push_back('"');
         break;
-      case FieldDescriptor::CPPTYPE_FLOAT: AppendFloat(rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f), &out_); break;
-      case FieldDescriptor::CPPTYPE_DOUBLE: AppendFloat(rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f), &out_); break;
+      case FieldDescriptor::CPPTYPE_FLOAT: AppendJsonFloat(rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f), &out_); break;
+      case FieldDescriptor::CPPTYPE_DOUBLE: AppendJsonFloat(rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f), &out_); break;
       case FieldDescriptor::CPPTYPE_BOOL: out_.append((rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false"); break;
       case FieldDescriptor::CPPTYPE_STRING: {
         std::string scratch;
@@ -345,31 +284,15 @@ class Writer {
                         r->GetStringReference(m, field(2), &value_scratch));
       }
       case Wkt::kTimestamp: {
-        int64_t seconds = r->GetInt64(m, field(1));
-        int32_t nanos = r->GetInt32(m, field(2));
-        if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds || nanos < 0 || nanos > 999999999) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("invalid google.protobuf.Timestamp value {seconds:", seconds, " nanos:", nanos, "}"));
-        }
         out_.push_back('"');
-        out_.append(absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds), absl::UTCTimeZone()));
-        AppendNanos(nanos, &out_);
-        out_.append("Z\"");
+        BARRAGE_RETURN_IF_ERROR(FormatTimestamp(r->GetInt64(m, field(1)), r->GetInt32(m, field(2)), &out_));
+        out_.push_back('"');
         return absl::OkStatus();
       }
       case Wkt::kDuration: {
-        int64_t seconds = r->GetInt64(m, field(1));
-        int32_t nanos = r->GetInt32(m, field(2));
-        if (seconds < -kMaxDurationSeconds || seconds > kMaxDurationSeconds || nanos <= -1000000000 ||
-            nanos >= 1000000000 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("invalid google.protobuf.Duration value {seconds:", seconds, " nanos:", nanos, "}"));
-        }
         out_.push_back('"');
-        if (seconds < 0 || nanos < 0) out_.push_back('-');
-        AppendInt(static_cast<uint64_t>(seconds < 0 ? -seconds : seconds), &out_);
-        AppendNanos(nanos < 0 ? -nanos : nanos, &out_);
-        out_.append("s\"");
+        BARRAGE_RETURN_IF_ERROR(FormatDuration(r->GetInt64(m, field(1)), r->GetInt32(m, field(2)), &out_));
+        out_.push_back('"');
         return absl::OkStatus();
       }
       case Wkt::kStruct: return WriteMap(m, field(1));
@@ -388,7 +311,7 @@ class Writer {
         std::string joined;
         for (int i = 0; i < r->FieldSize(m, paths); ++i) {
           if (i) joined.push_back(',');
-          joined.append(CamelCase(r->GetRepeatedString(m, paths, i)));
+          joined.append(FieldMaskPathToJson(r->GetRepeatedString(m, paths, i)));
         }
         AppendJsonString(joined, &out_);
         return absl::OkStatus();
@@ -432,32 +355,6 @@ const char* KindName(Json::Kind k) {
     case Json::kObject: return "object";
   }
   return "?";
-}
-
-// Validates the JSON number grammar on its own, since numeric strings ("42")
-// must pass the same test.
-bool IsJsonNumber(std::string_view s) {
-  size_t i = 0;
-  auto digit = [&](size_t j) { return j < s.size() && s[j] >= '0' && s[j] <= '9'; };
-  if (i < s.size() && s[i] == '-') ++i;
-  if (!digit(i)) return false;
-  if (s[i] == '0') {
-    ++i;
-  } else {
-    while (digit(i)) ++i;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  return i == s.size();
 }
 
 class JsonParser {
@@ -666,49 +563,6 @@ class JsonParser {
 // ---------------------------------------------------------------------------
 // Reader: the DOM -> a message, through reflection.
 
-// The integer a JSON number text stands for, exactly: "1e2" is 100, "1.0" is
-// 1, "1.5" is an error, as Go's protojson decides.
-absl::Status ParseInteger(std::string_view text, bool* negative, uint64_t* magnitude) {
-  if (!IsJsonNumber(text)) return absl::InvalidArgumentError("invalid number");
-  size_t i = 0;
-  *negative = text[0] == '-';
-  if (*negative) ++i;
-  std::string digits;
-  int64_t exp = 0;
-  for (; i < text.size() && absl::ascii_isdigit(text[i]); ++i) digits.push_back(text[i]);
-  if (i < text.size() && text[i] == '.') {
-    for (++i; i < text.size() && absl::ascii_isdigit(text[i]); ++i, --exp) digits.push_back(text[i]);
-  }
-  if (i < text.size()) {  // the exponent
-    ++i;
-    bool eneg = text[i] == '-';
-    if (text[i] == '+' || text[i] == '-') ++i;
-    int64_t e = 0;
-    for (; i < text.size(); ++i) e = std::min<int64_t>(e * 10 + (text[i] - '0'), 100000);
-    exp += eneg ? -e : e;
-  }
-  size_t nz = digits.find_first_not_of('0');
-  if (nz == std::string::npos) {
-    *magnitude = 0;
-    return absl::OkStatus();
-  }
-  digits.erase(0, nz);
-  if (exp < 0) {
-    if (static_cast<uint64_t>(-exp) >= digits.size() + 1 ||
-        digits.find_first_not_of('0', digits.size() - static_cast<size_t>(-exp)) != std::string::npos) {
-      return absl::InvalidArgumentError("not an integer");
-    }
-    digits.resize(digits.size() - static_cast<size_t>(-exp));
-  } else if (exp > 0) {
-    if (digits.size() + exp > 20) return absl::OutOfRangeError("out of range");
-    digits.append(static_cast<size_t>(exp), '0');
-  }
-  if (digits.size() > 20) return absl::OutOfRangeError("out of range");
-  auto res = std::from_chars(digits.data(), digits.data() + digits.size(), *magnitude);
-  if (res.ec != std::errc()) return absl::OutOfRangeError("out of range");
-  return absl::OkStatus();
-}
-
 class Reader {
  public:
   explicit Reader(const ProtoRegistry& registry) : registry_(registry) {}
@@ -826,7 +680,7 @@ class Reader {
         if (v.kind != Json::kNumber && v.kind != Json::kString) return BadValue(f, v);
         bool neg = false;
         uint64_t mag = 0;
-        absl::Status st = ParseInteger(v.text, &neg, &mag);
+        absl::Status st = ParseJsonInteger(v.text, &neg, &mag);
         if (!st.ok()) return BadValue(f, v, st.message());
         switch (f->cpp_type()) {
           case FieldDescriptor::CPPTYPE_INT32: {
@@ -903,7 +757,7 @@ class Reader {
         } else if (v.kind == Json::kNumber) {
           bool neg;
           uint64_t mag;
-          if (!ParseInteger(v.text, &neg, &mag).ok() || mag > (neg ? 2147483648ull : 2147483647ull)) return BadValue(f, v);
+          if (!ParseJsonInteger(v.text, &neg, &mag).ok() || mag > (neg ? 2147483648ull : 2147483647ull)) return BadValue(f, v);
           number = neg ? static_cast<int32_t>(-static_cast<int64_t>(mag)) : static_cast<int32_t>(mag);
         } else {
           return BadValue(f, v);
@@ -970,43 +824,21 @@ class Reader {
       }
       case Wkt::kTimestamp: {
         if (j.kind != Json::kString) return bad("expected an RFC 3339 string");
-        absl::Time t;
-        std::string err;
-        if (!absl::ParseTime(absl::RFC3339_full, j.text, &t, &err)) return bad(err);
-        int64_t seconds = absl::ToUnixSeconds(t);
-        int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds));
-        if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds) return bad("out of range");
+        int64_t seconds;
+        int32_t nanos;
+        std::string why;
+        if (!ParseTimestamp(j.text, &seconds, &nanos, &why)) return bad(why);
         r->SetInt64(m, field(1), seconds);
-        r->SetInt32(m, field(2), static_cast<int32_t>(nanos));
+        r->SetInt32(m, field(2), nanos);
         return absl::OkStatus();
       }
       case Wkt::kDuration: {
-        if (j.kind != Json::kString || !absl::EndsWith(j.text, "s")) return bad("expected a string like \"1.5s\"");
-        std::string_view s(j.text);
-        s.remove_suffix(1);
-        bool neg = !s.empty() && s[0] == '-';
-        if (neg) s.remove_prefix(1);
-        std::string_view whole = s, frac;
-        if (size_t dot = s.find('.'); dot != std::string_view::npos) {
-          whole = s.substr(0, dot);
-          frac = s.substr(dot + 1);
-          if (frac.empty() || frac.size() > 9) return bad("invalid fraction");
-        }
-        if (whole.empty() && frac.empty()) return bad("no number");
-        int64_t seconds = 0;
-        if (!whole.empty()) {
-          auto res = std::from_chars(whole.data(), whole.data() + whole.size(), seconds);
-          if (res.ec != std::errc() || res.ptr != whole.data() + whole.size()) return bad("invalid seconds");
-        }
-        int32_t nanos = 0;
-        for (size_t i = 0; i < 9; ++i) {
-          char c = i < frac.size() ? frac[i] : '0';
-          if (!absl::ascii_isdigit(c)) return bad("invalid fraction");
-          nanos = nanos * 10 + (c - '0');
-        }
-        if (seconds > kMaxDurationSeconds) return bad("out of range");
-        r->SetInt64(m, field(1), neg ? -seconds : seconds);
-        r->SetInt32(m, field(2), neg ? -nanos : nanos);
+        int64_t seconds;
+        int32_t nanos;
+        std::string why = "expected a string like \"1.5s\"";
+        if (j.kind != Json::kString || !ParseDuration(j.text, &seconds, &nanos, &why)) return bad(why);
+        r->SetInt64(m, field(1), seconds);
+        r->SetInt32(m, field(2), nanos);
         return absl::OkStatus();
       }
       case Wkt::kStruct: {
@@ -1033,14 +865,8 @@ class Reader {
         if (j.text.empty()) return absl::OkStatus();
         for (absl::string_view path : absl::StrSplit(j.text, ',')) {
           std::string snake;
-          for (char c : path) {
-            if (c == '_') return bad("paths must be lowerCamelCase");
-            if (absl::ascii_isupper(static_cast<unsigned char>(c))) {
-              snake.push_back('_');
-              snake.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
-            } else {
-              snake.push_back(c);
-            }
+          if (!FieldMaskPathFromJson(std::string_view(path.data(), path.size()), &snake)) {
+            return bad("paths must be lowerCamelCase");
           }
           r->AddString(m, field(1), std::move(snake));
         }

@@ -1,13 +1,19 @@
 // JSON text <-> protobuf wire bytes for dynamic message types, with the rules
 // k6 gets from Go's protojson (EmitUnpopulated: true, UseProtoNames: false),
-// spec §1.15. The JS runtime stringifies requests and parses responses; this
-// layer sees only text, so it knows nothing of JavaScript.
+// spec §1.15. It knows nothing of JavaScript.
+//
+// Requests and responses no longer go through JSON text: the direct codec
+// (agent/js/proto_codec.h) converts JS values and wire bytes. What is left
+// here: Response.error's google.rpc.Status details (StatusErrorJson), and
+// the reference the direct codec is tested against (JsonToBinary after
+// JSON.stringify, BinaryToJson before JSON.parse give what it must give;
+// tests/agent/js/proto_codec_test.cc, tests/fuzz/codec_fuzz.cc).
 //
 // Why hand-written and not protobuf's util/json_util: k6's output differs
 // from protobuf C++'s (unset message fields and proto2 scalars are null, not
-// left out; proto3 optional and oneof members are left out), the writer runs
-// once per response on the hot path, and a direct walk over the parsed
-// message's reflection is cheaper than printing with a resolver and patching.
+// left out; proto3 optional and oneof members are left out), and a direct
+// walk over the parsed message's reflection is cheaper than printing with a
+// resolver and patching.
 //
 // Every function is thread-safe and may run concurrently on one registry
 // (it must be done loading).

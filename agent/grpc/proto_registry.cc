@@ -297,10 +297,13 @@ void ProtoRegistry::Rollback(size_t keep) {
 
 void ProtoRegistry::CachePrototypes() {
   prototypes_.clear();
-  for (const MethodInfo& m : methods_) {
+  plans_->Clear();  // the pool may be new (Rollback): rebuilt below and on use
+  for (MethodInfo& m : methods_) {
     for (const pb::Descriptor* type : {m.descriptor->input_type(), m.descriptor->output_type()}) {
       prototypes_.emplace(type, factory_->GetPrototype(type));
     }
+    m.input_plan = &plans_->Get(m.descriptor->input_type());
+    m.output_plan = &plans_->Get(m.descriptor->output_type());
   }
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/grpc/message_plan.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
@@ -38,8 +39,12 @@ struct MethodInfo {
   std::string full_method;  // "/hello.HelloService/SayHello", the gRPC path
   bool client_streaming = false;
   bool server_streaming = false;
-  // Points into the registry that returned it; valid while that registry lives.
+  // Point into the registry that returned it; valid while that registry lives.
   const google::protobuf::MethodDescriptor* descriptor = nullptr;
+  // The codec plans of the request and response types (set on the
+  // registry's own copies, the ones FindMethod returns).
+  const MessagePlan* input_plan = nullptr;
+  const MessagePlan* output_plan = nullptr;
 };
 
 class ProtoRegistry {
@@ -101,6 +106,11 @@ class ProtoRegistry {
   // locks internally, and prototypes are cached).
   const google::protobuf::Message* Prototype(const google::protobuf::Descriptor* type) const;
 
+  // The direct codec's plan of a message type of this pool (thread-safe;
+  // built on first use, kept as long as the registry). Methods' types have
+  // theirs in MethodInfo, with no lookup.
+  const MessagePlan& Plan(const google::protobuf::Descriptor* type) const { return plans_->Get(type); }
+
  private:
   // Builds `file` (already resolved, with its dependencies built) into the
   // pool and remembers it for copies.
@@ -109,7 +119,8 @@ class ProtoRegistry {
   // Appends the methods of `files` and their imports, skipping known ones.
   std::vector<MethodInfo> AddMethods(const std::vector<const google::protobuf::FileDescriptor*>& files);
   void IndexMethod(const google::protobuf::MethodDescriptor* m);
-  // Fills prototypes_ for every method's request and response type.
+  // Fills prototypes_ and the methods' plans for every method's request and
+  // response type.
   void CachePrototypes();
   // Undoes a failed load: a pool keeps what it built before a later file
   // failed, so the pool is rebuilt from the first `keep` files.
@@ -126,6 +137,9 @@ class ProtoRegistry {
   // looked up here instead, without one (read-only once loading is done).
   std::unordered_map<const google::protobuf::Descriptor*, const google::protobuf::Message*> prototypes_;
   std::vector<std::string> files_read_;
+  // Declared after pool_: plans point into it. A pointer, as the cache holds
+  // a mutex, and a registry's copy builds its own.
+  std::unique_ptr<MessagePlanCache> plans_ = std::make_unique<MessagePlanCache>();
 };
 
 }  // namespace barrage::agent::grpc_client

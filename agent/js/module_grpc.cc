@@ -12,6 +12,7 @@
 #include "agent/grpc/json_codec.h"
 #include "agent/grpc/stream_call.h"
 #include "agent/js/cesu8.h"
+#include "agent/js/proto_codec.h"
 #include "agent/js/runtime.h"
 #include "grpc/health/v1/health.pb.h"
 #include "agent/js/values.h"
@@ -462,26 +463,18 @@ absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap
   return st;
 }
 
-// The request as JSON (spec §1.6 step 7). Duktape's JSON encoder runs in C;
-// it writes NaN and Infinity as null, which k6 (v1.2+) sends as the strings
-// "NaN"/"Infinity". So when the text has a null, the JS normaliser (deep
-// copy with those strings) runs first; requests rarely hold nulls.
-absl::StatusOr<std::string> EncodeRequest(duk_context* ctx, duk_idx_t idx) {
-  BARRAGE_ASSIGN_OR_RETURN(std::string json, SafeJsonEncode(ctx, idx));
-  if (json.find("null") == std::string::npos) return json;
-  duk_get_global_string(ctx, "__b");
-  duk_get_prop_string(ctx, -1, "grpc");
-  duk_get_prop_string(ctx, -1, "normalise");
-  duk_dup(ctx, idx);
-  if (duk_pcall(ctx, 1) != DUK_EXEC_SUCCESS) {
-    std::string message = duk_safe_to_string(ctx, -1);
-    duk_pop_3(ctx);
-    if (absl::StartsWith(message, "Error: ")) message = message.substr(7);
-    return absl::InvalidArgumentError(message);
+// The request's wire bytes (spec §1.6 step 7, §1.15), straight from the JS
+// value through the input type's plan (agent/js/proto_codec.h). What
+// JSON.stringify itself would refuse (a cycle, a throwing toJSON) throws
+// its own text, as before; a value the type does not take gets k6's prefix.
+absl::StatusOr<std::string> EncodeRequest(duk_context* ctx, duk_idx_t idx, const gc::ProtoRegistry& registry,
+                                          const gc::MethodInfo& method, NonFinite non_finite, const char* prefix) {
+  absl::StatusOr<std::string> bytes = EncodeMessage(ctx, idx, registry, *method.input_plan, non_finite);
+  if (bytes.ok()) return bytes;
+  if (absl::IsInvalidArgument(bytes.status())) {
+    return absl::InvalidArgumentError(absl::StrCat(prefix, bytes.status().message()));
   }
-  absl::StatusOr<std::string> normalised = SafeJsonEncode(ctx, -1);
-  duk_pop_3(ctx);
-  return normalised;
+  return absl::InvalidArgumentError(bytes.status().message());
 }
 
 // What invoke and asyncInvoke send, after the checks in k6's order (spec §1.6).
@@ -527,13 +520,8 @@ absl::StatusOr<PreparedCall> PrepareInvoke(duk_context* ctx, Runtime& rt, const 
                                      absl::Minutes(2), call.params));
   if (duk_is_undefined(ctx, 2)) return absl::InvalidArgumentError("request cannot be nil");
   if (duk_is_null(ctx, 2)) return absl::InvalidArgumentError("TypeError: request cannot be null");
-  BARRAGE_ASSIGN_OR_RETURN(std::string json, EncodeRequest(ctx, 2));
-  absl::StatusOr<std::string> request = gc::JsonToBinary(*call.registry, call.method->descriptor->input_type(), json);
-  if (!request.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unable to serialise request object to protocol buffer: ", request.status().message()));
-  }
-  call.request = *std::move(request);
+  BARRAGE_ASSIGN_OR_RETURN(call.request, EncodeRequest(ctx, 2, *call.registry, *call.method, NonFinite::kAsStrings,
+                                                      "unable to serialise request object to protocol buffer: "));
   return call;
 }
 
@@ -556,17 +544,16 @@ absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, c
   duk_push_object(ctx);
   duk_push_int(ctx, result.code);
   duk_put_prop_string(ctx, -2, "status");
-  const google::protobuf::Descriptor* output = method.descriptor->output_type();
   if (discard) {
     duk_push_null(ctx);
   } else {
-    absl::StatusOr<std::string> message = result.code == 0 ? gc::BinaryToJson(registry, output, result.response_bytes)
-                                                           : gc::DefaultJson(registry, output);
-    if (!message.ok()) {
+    // On a non-OK status, the all-defaults message (spec §1.9).
+    absl::Status st = PushDecodedMessage(ctx, registry, *method.output_plan,
+                                         result.code == 0 ? std::string_view(result.response_bytes) : std::string_view());
+    if (!st.ok()) {
       duk_pop(ctx);
-      return absl::InternalError(absl::StrCat("unable to decode the response: ", message.status().message()));
+      return absl::InternalError(absl::StrCat("unable to decode the response: ", st.message()));
     }
-    BARRAGE_RETURN_IF_ERROR(PushJson(ctx, *message));
   }
   duk_put_prop_string(ctx, -2, "message");
   PushMetadata(ctx, result.headers);
@@ -750,6 +737,34 @@ void QueueDispatch(EventLoop& loop, int64_t stream_id, const char* event, std::s
   });
 }
 
+// Queues a `data` event: the message is decoded into the heap when the task
+// runs (the direct codec needs the heap). A message that does not decode
+// fails the stream, as grpc-go's failed unmarshal does, and is not
+// dispatched.
+void QueueDataDispatch(EventLoop& loop, std::shared_ptr<GrpcClientState::Stream> stream, int64_t stream_id,
+                       std::string bytes, double ts) {
+  loop.Enqueue([stream = std::move(stream), stream_id, bytes = std::move(bytes), ts](duk_context* c) {
+    duk_get_global_string(c, "__b");
+    duk_get_prop_string(c, -1, "grpc");
+    duk_get_prop_string(c, -1, "dispatch");
+    duk_push_number(c, static_cast<double>(stream_id));
+    duk_push_string(c, "data");
+    if (stream->discard) {
+      duk_push_object(c);  // discardResponseMessage: {} (spec §1.8)
+    } else if (absl::Status st = PushDecodedMessage(c, *stream->registry, *stream->method->output_plan, bytes);
+               !st.ok()) {
+      duk_pop_n(c, 5);
+      if (stream->call != nullptr) {
+        stream->call->Fail(13, absl::StrCat("unable to decode the response: ", st.message()));
+      }
+      return;
+    }
+    duk_push_number(c, ts);
+    duk_call(c, 4);
+    duk_pop_3(c);
+  });
+}
+
 double UnixSeconds() { return static_cast<double>(absl::ToUnixSeconds(absl::Now())); }
 
 // streamOpen(clientId, url, params, streamId)
@@ -793,19 +808,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   gc::StreamCallHandlers handlers;
   handlers.on_message = [&host, &loop, stream, stream_id](std::string bytes) {
     host.Emit("grpc_streams_msgs_received", stream->counter_tags, 1);
-    std::string json;
-    if (!stream->discard) {
-      absl::StatusOr<std::string> decoded =
-          gc::BinaryToJson(*stream->registry, stream->method->descriptor->output_type(), bytes);
-      if (!decoded.ok()) {
-        if (stream->call != nullptr) {
-          stream->call->Fail(13, absl::StrCat("unable to decode the response: ", decoded.status().message()));
-        }
-        return;
-      }
-      json = *std::move(decoded);
-    }
-    QueueDispatch(loop, stream_id, "data", std::move(json), UnixSeconds());
+    QueueDataDispatch(loop, stream, stream_id, std::move(bytes), UnixSeconds());
   };
   handlers.on_sent = [&host, stream] { host.Emit("grpc_streams_msgs_sent", stream->counter_tags, 1); };
   handlers.on_finish = [&rt, &host, &loop, client, stream, stream_id](gc::CallResult result) {
@@ -873,8 +876,19 @@ absl::StatusOr<int> StreamWriteImpl(duk_context* ctx, Runtime& rt) {
     rt.host().Log(LogLevel::kDebug, "stream write ignored: the server has closed the stream");
     return 0;
   }
-  BARRAGE_ASSIGN_OR_RETURN(std::string json, SafeJsonEncode(ctx, 0));
-  absl::StatusOr<std::string> bytes = gc::JsonToBinary(*stream->registry, stream->method->descriptor->input_type(), json);
+  // No NaN normalisation here, unlike invoke (spec §1.13.3). What
+  // JSON.stringify refuses throws; a value the type does not take fails the
+  // stream asynchronously.
+  // Held here: a getter run by the encoding may end the stream.
+  const std::shared_ptr<const gc::ProtoRegistry> registry = stream->registry;
+  absl::StatusOr<std::string> bytes =
+      EncodeMessage(ctx, 0, *registry, *stream->method->input_plan, NonFinite::kAsNull);
+  if (!bytes.ok() && !absl::IsInvalidArgument(bytes.status())) {
+    return absl::InvalidArgumentError(bytes.status().message());
+  }
+  // A getter may have ended the stream meanwhile.
+  stream = FindStreamById(rt, client_id, stream_id);
+  if (stream == nullptr) return 0;
   if (!bytes.ok()) {
     stream->call->Fail(2, absl::StrCat("can't serialise request object to protocol buffer: ", bytes.status().message()));
     return 0;

@@ -309,6 +309,47 @@ export default async () => {
               HasSubstr("can't register bogus event handler: unknown GRPC stream's event type: bogus"));
 }
 
+TEST_F(StreamTest, AResponseThatDoesNotDecode) {
+  // The script's proto says the replies are packed fixed32s; the target
+  // sends "hello Bert", 10 bytes, which no packed fixed32 field can be.
+  // invoke throws; a stream fails with 13 and dispatches no data.
+  Write("packed.proto", R"(syntax = "proto3";
+package hello;
+message HelloRequest { string greeting = 1; }
+message Packed { repeated fixed32 reply = 1; }
+service HelloService {
+  rpc SayHello(HelloRequest) returns (Packed);
+  rpc BidiHello(stream HelloRequest) returns (stream Packed);
+}
+)");
+  const std::string script = Write("undecodable.js", R"(
+import { Client, Stream } from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new Client();
+client.load([], 'packed.proto');
+export const options = { iterations: 1, vus: 1, thresholds: { checks: ['rate==1'] } };
+export default async () => {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  let thrown = '';
+  try { client.invoke('hello.HelloService/SayHello', { greeting: 'Bert' }); } catch (e) { thrown = e.message; }
+  check(thrown, { 'invoke throws': (t) => t === 'unable to decode the response: cannot parse the bytes as hello.Packed' });
+  const seen = await new Promise((resolve) => {
+    const events = [];
+    const s = new Stream(client, 'hello.HelloService/BidiHello');
+    s.on('data', () => events.push('data'));
+    s.on('error', (e) => events.push(e.code + ':' + e.message));
+    s.on('end', () => resolve(events));
+    s.write({ greeting: 'Bert' });
+    s.end();
+  });
+  check(seen, { 'stream: 13, no data': (e) => e.join() === '13:unable to decode the response: cannot parse the bytes as hello.Packed' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Export(dir_ + "/summary.json")["metrics"]["checks"]["fails"].get<int>(), 0) << run.stdout_text;
+}
+
 TEST_F(StreamTest, PromisesRejectionsAndTimersInTheEventLoop) {
   const std::string script = Write("loop.js", R"(
 import { check } from 'k6';

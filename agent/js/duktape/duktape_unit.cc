@@ -1,0 +1,95 @@
+// Duktape (the generated copy of Debian's duktape.c, see CMakeLists.txt)
+// and, in the same translation unit so that they can read its object
+// layout, the few functions of object_access.h. Duktape's single-file
+// build keeps its internals static: this is the only place they are seen.
+#include "duktape.cc"  // NOLINT: a source file, on purpose
+
+#include "agent/js/duktape/object_access.h"
+
+namespace barrage::agent::js {
+
+JsonObjectInfo InspectObjectForJson(duk_context* ctx, duk_idx_t idx) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_hobject* obj = duk_require_hobject(thr, idx);
+  // A Proxy: its traps decide everything, so the caller asks through them.
+  if (DUK_HOBJECT_IS_PROXY(obj)) return JsonObjectInfo{JsonObjectKind::kOther, true};
+  JsonObjectInfo info{JsonObjectKind::kOther, false};
+  // The raw check calls no getter, as in JSON's fast path.
+  info.has_to_json = duk_hobject_hasprop_raw(thr, obj, DUK_HTHREAD_STRING_TO_JSON(thr)) != 0;
+  if (DUK_HOBJECT_IS_CALLABLE(obj)) {
+    info.kind = JsonObjectKind::kFunction;
+    return info;
+  }
+  if (DUK_HOBJECT_IS_BUFOBJ(obj)) {
+    info.kind = JsonObjectKind::kBuffer;
+    return info;
+  }
+  switch (DUK_HOBJECT_GET_CLASS_NUMBER(obj)) {
+    case DUK_HOBJECT_CLASS_OBJECT: info.kind = JsonObjectKind::kPlain; break;
+    case DUK_HOBJECT_CLASS_ARRAY: info.kind = JsonObjectKind::kArray; break;
+    case DUK_HOBJECT_CLASS_NUMBER: info.kind = JsonObjectKind::kNumberObject; break;
+    case DUK_HOBJECT_CLASS_STRING: info.kind = JsonObjectKind::kStringObject; break;
+    case DUK_HOBJECT_CLASS_BOOLEAN: info.kind = JsonObjectKind::kBooleanObject; break;
+    default: break;
+  }
+  return info;
+}
+
+int PushOwnEnumerableEntries(duk_context* ctx, duk_idx_t idx) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_hobject* obj = duk_require_hobject(thr, idx);
+  if (DUK_HOBJECT_IS_PROXY(obj) || DUK_HOBJECT_HAS_ARRAY_PART(obj) ||
+      DUK_HOBJECT_GET_CLASS_NUMBER(obj) != DUK_HOBJECT_CLASS_OBJECT) {
+    return -1;
+  }
+  duk_heap* heap = thr->heap;
+  const duk_uint_fast32_t n = DUK_HOBJECT_GET_ENEXT(obj);
+  int count = 0;
+  for (duk_uint_fast32_t i = 0; i < n; ++i) {
+    duk_hstring* k = DUK_HOBJECT_E_GET_KEY(heap, obj, i);
+    if (k == nullptr || !DUK_HOBJECT_E_SLOT_IS_ENUMERABLE(heap, obj, i) || DUK_HSTRING_HAS_SYMBOL(k)) continue;
+    // Array-index keys come first in ES2015 order, getters may change the
+    // object: both are duk_enum's business.
+    if (DUK_HSTRING_HAS_ARRIDX(k) || DUK_HOBJECT_E_SLOT_IS_ACCESSOR(heap, obj, i)) return -1;
+    ++count;
+  }
+  duk_require_stack(ctx, 2 * count + 2);
+  // Nothing above can run code or resize the object: the slots are as counted.
+  for (duk_uint_fast32_t i = 0; i < n; ++i) {
+    duk_hstring* k = DUK_HOBJECT_E_GET_KEY(heap, obj, i);
+    if (k == nullptr || !DUK_HOBJECT_E_SLOT_IS_ENUMERABLE(heap, obj, i) || DUK_HSTRING_HAS_SYMBOL(k)) continue;
+    duk_push_hstring(thr, k);
+    duk_push_tval(thr, DUK_HOBJECT_E_GET_VALUE_TVAL_PTR(heap, obj, i));
+  }
+  return count;
+}
+
+void PushObjectWithRoom(duk_context* ctx, duk_uint_t n) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_push_object(ctx);
+  if (n > 0) duk_hobject_resize_entrypart(thr, duk_known_hobject(thr, -1), n);
+}
+
+void DefineOwnProperty(duk_context* ctx, duk_idx_t obj, const char* key, duk_size_t len) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  obj = duk_require_normalize_index(thr, obj);
+  duk_push_lstring(ctx, key, len);
+  duk_insert(ctx, -2);  // [ ... key value ]
+  duk_xdef_prop_wec(thr, obj);
+}
+
+void PushArrayWithRoom(duk_context* ctx, duk_uint_t n) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_push_array(ctx);
+  duk_hobject* arr = duk_known_hobject(thr, -1);
+  if (n > 0 && DUK_HOBJECT_HAS_ARRAY_PART(arr)) {
+    duk_hobject_realloc_props(thr, arr, DUK_HOBJECT_GET_ESIZE(arr), n, DUK_HOBJECT_GET_HSIZE(arr), 0);
+  }
+}
+
+void DefineOwnIndex(duk_context* ctx, duk_idx_t arr, duk_uarridx_t index) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_xdef_prop_index_wec(thr, arr, index);
+}
+
+}  // namespace barrage::agent::js
