@@ -162,8 +162,12 @@ absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
   }
   int64_t pending = n;
   absl::Status first_error;
+  // The error of a VU cut short by another's failure (exec.test.abort()
+  // stops every VU) only counts when no VU has one of its own: the
+  // report names the VU that failed, not one that was interrupted first.
+  absl::Status first_interrupted_error;
   for (Vu* vu : made) {
-    vu->Start([this, vu, &pending, &first_error] {
+    vu->Start([this, vu, &pending, &first_error, &first_interrupted_error] {
       absl::StatusOr<std::unique_ptr<js::Runtime>> rt = MakeRuntime(*vu);
       std::vector<std::string> exports;
       if (rt.ok()) {
@@ -171,7 +175,10 @@ absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
         vu->set_runtime(*std::move(rt));
       }
       std::lock_guard<std::mutex> lock(mu_);
-      if (!rt.ok() && first_error.ok()) first_error = InitFailure(*vu, rt.status());
+      if (!rt.ok()) {
+        absl::Status& slot = vu->Interrupted() && !vu->aborted_test() ? first_interrupted_error : first_error;
+        if (slot.ok()) slot = InitFailure(*vu, rt.status());
+      }
       if (vu->id() == 1) exports_ = std::move(exports);
       if (--pending == 0) cv_.notify_all();
     });
@@ -179,6 +186,7 @@ absl::StatusOr<std::vector<Vu*>> Engine::MakeVus(int64_t n) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return pending == 0; });
   if (!first_error.ok()) return first_error;
+  if (!first_interrupted_error.ok()) return first_interrupted_error;
   vus_max_ += n;
   return made;
 }

@@ -236,15 +236,29 @@ absl::Status Session::Run() {
           });
         }
         if (archive_too_big) break;  // refused above
-        absl::Status st = Prepare(archive, m.assignment());
-        archive.clear();
-        if (!st.ok()) {
-          SendFailure(st.code() == absl::StatusCode::kInvalidArgument   ? v1::Failure::SCRIPT
-                      : st.code() == absl::StatusCode::kAborted          ? v1::Failure::ABORTED
-                      : st.code() == absl::StatusCode::kFailedPrecondition ? v1::Failure::CONFIG
-                                                                            : v1::Failure::INTERNAL,
-                      std::string(st.message()), InitFailureHint(st));
+        // On the lifecycle thread, as setup() is: this one keeps reading,
+        // so that a Stop (a Ctrl-C on the controller) or the controller's
+        // going interrupts a VU's init stuck in a loop.
+        if (lifecycle_.joinable()) lifecycle_.join();
+        {
+          std::lock_guard<std::mutex> lock(engine_mu_);
+          lifecycle_active_ = true;
         }
+        lifecycle_ = std::thread([this, bytes = std::move(archive), a = m.assignment()] {
+          absl::Status st = Prepare(bytes, a);
+          {
+            std::lock_guard<std::mutex> lock(engine_mu_);
+            lifecycle_active_ = false;
+          }
+          if (!st.ok()) {
+            SendFailure(st.code() == absl::StatusCode::kInvalidArgument     ? v1::Failure::SCRIPT
+                        : st.code() == absl::StatusCode::kAborted            ? v1::Failure::ABORTED
+                        : st.code() == absl::StatusCode::kFailedPrecondition ? v1::Failure::CONFIG
+                                                                              : v1::Failure::INTERNAL,
+                        std::string(st.message()), InitFailureHint(st));
+          }
+        });
+        archive.clear();
         break;
       }
       case ControllerMessage::kRunLifecycle:

@@ -228,6 +228,9 @@ void Vu::Log(js::LogLevel level, std::string_view message) {
   barrage::Log(kMap[static_cast<int>(level)], absl::string_view(message.data(), message.size()), {{"source", "console"}});
 }
 
-void Vu::AbortTest(const std::string& reason) { owner_.AbortTest(reason); }
+void Vu::AbortTest(const std::string& reason) {
+  aborted_test_ = true;
+  owner_.AbortTest(reason);
+}
 
 }  // namespace barrage::agent

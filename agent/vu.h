@@ -80,6 +80,9 @@ class Vu : public js::VuHost {
   void Emit(const std::string& metric, const std::string& encoded_tags, double value) override;
   void Log(js::LogLevel level, std::string_view message) override;
   void AbortTest(const std::string& reason) override;
+  // This VU's script called exec.test.abort() (the others are only
+  // interrupted by it).
+  bool aborted_test() const { return aborted_test_.load(std::memory_order_relaxed); }
   void FailTest() override { owner_.FailTest(); }
   js::ExecutionInfo Execution() override { return owner_.Execution(*this); }
 
@@ -99,6 +102,7 @@ class Vu : public js::VuHost {
   boost::context::fiber fiber_;
   boost::context::fiber caller_;
   std::atomic<bool> interrupted_{false};
+  std::atomic<bool> aborted_test_{false};
   std::atomic<int> tasks_{0};  // tasks and posts started and not yet finished
   std::function<void()> interrupt_hook_;  // OnInterrupt's; worker thread only
   // AddressSanitizer's view of the stack switches (see vu.cc): the worker's

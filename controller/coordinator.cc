@@ -693,7 +693,8 @@ absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
     Send(a, std::move(m));
   }
   std::unique_lock<std::mutex> lock(mu_);
-  const bool settled = cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] {
+  const int signals_before = StopSignals();
+  const bool settled = WaitInterruptibly(lock, timeout, signals_before, [&] {
     for (Agent* a : agents) {
       if (a->state == Agent::State::kAssigned || a->state == Agent::State::kJoined) {
         if (a->connected) return false;
@@ -701,6 +702,9 @@ absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
     }
     return true;
   });
+  if (StopSignals() > signals_before) {
+    return absl::CancelledError("stopped by a signal while the agents were initializing their VUs");
+  }
   for (Agent* a : agents) {
     if (a->state == Agent::State::kFailed) {
       failure->set_kind(a->failure_kind);
@@ -717,6 +721,21 @@ absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
     return absl::DeadlineExceededError(absl::StrCat("not every agent was ready within ", absl::FormatDuration(timeout)));
   }
   return absl::OkStatus();
+}
+
+int Coordinator::StopSignals() const { return config_.stop_signals ? config_.stop_signals() : 0; }
+
+bool Coordinator::WaitInterruptibly(std::unique_lock<std::mutex>& lock, absl::Duration timeout, int signals_before,
+                                    const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + timeout;
+  // In slices: a signal handler can only bump a counter, not notify cv_.
+  while (!done()) {
+    if (StopSignals() > signals_before) return false;
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    cv_.wait_for(lock, absl::ToChronoMilliseconds(std::min(left, absl::Milliseconds(100))));
+  }
+  return true;
 }
 
 bool Coordinator::Exports(const std::string& fn) const {
@@ -770,12 +789,25 @@ absl::StatusOr<v1::LifecycleResult> Coordinator::RunLifecycle(const std::string&
     m.mutable_run_lifecycle()->set_has_data(true);
     m.mutable_run_lifecycle()->set_data_json(*data);
   }
+  const int signals_before = StopSignals();
   Send(*agent, std::move(m));
   std::unique_lock<std::mutex> lock(mu_);
-  // The agent enforces the timeout; the extra margin covers the round trip.
-  cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout + absl::Seconds(10)), [&] {
+  auto answered = [&] {
     return agent->lifecycle.has_value() || agent->state == Agent::State::kLost || !agent->connected;
-  });
+  };
+  // The agent enforces the timeout; the extra margin covers the round trip.
+  if (!WaitInterruptibly(lock, timeout + absl::Seconds(10), signals_before, answered)) {
+    if (StopSignals() > signals_before && !answered()) {
+      // A signal: the agent interrupts the function (as k6 interrupts
+      // setup()) and answers with the error; it gets a moment for that.
+      lock.unlock();
+      ControllerMessage stop;
+      stop.mutable_stop()->set_reason("stopped by the user");
+      Send(*agent, std::move(stop));
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::seconds(10), answered);
+    }
+  }
   agent->lifecycle_pending.clear();
   if (!agent->lifecycle) {
     std::string text = absl::StrCat("agent ", agent->name, " did not answer ", fn, "()");

@@ -92,6 +92,10 @@ struct CoordinatorConfig {
   // lost agent's name: what else is known about it, appended to its entry
   // (for local agents, the process's exit status and last stderr lines).
   std::function<std::string(const std::string& name)> describe_lost;
+  // How many stop signals (Ctrl-C, SIGTERM) the process has had; null:
+  // none ever. A new one while Assign or RunLifecycle waits cuts the wait
+  // short (k6 interrupts setup() and the VUs' init on the first signal).
+  std::function<int()> stop_signals;
 };
 
 struct AgentSummary {
@@ -185,6 +189,11 @@ class Coordinator final : public v1::Control::CallbackService {
   // send_timeout, then the agent is lost). False when it is gone.
   bool Send(Agent& agent, v1::ControllerMessage m);
   Agent* FirstLiveAgent();      // mu_ held
+  int StopSignals() const;
+  // Waits on cv_ (lock held) until done(), the timeout, or a stop signal
+  // beyond signals_before; true when done() holds.
+  bool WaitInterruptibly(std::unique_lock<std::mutex>& lock, absl::Duration timeout, int signals_before,
+                         const std::function<bool()>& done);
   int LiveAgentsLocked() const;  // mu_ held
   // The reactor's entry points. Admit: a new stream (false: refused, over
   // the cap). OnHello: authenticates; kWelcome sets *agent.

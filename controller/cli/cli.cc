@@ -86,6 +86,7 @@ absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFla
   cc.threads = flags.threads;
   cc.controller_version = kVersion;
   cc.log_joins = !plan.embedded;
+  cc.stop_signals = StopSignalsReceived;
   // Bounds on what agents may report: no agent has more VUs than all the
   // scenarios together, nor a scenario the test lacks.
   for (const Scenario& s : prepared.scenarios) {
@@ -287,6 +288,11 @@ int AssignAgents(controller::Coordinator& coordinator) {
   v1::Failure failure;
   const absl::Time init_start = absl::Now();
   absl::Status st = coordinator.Assign(absl::Minutes(10), &failure);
+  if (absl::IsCancelled(st)) {
+    barrage::Log(Severity::kWarning, st.message());
+    coordinator.Stop("stopped by the user");  // agents interrupt the VUs' init
+    return kExitExternalAbort;
+  }
   if (!st.ok()) {
     const bool script = failure.kind() == v1::Failure::SCRIPT || failure.kind() == v1::Failure::ABORTED;
     if (script && !failure.hint().empty()) {

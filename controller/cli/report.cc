@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "controller/cli/exit_codes.h"
+#include "controller/cli/signals.h"
 #include "controller/summary.h"
 #include "controller/thresholds.h"
 #include "nlohmann/json.hpp"
@@ -77,9 +78,14 @@ bool HandleSummary(controller::Coordinator& coordinator, const controller::Summa
   controller::SummaryInput plain = in, color = in;
   plain.color = false;
   color.color = true;
+  const int signals = StopSignalsReceived();
   absl::StatusOr<v1::LifecycleResult> r =
       coordinator.RunLifecycle("handleSummary", data.dump(), options.HandleSummaryTimeout(),
                                controller::RenderSummaryText(plain), controller::RenderSummaryText(color));
+  if (StopSignalsReceived() > signals) {
+    barrage::Log(Severity::kWarning, "handleSummary() was interrupted by a signal", {{"hint", "the default summary follows"}});
+    return false;
+  }
   if (!r.ok() || !r->ok()) {
     barrage::Log(Severity::kError,
                  absl::StrCat("handleSummary() failed: ", r.ok() ? r->error() : std::string(r.status().message())),
@@ -164,12 +170,15 @@ int Report(const ReportInput& in, const RunOutcome& outcome) {
   in.coordinator.WithMetrics([&](metrics::MetricStore& merged) { (void)total.Merge(merged); });
   const controller::ThresholdEvaluator::Result final_eval =
       in.prepared.thresholds->Evaluate(total, outcome.test_duration, true);
-  const int exit_code = FinalExitCode(in, outcome, final_eval);
+  int exit_code = FinalExitCode(in, outcome, final_eval);
   in.state.thresholds_passing = final_eval.failed_metrics.empty();
   in.state.phase = 4;
   // Disabled (--summary-mode=disabled or --no-summary): no text, no
   // handleSummary and no --summary-export, as in k6.
   if (SummaryMode(in.flags) != "disabled") PrintSummary(in, outcome, total, final_eval, agents);
+  // A signal that came while handleSummary() ran (the summary is printed
+  // all the same).
+  if (StopSignalsReceived() > 0 && exit_code == kExitOk) exit_code = kExitExternalAbort;
   return exit_code;
 }
 

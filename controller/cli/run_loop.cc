@@ -207,7 +207,14 @@ bool RunSetup(const RunInput& in, RunOutcome& outcome) {
   const Options& options = in.prepared.options;
   if (!in.coordinator.Exports("setup") || options.no_setup.value_or(false)) return true;
   in.state.phase = 1;
+  const int signals = StopSignalsReceived();
   absl::StatusOr<v1::LifecycleResult> r = in.coordinator.RunLifecycle("setup", std::nullopt, options.SetupTimeout());
+  if (StopSignalsReceived() > signals) {
+    // k6 interrupts setup() on the first signal; no scenario runs then.
+    barrage::Log(Severity::kWarning, "setup() was interrupted by a signal; the test does not start");
+    outcome.exit_code = kExitExternalAbort;
+    return false;
+  }
   if (!r.ok() || !r->ok()) {
     outcome.exit_code = LifecycleFailure(r, kExitSetupTimeout);
     return false;
@@ -220,8 +227,14 @@ void RunTeardown(const RunInput& in, RunOutcome& outcome) {
   const Options& options = in.prepared.options;
   if (!in.coordinator.Exports("teardown") || options.no_teardown.value_or(false)) return;
   in.state.phase = 3;
+  const int signals = StopSignalsReceived();
   absl::StatusOr<v1::LifecycleResult> r =
       in.coordinator.RunLifecycle("teardown", outcome.setup_data, options.TeardownTimeout());
+  if (StopSignalsReceived() > signals) {
+    barrage::Log(Severity::kWarning, "teardown() was interrupted by a signal");
+    outcome.exit_code = kExitExternalAbort;
+    return;
+  }
   if (r.ok() && r->ok()) return;
   const int code = LifecycleFailure(r, kExitTeardownTimeout);
   if (outcome.exit_code == kExitOk) outcome.exit_code = code;

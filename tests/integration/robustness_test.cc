@@ -80,6 +80,64 @@ TEST_F(RobustnessTest, BusyLoopInInitStopsOnTheFirstSignal) {
   EXPECT_EQ(child->Wait(10s), 105) << child->stderr_text();
 }
 
+// Issue 13, item 10: the first Ctrl-C acts in every phase, also on a
+// function that never yields: a VU's init (the controller's own init pass
+// is done by then), setup(), teardown() and handleSummary(), embedded and
+// on local agents. 105 every time, within seconds (not the phase's
+// timeout, nor the 10 minutes the controller gives agents to get ready).
+struct PhaseCase {
+  std::string name;
+  std::string script;
+  std::vector<std::string> extra_args;
+  std::string expected_log;   // the controller's line for the phase
+  bool summary_printed;       // the default summary still follows
+};
+
+class SignalInEveryPhaseTest : public RobustnessTest, public ::testing::WithParamInterface<PhaseCase> {};
+
+TEST_P(SignalInEveryPhaseTest, TheFirstSignalEndsTheRunWith105) {
+  const PhaseCase& c = GetParam();
+  std::vector<std::string> args = {"run"};
+  args.insert(args.end(), c.extra_args.begin(), c.extra_args.end());
+  args.push_back(Write("phase.js", c.script));
+  auto child = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), args);
+  ASSERT_TRUE(child->WaitForLine("spinning", 30s).ok()) << child->stderr_text();
+  const absl::Time start = absl::Now();
+  child->Signal(SIGINT);
+  EXPECT_EQ(child->Wait(30s), 105) << child->stderr_text();
+  EXPECT_LT(absl::ToDoubleSeconds(absl::Now() - start), 15) << child->stderr_text();
+  EXPECT_THAT(child->stderr_text(), HasSubstr(c.expected_log));
+  if (c.summary_printed) EXPECT_THAT(child->stdout_text(), HasSubstr("TOTAL RESULTS"));
+}
+
+std::vector<PhaseCase> PhaseCases() {
+  const std::string spin_in_vu_init =
+      "if (__VU > 0) { console.log('spinning'); for (;;) {} }\nexport default function () {}\n";
+  const std::string spin_in_setup =
+      "export function setup() { console.log('spinning'); for (;;) {} }\nexport default function () {}\n";
+  const std::string spin_in_teardown =
+      "export const options = { iterations: 1 };\nexport default function () {}\n"
+      "export function teardown() { console.log('spinning'); for (;;) {} }\n";
+  const std::string spin_in_handle_summary =
+      "export const options = { iterations: 1 };\nexport default function () {}\n"
+      "export function handleSummary() { console.log('spinning'); for (;;) {} }\n";
+  const std::string init_text = "stopped by a signal while the agents were initializing their VUs";
+  const std::string setup_text = "setup() was interrupted by a signal; the test does not start";
+  return {
+      {"VuInit", spin_in_vu_init, {}, init_text, false},
+      {"VuInitOnAgents", spin_in_vu_init, {"--agents", "2"}, init_text, false},
+      {"Setup", spin_in_setup, {}, setup_text, true},
+      {"SetupOnAgents", spin_in_setup, {"--agents", "2"}, setup_text, true},
+      {"Teardown", spin_in_teardown, {}, "teardown() was interrupted by a signal", true},
+      {"HandleSummary", spin_in_handle_summary, {}, "handleSummary() was interrupted by a signal", true},
+      {"HandleSummaryOnAgents", spin_in_handle_summary, {"--agents", "2"},
+       "handleSummary() was interrupted by a signal", true},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Phases, SignalInEveryPhaseTest, ::testing::ValuesIn(PhaseCases()),
+                         [](const ::testing::TestParamInfo<PhaseCase>& info) { return info.param.name; });
+
 // A large ES2015+ file keeps Babel busy for many seconds: the run says
 // which file it is transforming, and the first Ctrl-C ends it (105).
 TEST_F(RobustnessTest, LongTransformIsAnnouncedAndStopsOnTheFirstSignal) {
