@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   barrage::agent::SessionInterrupt interrupt;
   HandleStopSignals(interrupt);              // before any thread starts
   barrage::agent::ConfigureProcessForVus();  // before any gRPC object
+  barrage::RouteGrpcLogs();
   CLI::App app{"barrage-agent: runs the VUs of a Barrage test for a controller", "barrage-agent"};
   std::string controller;
   std::string name;

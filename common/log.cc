@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include <grpc/support/log.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -248,6 +250,13 @@ void Log(Severity severity, absl::string_view message,
   }
   std::shared_lock<std::shared_mutex> forwarding(ForwarderMutex());
   if (Forwarder()) Forwarder()(severity, message, fields);
+}
+
+// gRPC still decides what reaches the function (ERROR, or GRPC_VERBOSITY).
+void RouteGrpcLogs() {
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    Log(Severity::kDebug, args->message, {{"source", "grpc"}});
+  });
 }
 
 }  // namespace barrage

@@ -59,6 +59,12 @@ using LogForwarder = std::function<void(Severity severity, absl::string_view mes
                                         const std::vector<std::pair<std::string, std::string>>& fields)>;
 void SetLogForwarder(LogForwarder forwarder);
 
+// gRPC's own lines (gpr_log, e.g. "Handshake failed with fatal error
+// SSL_ERROR_SSL") go through Log at debug level (shown with -v): the error
+// a user needs reaches them as the call's or connect's error text, and raw
+// library lines on stderr break the log format (--log-format json).
+void RouteGrpcLogs();
+
 }  // namespace barrage
 
 #endif  // BARRAGE_COMMON_LOG_H_

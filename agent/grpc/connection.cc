@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/grpc/stream_call.h"
+#include "agent/grpc/tls_diagnosis.h"
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
@@ -191,6 +192,18 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeSkipVerifyCredenti
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);
   if (creds == nullptr) return absl::InternalError("cannot make TLS credentials that skip verification");
   return creds;
+}
+
+// The roots MakeCredentials has the server checked against; empty: the
+// system's.
+std::string TrustedRoots(const ConnectParams& params) {
+  if (params.tls_cacerts.empty()) return "";
+  std::string roots = SystemRoots();
+  for (const std::string& ca : params.tls_cacerts) {
+    if (!roots.empty() && roots.back() != '\n') roots += '\n';
+    roots += ca;
+  }
+  return roots;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const ConnectParams& params) {
@@ -396,6 +409,9 @@ class ConnectOp : public QueueTag {
         deadline_(DeadlineAfter(params.timeout)),
         reflect_(params.reflect),
         reflect_metadata_(params.reflect_metadata),
+        tls_(!params.plaintext && !params.tls_skip_verify),
+        tls_host_(TlsHostName(params.address, params.authority)),
+        tls_roots_(TrustedRoots(params)),
         cq_(params.cq != nullptr ? params.cq : QueueThread::Connector().cq()),
         done_(std::move(done)) {}
 
@@ -497,11 +513,49 @@ class ConnectOp : public QueueTag {
       return;
     }
     std::string reason = probe_->status.error_message();
+    if (tls_ && (absl::StrContains(reason, "certificate verify failed") ||
+                 absl::StrContains(reason, "is not in peer certificate"))) {
+      Diagnose();
+      return;
+    }
     if (absl::StrContains(absl::AsciiStrToLower(reason), "connection refused")) {
       reason = "connection refused";
     } else if (reason.empty()) {
       reason = "transient failure";
     }
+    Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": ", reason)));
+  }
+
+  // Go's reason for the refused certificate (tls_diagnosis.h), found on a
+  // thread of its own (it dials again); the answer comes back to the queue
+  // through an alarm, where a Cancel in the meantime is seen.
+  struct DiagnosisTag : QueueTag {
+    explicit DiagnosisTag(ConnectOp* op) : op(op) {}
+    void Complete(bool) override { op->DiagnosisDone(); }
+    ConnectOp* op;
+    grpc::Alarm alarm;
+  };
+
+  void Diagnose() {
+    diagnosis_tag_ = std::make_unique<DiagnosisTag>(this);
+    const absl::Duration left =
+        std::clamp(absl::FromChrono(deadline_ - std::chrono::system_clock::now()), absl::Seconds(1), absl::Seconds(5));
+    std::thread([this, left] {
+      diagnosis_ = DiagnoseServerCertificate(address_, tls_host_, tls_roots_, left);
+      diagnosis_tag_->alarm.Set(cq_, gpr_now(GPR_CLOCK_REALTIME), static_cast<QueueTag*>(diagnosis_tag_.get()));
+    }).detach();
+  }
+
+  void DiagnosisDone() {
+    if (cancelled_) {
+      delete this;
+      return;
+    }
+    // k6 (Go's gRPC) says: transport: authentication handshake failed:
+    // tls: failed to verify certificate: x509: ...
+    std::string reason = "transport: authentication handshake failed: ";
+    absl::StrAppend(&reason, diagnosis_.empty() ? std::string("certificate verify failed")
+                                                 : absl::StrCat("tls: failed to verify certificate: ", diagnosis_));
     Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": ", reason)));
   }
 
@@ -539,6 +593,11 @@ class ConnectOp : public QueueTag {
   grpc::CompletionQueue* const cq_;  // the watch and the probe complete here
   Connection::ConnectDone done_;
   std::unique_ptr<ProbeCall> probe_;
+  const bool tls_;  // the server's certificate is verified
+  const std::string tls_host_;
+  const std::string tls_roots_;  // empty: the system's
+  std::unique_ptr<DiagnosisTag> diagnosis_tag_;
+  std::string diagnosis_;
   bool cancelled_ = false;
   grpc_connectivity_state watched_ = GRPC_CHANNEL_IDLE;
 };

@@ -466,6 +466,7 @@ void AddTestFlags(CLI::App* cmd, RunFlags& f) {
 }
 
 int Main(int argc, char** argv) {
+  RouteGrpcLogs();
   // glibc shrinks and regrows the worker threads' malloc arenas around each
   // request's allocations, an mprotect system call each time (6,000 per
   // 20,000 requests, strace -c). Keeping up to 64 MiB of freed memory
