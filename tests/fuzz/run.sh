@@ -18,12 +18,16 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing (scripts/setup.sh installs clang-14)" >&2; exit 2; }
+# Debian's clang-14 package has clang++-14; the unversioned name comes from
+# the "clang" package, which setup.sh does not need.
+CLANGXX=$(command -v clang++ || command -v clang++-14 || true)
+CLANG=$(command -v clang || command -v clang-14 || true)
+[ -n "$CLANGXX" ] && [ -n "$CLANG" ] || { echo "fuzz: clang++ is missing (scripts/setup.sh installs clang-14)" >&2; exit 2; }
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 if [ ${#targets[@]} -eq 0 ]; then
   targets=($(sed -n 's/^set(BARRAGE_FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt))
 fi
-CC=clang CXX=clang++ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBARRAGE_FUZZ=ON \
+CC="$CLANG" CXX="$CLANGXX" cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBARRAGE_FUZZ=ON \
   -DBARRAGE_SANITIZE=address,undefined ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target $(printf '%s_fuzz ' "${targets[@]}") >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
