@@ -21,7 +21,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 BUILD_PKGS=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev libprotobuf-dev libprotoc-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libgoogle-perftools-dev
   duktape-dev
   libboost-dev libboost-context-dev
   libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
