@@ -636,6 +636,9 @@ std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDo
   grpc::ChannelArguments args;
   // Its own subchannel, so its own TCP connection, as every k6 client has.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // channelz keeps per-channel call counters and a registry entry nobody
+  // reads here: one per VU adds up.
+  args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
   auto clamp = [](int64_t v) { return static_cast<int>(std::min<int64_t>(v, std::numeric_limits<int>::max())); };
   if (params.max_receive_size > 0) args.SetMaxReceiveMessageSize(clamp(params.max_receive_size));
   if (params.max_send_size > 0) args.SetMaxSendMessageSize(clamp(params.max_send_size));
