@@ -390,7 +390,8 @@ duk_ret_t NativeRequire(duk_context* ctx) {
     // scripts that do not use them pay nothing for them.
     using Installer = void (*)(duk_context*);
     static const std::pair<const char*, Installer> kOnDemand[] = {
-        {"k6/encoding", InstallEncodingModule}, {"k6/crypto", InstallCryptoModule}, {"k6/data", InstallDataModule}};
+        {"k6/encoding", InstallEncodingModule}, {"k6/crypto", InstallCryptoModule}, {"k6/data", InstallDataModule},
+        {"k6/execution", InstallExecutionModule}};
     for (const auto& [module, install] : kOnDemand) {
       if (name != module) continue;
       duk_dup(ctx, -2);  // __b
@@ -692,7 +693,6 @@ absl::Status Runtime::Init() {
     duk_call(c, 0);
     duk_put_prop_string(c, -2, "makeRequire");
     InstallGrpcModule(c);
-    InstallExecutionModule(c);
     // __b is hidden from for-in and Object.keys(this).
     duk_def_prop(c, -3, DUK_DEFPROP_HAVE_VALUE | DUK_DEFPROP_CLEAR_ENUMERABLE | DUK_DEFPROP_SET_WRITABLE |
                             DUK_DEFPROP_SET_CONFIGURABLE);
