@@ -669,6 +669,19 @@ void Connection::Close() {
   channel_ = nullptr;
 }
 
+std::string GoStatusMessage(int code, const std::string& message) {
+  if (code != static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) return message;
+  constexpr absl::string_view kReceived = "Received message larger than max (";
+  constexpr absl::string_view kSent = "Sent message larger than max (";
+  if (absl::StartsWith(message, kReceived)) {
+    return absl::StrCat("grpc: received message larger than max (", message.substr(kReceived.size()));
+  }
+  if (absl::StartsWith(message, kSent)) {
+    return absl::StrCat("grpc: trying to send message larger than max (", message.substr(kSent.size()));
+  }
+  return message;
+}
+
 namespace {
 
 // Everything a call needs until its callback: gRPC requires the context and
@@ -733,7 +746,7 @@ void FinishUnaryCall(UnaryCallState* call, const grpc::Status& status, bool in_g
   CallResult result;
   result.elapsed = absl::FromChrono(std::chrono::steady_clock::now() - call->start);
   result.code = static_cast<int>(status.error_code());
-  result.message = status.error_message();
+  result.message = GoStatusMessage(result.code, status.error_message());
   result.status_details_bin = status.error_details();
   result.bytes_sent = call->request_size + 5;
   if (status.ok()) {
