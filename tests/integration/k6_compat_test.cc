@@ -628,8 +628,8 @@ export default function () {
 
 // ---------------------------------------------------------------- streams
 
-// stream_test.go's cases, plus TestAnyWithNotCommonTypes and
-// conn_test.go's TestHealthCheck. k6's route guide ListFeatures (a
+// stream_test.go's cases, plus TestAnyWithNotCommonTypes, client_test.go's
+// HealthCheck cases and conn_test.go's TestHealthCheck. k6's route guide ListFeatures (a
 // server stream) is hello's LotsOfReplies: two replies 200 ms apart (the
 // target's flags); its wrappers TestStream (a client stream) is
 // LotsOfGreetings. A case's recorded calls are reported as one JSON array,
@@ -746,16 +746,22 @@ export default function () {
     stream.on('error', function (error) { report('AnyWithNotCommonTypes_StreamError', 'ok ' + error.code); });
     stream.write(request);
   });
-  // conn_test.go's TestHealthCheck, against a real health service: k6's
+  // conn_test.go's TestHealthCheck against a real health service: k6's
   // mock answers UNKNOWN for an unknown service; a real one (grpc-go's
   // too) fails the call with NotFound, which throws.
-  const health = function (svc) {
-    return function () { const r = svc === undefined ? client.healthCheck() : client.healthCheck(svc); return r.status; };
+  // client_test.go's HealthCheckServing and HealthCheckNotServing set the
+  // whole server's status (""): the second target reports NOT_SERVING.
+  const notServing = new grpc.Client();
+  notServing.connect(__ENV.NOT_SERVING_ADDR, { plaintext: true });
+  const health = function (c, svc) {
+    return function () { const r = svc === undefined ? c.healthCheck() : c.healthCheck(svc); return r.status; };
   };
-  run('HealthCheck_ServerServing', health(undefined));
-  run('HealthCheck_ServingService', health('hello.HelloService'));
-  run('HealthCheck_NotServingService', health('hello.NotServing'));
-  run('HealthCheck_UnknownService', health('unknown-service'));
+  run('HealthCheckServing', health(client, undefined));
+  run('HealthCheckNotServing', health(notServing, undefined));
+  run('HealthCheck_ServerIsNotServing', health(notServing, ''));
+  run('HealthCheck_ServingService', health(client, 'hello.HelloService'));
+  run('HealthCheck_NotServingService', health(client, 'hello.NotServing'));
+  run('HealthCheck_UnknownService', health(client, 'unknown-service'));
   run('HealthCheck_Constants', () => [grpc.HealthCheckUnknown, grpc.HealthCheckServing, grpc.HealthCheckNotServing,
     grpc.HealthCheckServiceUnkown].join(','));
 }
@@ -784,7 +790,8 @@ message Empty {}
 
 TEST_F(K6CompatTest, StreamsAnyAndHealthCheck) {
   Write("definitions/any_test.proto", kAnyProto);
-  Check(RunCases(std::string(kPrelude) + kStreamScript, {"ADDR=" + address_}),
+  const std::string not_serving = StartTarget({"--not-serving", ""});
+  Check(RunCases(std::string(kPrelude) + kStreamScript, {"ADDR=" + address_, "NOT_SERVING_ADDR=" + not_serving}),
         {
             {"Stream_InvalidHeader", "err method \"/foo/bar\" not found in file descriptors"},
             {"Stream_RequestHeaders", "ok [\"Code: 9\"]"},
@@ -800,7 +807,9 @@ TEST_F(K6CompatTest, StreamsAnyAndHealthCheck) {
             {"Stream_MetricsTagsMetadata", "ok [\"Feature:hello foo\",\"Feature:hello foo\",\"End called\"]"},
             {"AnyWithNotCommonTypes", "ok"},
             {"AnyWithNotCommonTypes_StreamError", "ok 12"},
-            {"HealthCheck_ServerServing", "ok 1"},
+            {"HealthCheckServing", "ok 1"},
+            {"HealthCheckNotServing", "ok 2"},
+            {"HealthCheck_ServerIsNotServing", "ok 2"},
             {"HealthCheck_ServingService", "ok 1"},
             {"HealthCheck_NotServingService", "ok 2"},
             {"HealthCheck_UnknownService", "err rpc error: code = NotFound"},
