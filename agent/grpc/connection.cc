@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -19,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/grpc/stream_call.h"
 #include "agent/grpc/tls_diagnosis.h"
@@ -119,19 +122,51 @@ std::string OpenSslError() {
   return buf;
 }
 
+// Whether the environment names the system roots, as Go's crypto/x509
+// reads them on Linux (and so k6): SSL_CERT_FILE instead of the usual
+// bundle, plus every file in each SSL_CERT_DIR folder.
+bool RootsFromEnvironment() {
+  for (const char* name : {"SSL_CERT_FILE", "SSL_CERT_DIR"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') return true;
+  }
+  return false;
+}
+
+void AppendFile(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  out += ss.str();
+}
+
 // The roots a client trusts when it adds its own: the system's, as Go's
 // x509.SystemCertPool gives k6. gRPC has no "system plus these", so the
 // system bundle is read here.
 std::string SystemRoots() {
   static const std::string* roots = [] {
-    for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
-      std::ifstream in(path);
-      if (!in) continue;
-      std::stringstream ss;
-      ss << in.rdbuf();
-      return new std::string(ss.str());
+    auto* pem = new std::string();
+    const char* file = std::getenv("SSL_CERT_FILE");
+    if (file != nullptr && *file != '\0') {
+      AppendFile(file, *pem);
+    } else {
+      for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+        if (std::ifstream(path)) {
+          AppendFile(path, *pem);
+          break;
+        }
+      }
     }
-    return new std::string();
+    const char* dirs = std::getenv("SSL_CERT_DIR");
+    for (absl::string_view dir : absl::StrSplit(dirs == nullptr ? "" : dirs, ':', absl::SkipEmpty())) {
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(std::string(dir), ec)) {
+        if (entry.is_regular_file(ec)) AppendFile(entry.path().string(), *pem);
+      }
+    }
+    return pem;
   }();
   return *roots;
 }
@@ -209,7 +244,9 @@ std::string TrustedRoots(const ConnectParams& params) {
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const ConnectParams& params) {
   if (params.plaintext) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions options;
-  if (!params.tls_cacerts.empty()) {
+  // Without cacerts gRPC's own default roots serve, unless SSL_CERT_FILE or
+  // SSL_CERT_DIR name others: k6 trusts those (a company CA, a test server).
+  if (!params.tls_cacerts.empty() || RootsFromEnvironment()) {
     options.pem_root_certs = SystemRoots();
     for (const std::string& ca : params.tls_cacerts) {
       if (absl::Status st = CheckCertificates(ca, "cacerts"); !st.ok()) return st;
@@ -669,6 +706,19 @@ void Connection::Close() {
   channel_ = nullptr;
 }
 
+std::string GoStatusMessage(int code, const std::string& message) {
+  if (code != static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) return message;
+  constexpr absl::string_view kReceived = "Received message larger than max (";
+  constexpr absl::string_view kSent = "Sent message larger than max (";
+  if (absl::StartsWith(message, kReceived)) {
+    return absl::StrCat("grpc: received message larger than max (", message.substr(kReceived.size()));
+  }
+  if (absl::StartsWith(message, kSent)) {
+    return absl::StrCat("grpc: trying to send message larger than max (", message.substr(kSent.size()));
+  }
+  return message;
+}
+
 namespace {
 
 // Everything a call needs until its callback: gRPC requires the context and
@@ -733,7 +783,7 @@ void FinishUnaryCall(UnaryCallState* call, const grpc::Status& status, bool in_g
   CallResult result;
   result.elapsed = absl::FromChrono(std::chrono::steady_clock::now() - call->start);
   result.code = static_cast<int>(status.error_code());
-  result.message = status.error_message();
+  result.message = GoStatusMessage(result.code, status.error_message());
   result.status_details_bin = status.error_details();
   result.bytes_sent = call->request_size + 5;
   if (status.ok()) {

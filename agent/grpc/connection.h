@@ -114,6 +114,13 @@ struct CallResult {
   bool started = true;
 };
 
+// A status's message as grpc-go words it where gRPC C++ differs and k6's
+// users match the text: the client's own message size limits
+// ("Received message larger than max (26 vs. 1)" reads "grpc: received
+// message larger than max (26 vs. 1)", "Sent message larger than max" reads
+// "grpc: trying to send message larger than max"). Other messages as given.
+std::string GoStatusMessage(int code, const std::string& message);
+
 // What a streaming call reports (StreamCall), on the polling thread.
 struct StreamCallHandlers {
   std::function<void(std::string message)> on_message;  // each message received, in order

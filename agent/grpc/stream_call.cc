@@ -158,7 +158,7 @@ void StreamCall::OnComplete(Op op, bool ok) {
     result.message = failure_->second;
   } else {
     result.code = static_cast<int>(status_.error_code());
-    result.message = status_.error_message();
+    result.message = GoStatusMessage(result.code, status_.error_message());
     result.status_details_bin = status_.error_details();
   }
   result.bytes_sent = bytes_sent_;

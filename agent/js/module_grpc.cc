@@ -63,7 +63,8 @@ std::unordered_map<std::string, CachedLoad>& Cache() {
   return *cache;
 }
 
-absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wrap, gc::Metadata& out);
+absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wrap, const char* param,
+                          gc::Metadata& out);
 
 absl::StatusOr<GrpcClientState*> ClientAt(Runtime& rt, duk_context* ctx) {
   auto& clients = rt.grpc_clients();
@@ -267,7 +268,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   params.reflect = duk_to_boolean(ctx, -1);
   duk_pop_n(ctx, 6);
   if (duk_get_prop_string(ctx, 2, "reflectMetadata")) {
-    BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, params.reflect_metadata));
+    BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, "reflectMetadata", params.reflect_metadata));
   }
   duk_pop(ctx);
   bool own_tls = false;  // a tls object with keys: a fresh TLS config without tlsAuth
@@ -386,11 +387,15 @@ bool IsUint8Array(duk_context* ctx, duk_idx_t idx) {
   return result;
 }
 
-// Params.metadata (and connect's reflectMetadata), spec §1.8.
-absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wrap, gc::Metadata& out) {
+// Params.metadata (and connect's reflectMetadata), spec §1.8, with k6's
+// texts ("invalid <param> param: ..."); null and undefined mean none.
+absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wrap, const char* param,
+                          gc::Metadata& out) {
   idx = duk_normalize_index(ctx, idx);
-  if (!duk_is_object(ctx, idx) || duk_is_null(ctx, idx)) {
-    return absl::InvalidArgumentError(wrap + "invalid metadata param: metadata must be an object with key-value pairs");
+  if (duk_is_undefined(ctx, idx) || duk_is_null(ctx, idx)) return absl::OkStatus();
+  const std::string prefix = absl::StrCat(wrap, "invalid ", param, " param: ");
+  if (!duk_is_object(ctx, idx) || duk_is_array(ctx, idx) || duk_is_function(ctx, idx)) {
+    return absl::InvalidArgumentError(prefix + "must be an object with key-value pairs");
   }
   absl::Status st;
   duk_enum(ctx, idx, DUK_ENUM_OWN_PROPERTIES_ONLY);
@@ -400,14 +405,14 @@ absl::Status ReadMetadata(duk_context* ctx, duk_idx_t idx, const std::string& wr
     if (absl::EndsWith(mkey, "-bin")) {
       // k6 takes a Uint8Array (not an ArrayBuffer) for binary values.
       if (!IsUint8Array(ctx, -1)) {
-        st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be binary"));
+        st = absl::InvalidArgumentError(absl::StrCat(prefix, "\"", raw, "\" value must be binary"));
       } else {
         duk_size_t n = 0;
         const char* data = static_cast<const char*>(duk_get_buffer_data(ctx, -1, &n));
         out.emplace_back(std::move(mkey), std::string(data, n));
       }
     } else if (!duk_is_string(ctx, -1)) {
-      st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid metadata param: \"", raw, "\" value must be a string"));
+      st = absl::InvalidArgumentError(absl::StrCat(prefix, "\"", raw, "\" value must be a string"));
     } else {
       out.emplace_back(std::move(mkey), GetUtf8(ctx, -1));
     }
@@ -434,7 +439,7 @@ absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap
   while (st.ok() && duk_next(ctx, -1, 1)) {
     const std::string key = duk_safe_to_string(ctx, -2);
     if (key == "metadata") {
-      st = ReadMetadata(ctx, -1, wrap, out.options.metadata);
+      st = ReadMetadata(ctx, -1, wrap, "metadata", out.options.metadata);
     } else if (key == "tags") {
       st = ReadMetricTags(ctx, -1, wrap + "metric tags: ", out.tags);
     } else if (key == "timeout") {

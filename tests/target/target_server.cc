@@ -22,6 +22,7 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "hello/hello.grpc.pb.h"
 
@@ -96,8 +97,30 @@ bool EchoMetadata(grpc::ServerContextBase& context) {
     context.AddTrailingMetadata(k, v);
     any = true;
   }
-  if (any) context.AddInitialMetadata("x-user-agent", user_agent);
+  if (any) {
+    context.AddInitialMetadata("x-user-agent", user_agent);
+    grpc::string_ref authority = context.ExperimentalGetAuthority();
+    context.AddInitialMetadata("x-authority", std::string(authority.data(), authority.size()));
+  }
   return any;
+}
+
+// A request asks for its call to end with a chosen status: metadata
+// x-fail-status (a code, 1..16) and x-fail-message (its text, optional).
+// SayHello fails with it at once; LotsOfReplies sends its replies first.
+// k6's tests script their server's answers; this lets theirs be ported.
+grpc::Status RequestedStatus(const grpc::ServerContextBase& context) {
+  const auto& md = context.client_metadata();
+  auto code = md.find("x-fail-status");
+  int value = 0;
+  if (code == md.end() || !absl::SimpleAtoi(std::string(code->second.data(), code->second.size()), &value) ||
+      value < 1 || value > 16) {
+    return grpc::Status::OK;
+  }
+  auto message = md.find("x-fail-message");
+  std::string text;
+  if (message != md.end()) text.assign(message->second.data(), message->second.size());
+  return grpc::Status(static_cast<grpc::StatusCode>(value), text);
 }
 
 grpc::Status InjectedStreamError(int code) {
@@ -114,8 +137,10 @@ struct StreamFault {
 // LotsOfReplies: stream_count replies, stream_interval apart (the first at once).
 class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
  public:
-  RepliesReactor(const TargetOptions& options, const HelloRequest& request, StreamFault fault)
-      : remaining_(options.stream_count), interval_(options.stream_interval), fault_(fault) {
+  RepliesReactor(const TargetOptions& options, const HelloRequest& request, StreamFault fault,
+                 grpc::Status final_status)
+      : remaining_(options.stream_count), interval_(options.stream_interval), fault_(fault),
+        final_status_(std::move(final_status)) {
     reply_.set_reply(MakeReply(request.greeting(), options.reply_size));
     if (fault_.fail_after == 0) {
       Finish(InjectedStreamError(fault_.error_status));
@@ -148,7 +173,7 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
  private:
   void WriteNext() {
     if (remaining_ == 0) {
-      Finish(grpc::Status::OK);
+      Finish(final_status_);
       return;
     }
     --remaining_;
@@ -158,6 +183,7 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
   int remaining_;
   const absl::Duration interval_;
   const StreamFault fault_;
+  const grpc::Status final_status_;
   int sent_ = 0;
   HelloResponse reply_;
   std::unique_ptr<grpc::Alarm> alarm_;
@@ -273,7 +299,7 @@ class HelloServiceImpl : public HybridService {
   grpc::ServerWriteReactor<HelloResponse>* LotsOfReplies(grpc::CallbackServerContext* context,
                                                          const HelloRequest* request) override {
     EchoMetadata(*context);  // the first write carries the headers
-    return new RepliesReactor(options_, *request, DrawFault());
+    return new RepliesReactor(options_, *request, DrawFault(), RequestedStatus(*context));
   }
   grpc::ServerReadReactor<HelloRequest>* LotsOfGreetings(grpc::CallbackServerContext* context,
                                                          HelloResponse* response) override {
@@ -412,6 +438,10 @@ class UnaryCall {
   void Finish() {
     state_ = State::kFinishing;
     EchoMetadata(ctx_);
+    if (grpc::Status requested = RequestedStatus(ctx_); !requested.ok()) {
+      responder_.FinishWithError(requested, this);
+      return;
+    }
     if (fail_) {
       responder_.FinishWithError(
           grpc::Status(static_cast<grpc::StatusCode>(server_->options.error_status),
