@@ -1,0 +1,280 @@
+// Connection control beyond k6 (issue 16), end to end against real
+// barrage-targets on loopback: the failure metrics grpc_reqs and
+// grpc_req_failed (with grpc.expectedStatuses / setResponseCallback / the
+// responseCallback param), in the summary, the JSON export, --out json and
+// /metrics, and thresholds on them.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/fixture.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/paths.h"
+
+namespace barrage {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+class ConnectionControlTest : public testutil::TargetFixture {
+ protected:
+  // A further barrage-target with extra flags, stopped with the fixture.
+  std::string StartTarget(std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"--listen", "127.0.0.1:0"});
+    auto target = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-target"), flags);
+    absl::StatusOr<std::string> address = target->WaitForAddress(10s);
+    EXPECT_TRUE(address.ok()) << address.status() << target->stderr_text();
+    more_targets_.push_back(std::move(target));
+    return address.ok() ? *address : "";
+  }
+  nlohmann::json Export() { return nlohmann::json::parse(std::ifstream(dir_ + "/summary.json")); }
+  // `barrage run -q` with a summary export, the given flags and script.
+  testutil::RunResult RunScript(const std::string& script, std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"-q", "--summary-export", dir_ + "/summary.json"});
+    flags.push_back(script);
+    return Barrage(flags);
+  }
+  std::vector<std::unique_ptr<testutil::ChildProcess>> more_targets_;
+};
+
+// ---- grpc_reqs and grpc_req_failed ----------------------------------------------
+
+// Each iteration: 3 OK calls to `ok`, 1 NotFound (5) from `bad`.
+constexpr char kMixHead[] = R"(import grpc from 'k6/net/grpc';
+const ok = new grpc.Client();
+ok.load(['definitions'], 'hello.proto');
+const bad = new grpc.Client();
+bad.load(['definitions'], 'hello.proto');
+)";
+constexpr char kMixBody[] = R"(
+export default () => {
+  if (__ITER === 0) {
+    ok.connect(__ENV.OK, { plaintext: true });
+    bad.connect(__ENV.BAD, { plaintext: true });
+  }
+  for (let i = 0; i < 3; i++) ok.invoke('hello.HelloService/SayHello', { greeting: 'a' });
+  bad.invoke('hello.HelloService/SayHello', { greeting: 'b' }, { tags: { name: 'bad-call' } });
+};
+)";
+
+TEST_F(ConnectionControlTest, FailedCallsCrossTheThresholdAndAreCountedEverywhere) {
+  const std::string bad = StartTarget({"--error-rate", "1", "--error-status", "5"});
+  const std::string script = Write("mix.js", std::string(kMixHead) + R"(
+export const options = {
+  vus: 2, iterations: 10,
+  thresholds: { grpc_req_failed: ['rate<0.01'], grpc_reqs: ['count==40'],
+                'grpc_req_failed{status:5}': ['rate==1'], 'grpc_req_failed{status:0}': ['rate==0'] },
+};)" + kMixBody);
+  testutil::RunResult run = RunScript(script, {"-e", "OK=" + address_, "-e", "BAD=" + bad, "--out",
+                                               "json=" + dir_ + "/points.json"});
+  // 10 of 40 calls failed: rate<0.01 is crossed, the other thresholds hold.
+  EXPECT_EQ(run.exit_code, 99) << run.stdout_text << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("thresholds on metrics 'grpc_req_failed' have been crossed"));
+  EXPECT_THAT(run.stdout_text, ContainsRegex("grpc_req_failed\\.+: 25\\.00% +10 out of 40"));
+  EXPECT_THAT(run.stdout_text, ContainsRegex("grpc_reqs\\.+: 40 "));
+  nlohmann::json s = Export();
+  EXPECT_EQ(s["metrics"]["grpc_reqs"]["count"].get<int>(), 40);
+  EXPECT_DOUBLE_EQ(s["metrics"]["grpc_req_failed"]["value"].get<double>(), 0.25);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["passes"].get<int>(), 10);  // k6: passes are the 1s, the failures
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["fails"].get<int>(), 30);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["thresholds"]["rate<0.01"].get<bool>(), true);  // true: crossed
+  EXPECT_EQ(s["metrics"]["grpc_reqs"]["thresholds"]["count==40"].get<bool>(), false);
+
+  // --out json: points aggregated per interval and tag set, with
+  // grpc_req_duration's tags; a rate point's value is its share of 1s.
+  std::map<std::string, int> samples;
+  std::map<std::string, double> failed_by_name;
+  std::set<std::string> keys;
+  std::ifstream in(dir_ + "/points.json");
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j["type"] != "Point") continue;
+    const std::string metric = j["metric"];
+    const int count = j["data"]["aggregate"]["count"].get<int>();
+    samples[metric] += count;
+    if (metric != "grpc_req_failed") continue;
+    failed_by_name[j["data"]["tags"]["name"]] += j["data"]["value"].get<double>() * count;
+    for (const auto& [k, v] : j["data"]["tags"].items()) keys.insert(k);
+  }
+  EXPECT_EQ(samples["grpc_reqs"], 40);
+  EXPECT_EQ(samples["grpc_req_failed"], 40);
+  EXPECT_EQ(samples["grpc_req_duration"], 40);
+  EXPECT_EQ(failed_by_name["bad-call"], 10);
+  EXPECT_EQ(failed_by_name["/hello.HelloService/SayHello"], 0);
+  for (const char* key : {"method", "service", "status", "name", "scenario", "group"}) {
+    EXPECT_TRUE(keys.count(key)) << key;
+  }
+}
+
+TEST_F(ConnectionControlTest, PrometheusExposesBothWithTheirCounts) {
+  const std::string bad = StartTarget({"--error-rate", "1", "--error-status", "5"});
+  const std::string script = Write("mix.js", std::string(kMixHead) + "export const options = { vus: 1, iterations: 5 };" + kMixBody);
+  auto controller = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"), {"run", "-q", "--prometheus", "127.0.0.1:0", "--linger", "10s", "-e",
+                                        "OK=" + address_, "-e", "BAD=" + bad, script});
+  absl::StatusOr<std::string> line = controller->WaitForLine("Prometheus metrics on (http://[0-9.:]+/metrics)", 20s);
+  ASSERT_TRUE(line.ok()) << line.status();
+  const std::string url = line->substr(line->find("http://"), line->find("/metrics") + 8 - line->find("http://"));
+  ASSERT_TRUE(controller->WaitForLine("serving the final metrics", 60s).ok()) << controller->stderr_text();
+  testutil::RunResult scrape = testutil::Run("/usr/bin/curl", {"-sf", url}, 10s);
+  controller->Signal(SIGINT);
+  ASSERT_EQ(scrape.exit_code, 0);
+  // metric name -> sum over its series.
+  std::map<std::string, double> sums;
+  std::istringstream text(scrape.stdout_text);
+  for (std::string l; std::getline(text, l);) {
+    if (l.empty() || l[0] == '#') continue;
+    const std::string name = l.substr(0, l.find_first_of("{ "));
+    sums[name] += std::stod(l.substr(l.rfind(' ') + 1));
+  }
+  EXPECT_EQ(sums["barrage_grpc_reqs_total"], 20);
+  EXPECT_EQ(sums["barrage_grpc_req_failed_total"], 20);        // samples
+  EXPECT_EQ(sums["barrage_grpc_req_failed_passes_total"], 5);  // failed calls
+  EXPECT_THAT(scrape.stdout_text, HasSubstr("barrage_grpc_req_failed_passes_total{"));
+  EXPECT_THAT(scrape.stdout_text, HasSubstr("status=\"5\""));
+}
+
+TEST_F(ConnectionControlTest, ExpectedStatusesDecideWhatFails) {
+  const std::string bad = StartTarget({"--error-rate", "1", "--error-status", "5"});
+  // Module-wide NotFound is expected; one call of each kind overrides it:
+  // OK only (the NotFound fails), or null (no grpc_req_failed sample).
+  const std::string script = Write("expected.js", std::string(kMixHead) + R"(
+grpc.setResponseCallback(grpc.expectedStatuses(grpc.StatusOK, { min: 4, max: 5 }));
+export const options = {
+  vus: 1, iterations: 4,
+  thresholds: { grpc_req_failed: ['rate<0.01'], 'grpc_req_failed{kind:strict}': ['rate==1'], grpc_reqs: ['count==16'] },
+};
+export default () => {
+  if (__ITER === 0) {
+    ok.connect(__ENV.OK, { plaintext: true });
+    bad.connect(__ENV.BAD, { plaintext: true });
+  }
+  ok.invoke('hello.HelloService/SayHello', { greeting: 'a' });
+  bad.invoke('hello.HelloService/SayHello', { greeting: 'b' });
+  bad.invoke('hello.HelloService/SayHello', { greeting: 'b' }, { responseCallback: null });
+  bad.invoke('hello.HelloService/SayHello', { greeting: 'b' },
+             { responseCallback: grpc.expectedStatuses(0), tags: { kind: 'strict' } });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-e", "OK=" + address_, "-e", "BAD=" + bad});
+  // 4 of 12 samples failed (the strict ones): rate<0.01 is crossed.
+  EXPECT_EQ(run.exit_code, 99) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export();
+  EXPECT_EQ(s["metrics"]["grpc_reqs"]["count"].get<int>(), 16);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["passes"].get<int>(), 4);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["fails"].get<int>(), 8);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed{kind:strict}"]["thresholds"]["rate==1"].get<bool>(), false);
+
+  // Without the strict call every failure is expected: exit 0.
+  const std::string lenient = Write("lenient.js", std::string(kMixHead) + R"(
+grpc.setResponseCallback(grpc.expectedStatuses(0, 5));
+export const options = { vus: 1, iterations: 3, thresholds: { grpc_req_failed: ['rate==0'] } };
+)" + kMixBody);
+  run = RunScript(lenient, {"-e", "OK=" + address_, "-e", "BAD=" + bad});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_EQ(Export()["metrics"]["grpc_req_failed"]["fails"].get<int>(), 12);
+
+  // setResponseCallback(null): no grpc_req_failed at all, grpc_reqs still.
+  const std::string off = Write("off.js", std::string(kMixHead) + R"(
+grpc.setResponseCallback(null);
+export const options = { vus: 1, iterations: 2 };
+)" + kMixBody);
+  run = RunScript(off, {"-e", "OK=" + address_, "-e", "BAD=" + bad});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  EXPECT_FALSE(Export()["metrics"].contains("grpc_req_failed"));
+  EXPECT_EQ(Export()["metrics"]["grpc_reqs"]["count"].get<int>(), 8);
+}
+
+TEST_F(ConnectionControlTest, BadCallbackValuesThrowK6sMessages) {
+  const std::string script = Write("badcb.js", std::string(kMixHead) + R"(
+import { check } from 'k6';
+export const options = { vus: 1, iterations: 1 };
+function thrown(fn) { try { fn(); return 'no error'; } catch (e) { return e.message; } }
+export default () => {
+  ok.connect(__ENV.OK, { plaintext: true });
+  const texts = [
+    thrown(() => grpc.expectedStatuses()),
+    thrown(() => grpc.expectedStatuses('0')),
+    thrown(() => grpc.expectedStatuses(0, { min: 1, max: 2.5 })),
+    thrown(() => grpc.setResponseCallback({ min: 0, max: 1 })),
+    thrown(() => ok.invoke('hello.HelloService/SayHello', {}, { responseCallback: 0 })),
+    thrown(() => grpc.setResponseCallback(grpc.expectedStatuses(0))),
+  ];
+  console.log(texts.join('|'));
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-e", "OK=" + address_});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr(
+      "msg=\"no arguments|"
+      "argument number 1 to expectedStatuses was neither an integer nor an object like {min:100, max:329}|"
+      "both min and max need to be integers for argument number 2|"
+      "unsupported argument, expected grpc.expectedStatuses|"
+      "invalid GRPC's client.invoke() parameters: unsupported responseCallback, expected grpc.expectedStatuses|"
+      "no error\""));
+}
+
+// A stream is one call: one grpc_reqs and one grpc_req_failed sample when it
+// ends, with its final status; a stream the script cancels (client.close())
+// has not failed.
+TEST_F(ConnectionControlTest, AStreamIsOneCallAndAClosedOneHasNotFailed) {
+  const std::string failing = StartTarget({"--stream-error-after", "2", "--error-status", "14"});
+  const std::string script = Write("streams.js", R"(import grpc from 'k6/net/grpc';
+import { Stream } from 'k6/net/grpc';
+const good = new grpc.Client();
+good.load(['definitions'], 'hello.proto');
+const broken = new grpc.Client();
+broken.load(['definitions'], 'hello.proto');
+const closed = new grpc.Client();
+closed.load(['definitions'], 'hello.proto');
+export const options = { vus: 1, iterations: 2 };
+export default () => {
+  if (__ITER === 0) {
+    good.connect(__ENV.OK, { plaintext: true });
+    broken.connect(__ENV.FAILING, { plaintext: true });
+  }
+  closed.connect(__ENV.OK, { plaintext: true });
+  new Stream(good, 'hello.HelloService/LotsOfReplies', { tags: { kind: 'good' } }).write({ greeting: 'g' });
+  const b = new Stream(broken, 'hello.HelloService/LotsOfReplies', { tags: { kind: 'broken' } });
+  b.on('error', () => {});
+  b.write({ greeting: 'b' });
+  // A bidi stream left open, then closed with its client once it has answered.
+  const c = new Stream(closed, 'hello.HelloService/BidiHello', { tags: { kind: 'closed' } });
+  c.on('data', () => closed.close());
+  c.write({ greeting: 'c' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-e", "OK=" + address_, "-e", "FAILING=" + failing});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export();
+  EXPECT_EQ(s["metrics"]["grpc_streams"]["count"].get<int>(), 6);
+  EXPECT_EQ(s["metrics"]["grpc_reqs"]["count"].get<int>(), 6);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["passes"].get<int>(), 2);  // the broken ones
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["fails"].get<int>(), 4);
+}
+
+TEST_F(ConnectionControlTest, FailuresExampleExpectsNotFoundButNotInternal) {
+  std::filesystem::copy_file(testutil::SourcePath("scripts/examples/failures.js"), dir_ + "/failures.js");
+  const std::string not_found = StartTarget({"--error-rate", "0.5", "--error-status", "5"});
+  testutil::RunResult run = RunScript(dir_ + "/failures.js", {"-d", "1s", "-e", "TARGET=" + not_found});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export();
+  EXPECT_GT(s["metrics"]["grpc_reqs"]["count"].get<int>(), 10);
+  EXPECT_EQ(s["metrics"]["grpc_req_failed"]["passes"].get<int>(), 0);
+  const std::string internal = StartTarget({"--error-rate", "0.5", "--error-status", "13"});
+  run = RunScript(dir_ + "/failures.js", {"-d", "1s", "-e", "TARGET=" + internal});
+  EXPECT_EQ(run.exit_code, 99) << run.stdout_text << run.stderr_text;
+  EXPECT_GT(Export()["metrics"]["grpc_req_failed"]["passes"].get<int>(), 0);
+}
+
+}  // namespace
+}  // namespace barrage
