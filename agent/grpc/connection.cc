@@ -730,7 +730,7 @@ struct UnaryCallState {
   std::shared_ptr<grpc::Channel> channel;  // a Close() mid-call must not free it
   std::function<void(CallResult)> done;
   std::chrono::steady_clock::time_point start;
-  int64_t request_size = 0;
+  int64_t wire_size = 0;  // the request's bytes on the wire, frame header included
 };
 
 // Large requests are handed to gRPC without a copy; small ones are copied,
@@ -741,7 +741,8 @@ void PrepareUnaryCallState(UnaryCallState* call, std::shared_ptr<grpc::Channel> 
                            const CallOptions& options, std::function<void(CallResult)> done) {
   call->channel = std::move(channel);
   call->done = std::move(done);
-  call->request_size = static_cast<int64_t>(request_bytes.size());
+  call->wire_size = WireMessageSize(request_bytes, options.compression);
+  if (options.compression != Compression::kNone) call->context.set_compression_algorithm(ToGrpcAlgorithm(options.compression));
   if (request_bytes.size() >= kZeroCopyThreshold) {
     auto* owned = new std::string(std::move(request_bytes));
     grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
@@ -785,7 +786,7 @@ void FinishUnaryCall(UnaryCallState* call, const grpc::Status& status, bool in_g
   result.code = static_cast<int>(status.error_code());
   result.message = GoStatusMessage(result.code, status.error_message());
   result.status_details_bin = status.error_details();
-  result.bytes_sent = call->request_size + 5;
+  result.bytes_sent = call->wire_size;
   if (status.ok()) {
     std::vector<grpc::Slice> slices;
     if (call->response.Dump(&slices).ok()) {

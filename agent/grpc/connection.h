@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/grpc/compression.h"
 #include "agent/grpc/proto_registry.h"
 
 namespace grpc {
@@ -93,6 +94,9 @@ struct CallOptions {
   // Lower-case keys; values of "-bin" keys are raw bytes (gRPC base64s them).
   Metadata metadata;
   absl::Duration timeout = absl::Minutes(2);
+  // The messages this call sends are compressed so (grpc-encoding); replies
+  // are decompressed whatever the server chose.
+  Compression compression = Compression::kNone;
 };
 
 // What a finished call gives back. A failed call is data, not an error:
@@ -105,7 +109,9 @@ struct CallResult {
   Metadata trailers;     // trailer metadata without grpc-status/-message/-status-details-bin
   std::string status_details_bin;  // the grpc-status-details-bin trailer (google.rpc.Status)
   // Message bytes plus the 5-byte gRPC frame header of each message; HTTP/2
-  // framing, headers and TLS records are not counted.
+  // framing, headers and TLS records are not counted. Sent messages count
+  // as they go on the wire, compressed or not (WireMessageSize); received
+  // ones as gRPC hands them over, decompressed.
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
   absl::Duration elapsed;  // from the start of the call to its final status

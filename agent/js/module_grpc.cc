@@ -336,6 +336,13 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   duk_get_prop_string(ctx, 2, "reflect");
   params.reflect = duk_to_boolean(ctx, -1);
   duk_pop_n(ctx, 6);
+  gc::Compression compression = gc::Compression::kNone;
+  if (duk_get_prop_string(ctx, 2, "compression")) {
+    absl::StatusOr<gc::Compression> parsed = gc::ParseCompression(duk_safe_to_string(ctx, -1));
+    if (!parsed.ok()) return absl::InvalidArgumentError(wrap + std::string(parsed.status().message()));
+    compression = *parsed;
+  }
+  duk_pop(ctx);
   if (duk_get_prop_string(ctx, 2, "reflectMetadata")) {
     BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, "reflectMetadata", params.reflect_metadata));
   }
@@ -418,6 +425,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   if (client->connection) client->connection->Close();
   client->connection = std::move(result->connection);
   client->address = params.address;
+  client->compression = compression;
   duk_push_true(ctx);
   return 1;
 }
@@ -501,6 +509,7 @@ struct CallParams {
   gc::CallOptions options;
   metrics::TagSet tags;
   bool discard = false;
+  bool has_compression = false;  // else the client's (connect's) default
   // responseCallback (issue 16), when given; else grpc.setResponseCallback's.
   bool has_response_callback = false;
   std::shared_ptr<const ExpectedStatuses> response_callback;
@@ -535,6 +544,15 @@ absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap
       }
     } else if (key == "discardResponseMessage") {
       out.discard = duk_to_boolean(ctx, -1);
+    } else if (key == "compression") {
+      if (!duk_is_string(ctx, -1)) {
+        st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid compression value: it needs to be a string"));
+      } else if (absl::StatusOr<gc::Compression> c = gc::ParseCompression(duk_get_string(ctx, -1)); c.ok()) {
+        out.options.compression = *c;
+        out.has_compression = true;
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat(wrap, c.status().message()));
+      }
     } else if (key == "responseCallback") {
       absl::StatusOr<std::shared_ptr<const ExpectedStatuses>> expected =
           ReadExpected(ctx, -1, wrap + "unsupported responseCallback, expected grpc.expectedStatuses");
@@ -608,6 +626,7 @@ absl::StatusOr<PreparedCall> PrepareInvoke(duk_context* ctx, Runtime& rt, const 
   }
   BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 3, absl::StrCat("invalid GRPC's client.", fn, "() parameters: "),
                                      absl::Minutes(2), call.params));
+  if (!call.params.has_compression) call.params.options.compression = call.client->compression;
   if (duk_is_undefined(ctx, 2)) return absl::InvalidArgumentError("request cannot be nil");
   if (duk_is_null(ctx, 2)) return absl::InvalidArgumentError("TypeError: request cannot be null");
   BARRAGE_ASSIGN_OR_RETURN(call.request, EncodeRequest(ctx, 2, *call.registry, *call.method, NonFinite::kAsStrings,
@@ -790,6 +809,7 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
   // No timeout of its own (spec §1.10): it ends when the VU context does.
   gc::CallOptions options;
   options.timeout = absl::Hours(24);
+  options.compression = client->compression;
   std::shared_ptr<gc::Connection> connection = client->connection;
   const gc::CallResult result = BlockingUnaryCall(rt, *connection, *kCheck, request.SerializeAsString(), options);
   metrics::TagSet tags;
@@ -883,6 +903,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   }
   CallParams params;
   BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 2, "invalid GRPC Stream's parameters: ", absl::InfiniteDuration(), params));
+  if (!params.has_compression) params.options.compression = client->compression;
   // grpc-go refuses such metadata when the stream is created, and k6's
   // constructor throws that (spec §1.13.1).
   if (absl::Status st = gc::ValidateMetadata(params.options.metadata); !st.ok()) {

@@ -46,6 +46,9 @@ struct GrpcClientState {
   std::string load_key;  // the cumulative load calls, the cache key
   std::shared_ptr<grpc_client::Connection> connection;
   std::string address;
+  // connect's `compression`: the default of the calls and streams that do
+  // not name one.
+  grpc_client::Compression compression = grpc_client::Compression::kNone;
   // Open streams by id (module_grpc.cc), until they finish: close() cancels them.
   struct Stream;
   std::map<int64_t, std::shared_ptr<Stream>> streams;

@@ -2,7 +2,7 @@
 // barrage-targets on loopback: the failure metrics grpc_reqs and
 // grpc_req_failed (with grpc.expectedStatuses / setResponseCallback / the
 // responseCallback param), in the summary, the JSON export, --out json and
-// /metrics, and thresholds on them.
+// /metrics, and thresholds on them; compressed messages (`compression`).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +12,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "nlohmann/json.hpp"
 #include "tests/integration/fixture.h"
@@ -45,6 +47,23 @@ class ConnectionControlTest : public testutil::TargetFixture {
   }
   std::vector<std::unique_ptr<testutil::ChildProcess>> more_targets_;
 };
+
+// What barrage-target's established TCP connections on `port` have
+// received and sent so far (ss, from iproute2: the kernel's tcp_info
+// bytes_received and bytes_sent): the bytes on the wire.
+std::pair<int64_t, int64_t> WireBytes(const std::string& address) {
+  const std::string port = address.substr(address.rfind(':') + 1);
+  testutil::RunResult ss = testutil::Run("/bin/ss", {"-Htin", "state", "established", "( sport = :" + port + " )"}, 10s);
+  int64_t received = 0, sent = 0;
+  auto sum = [&](const std::string& key, int64_t& out) {
+    for (size_t at = ss.stdout_text.find(key); at != std::string::npos; at = ss.stdout_text.find(key, at + 1)) {
+      out += std::stoll(ss.stdout_text.substr(at + key.size()));
+    }
+  };
+  sum(" bytes_received:", received);
+  sum(" bytes_sent:", sent);
+  return {received, sent};
+}
 
 // ---- grpc_reqs and grpc_req_failed ----------------------------------------------
 
@@ -274,6 +293,119 @@ TEST_F(ConnectionControlTest, FailuresExampleExpectsNotFoundButNotInternal) {
   run = RunScript(dir_ + "/failures.js", {"-d", "1s", "-e", "TARGET=" + internal});
   EXPECT_EQ(run.exit_code, 99) << run.stdout_text << run.stderr_text;
   EXPECT_GT(Export()["metrics"]["grpc_req_failed"]["passes"].get<int>(), 0);
+}
+
+// ---- compression ------------------------------------------------------------
+
+TEST_F(ConnectionControlTest, CompressionExamplePassesItsChecks) {
+  std::filesystem::copy_file(testutil::SourcePath("scripts/examples/compression.js"), dir_ + "/compression.js");
+  testutil::RunResult run = RunScript(dir_ + "/compression.js", {"-d", "1s", "-e", "TARGET=" + address_});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export();
+  EXPECT_GT(s["metrics"]["checks"]["passes"].get<int>(), 10);
+  EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0);
+}
+
+// 40 calls and a 20-message client stream, each message 20,000 bytes that
+// gzip to a few dozen: the target reads (and data_sent counts) a small
+// fraction of what it reads without compression. The replies, asked
+// compressed, are what the target writes.
+TEST_F(ConnectionControlTest, CompressedMessagesAreWhatGoesOnTheWire) {
+  const std::string script = Write("zip.js", R"(import grpc from 'k6/net/grpc';
+import { Stream } from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+const greeting = 'x'.repeat(20000);
+export const options = { vus: 1, iterations: 1 };
+export default () => {
+  const params = { plaintext: true };
+  if (__ENV.ON_CONNECT) params.compression = __ENV.ON_CONNECT;
+  client.connect(__ENV.TARGET, params);
+  const call = { metadata: { 'x-report-encoding': '1', 'x-reply-encoding': __ENV.REPLY } };
+  if (__ENV.PER_CALL) call.compression = __ENV.PER_CALL;
+  for (let i = 0; i < 40; i++) {
+    const r = client.invoke('hello.HelloService/SayHello', { greeting }, call);
+    check(r, { 'encoding': (r) => r.headers['x-request-encoding'][0] === __ENV.EXPECT,
+               'reply': (r) => r.message.reply.length === 20006 });
+  }
+  const sp = { metadata: { 'x-reply-encoding': __ENV.REPLY } };
+  if (__ENV.PER_CALL) sp.compression = __ENV.PER_CALL;
+  const s = new Stream(client, 'hello.HelloService/LotsOfGreetings', sp);
+  s.on('data', (m) => check(m, { 'stream reply': (m) => m.reply.length > 20 * 20000 }));
+  s.on('end', () => {
+    console.log('all sent');
+    setTimeout(() => {}, 2000);
+  });
+  for (let i = 0; i < 20; i++) s.write({ greeting });
+  s.end();
+};
+)");
+  struct Case {
+    std::vector<std::string> env;
+    int64_t read = 0, written = 0, data_sent = 0;
+  };
+  std::vector<Case> cases = {
+      {{"EXPECT=identity", "REPLY=identity"}},
+      {{"EXPECT=gzip", "REPLY=gzip", "ON_CONNECT=gzip"}},
+      {{"EXPECT=deflate", "REPLY=gzip", "ON_CONNECT=gzip", "PER_CALL=deflate"}},
+      {{"EXPECT=identity", "REPLY=identity", "ON_CONNECT=gzip", "PER_CALL=identity"}},
+  };
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.env[0] + " " + c.env[1]);
+    std::vector<std::string> args = {"run", "-q", "--summary-export", dir_ + "/summary.json", "-e", "TARGET=" + address_};
+    for (const std::string& e : c.env) args.insert(args.end(), {"-e", e});
+    args.push_back(script);
+    // The script keeps its connection open a while once everything is sent
+    // and answered: then the target's side of it has the counts.
+    auto run = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), args);
+    ASSERT_TRUE(run->WaitForLine("all sent", 30s).ok()) << run->stderr_text();
+    std::tie(c.read, c.written) = WireBytes(address_);
+    ASSERT_EQ(run->Wait(30s), 0) << run->stdout_text() << run->stderr_text();
+    nlohmann::json s = Export();
+    EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0) << run->stdout_text();
+    EXPECT_EQ(s["metrics"]["checks"]["passes"].get<int>(), 81);
+    c.data_sent = s["metrics"]["data_sent"]["count"].get<int64_t>();
+  }
+  // Without compression: 60 messages of 20,004 bytes (a tag byte and a
+  // 3-byte length before the 20,000 'x'), each with its 5-byte frame header.
+  EXPECT_EQ(cases[0].data_sent, 60 * 20009);
+  EXPECT_GT(cases[0].read, 60 * 20000);
+  EXPECT_GT(cases[0].written, 40 * 20000);
+  for (int i : {1, 2}) {
+    EXPECT_LT(cases[i].data_sent, 60 * 200);  // each message gzips to about 60 bytes
+    EXPECT_LT(cases[i].read, cases[0].read / 10);
+    EXPECT_LT(cases[i].written, cases[0].written / 10);
+  }
+  // identity on the call beats gzip on connect.
+  EXPECT_EQ(cases[3].data_sent, cases[0].data_sent);
+  EXPECT_GT(cases[3].read, 60 * 20000);
+}
+
+TEST_F(ConnectionControlTest, UnknownCompressionIsAnErrorNamingIt) {
+  const std::string script = Write("badzip.js", R"(import grpc from 'k6/net/grpc';
+import { Stream } from 'k6/net/grpc';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = { vus: 1, iterations: 1 };
+function thrown(fn) { try { fn(); return 'no error'; } catch (e) { return e.message; } }
+export default () => {
+  const texts = [thrown(() => client.connect(__ENV.TARGET, { plaintext: true, compression: 'zstd' })),
+                 thrown(() => client.connect(__ENV.TARGET, { plaintext: true, compression: 1 }))];
+  client.connect(__ENV.TARGET, { plaintext: true });
+  texts.push(thrown(() => client.invoke('hello.HelloService/SayHello', {}, { compression: 'snappy' })),
+             thrown(() => new Stream(client, 'hello.HelloService/BidiHello', { compression: 'GZIP' })));
+  console.log(texts.join('|'));
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-e", "TARGET=" + address_});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr(
+      "msg=\"invalid grpc.connect() parameters: unsupported compression \\\"zstd\\\": it needs to be one of "
+      "\\\"gzip\\\", \\\"deflate\\\", \\\"identity\\\"|"
+      "invalid grpc.connect() parameters: invalid compression value: 1, it needs to be a string|"
+      "invalid GRPC's client.invoke() parameters: unsupported compression \\\"snappy\\\""));
+  EXPECT_THAT(run.stderr_text, HasSubstr("|invalid GRPC Stream's parameters: unsupported compression \\\"GZIP\\\""));
 }
 
 }  // namespace
