@@ -58,6 +58,16 @@ struct ConnectParams {
   // back in ConnectResult.reflected. reflect_metadata goes on its calls.
   bool reflect = false;
   std::vector<std::pair<std::string, std::string>> reflect_metadata;
+  // connectionSharing (issue 16): 0, the default, gives the connection a
+  // channel of its own (k6's behaviour). Otherwise connections made with
+  // the same channel-bound parameters (all of the above but timeout,
+  // reflect and reflect_metadata, which only the dial uses) share one gRPC
+  // channel, hence one TCP connection, at most connection_sharing
+  // connections on one channel (kShareUnlimited: no limit); a further one
+  // opens another. A shared channel closes when the last Connection on it
+  // is closed or destroyed; closing one never disturbs the others' calls.
+  static constexpr int kShareUnlimited = -1;
+  int connection_sharing = 0;
   // The completion queue the caller polls (an agent worker's): the dial is
   // watched there and `done` runs on its thread. Unset: a queue and thread
   // of this library.
@@ -197,13 +207,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::string& address() const { return address_; }
 
+  // How many shared channels are open in this process (connectionSharing),
+  // and how many connections use them: for tests and benchmarks.
+  static std::pair<int, int> SharedChannelCounts();
+
  private:
   friend class ConnectOp;
-  Connection(std::string address, std::shared_ptr<grpc::Channel> channel);
+  Connection(std::string address, std::shared_ptr<grpc::Channel> channel, std::shared_ptr<void> lease);
 
   const std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> stub_;
+  // This connection's place on a shared channel (nullptr: its own channel);
+  // given back by Close().
+  std::shared_ptr<void> lease_;
 };
 
 // grpc-go's name of a status code ("Unimplemented"), for k6's error texts.

@@ -335,7 +335,9 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   params.authority = duk_safe_to_string(ctx, -1);
   duk_get_prop_string(ctx, 2, "reflect");
   params.reflect = duk_to_boolean(ctx, -1);
-  duk_pop_n(ctx, 6);
+  duk_get_prop_string(ctx, 2, "connectionSharing");
+  params.connection_sharing = static_cast<int>(std::clamp(duk_get_number_default(ctx, -1, 0), -1.0, 1e9));
+  duk_pop_n(ctx, 7);
   gc::Compression compression = gc::Compression::kNone;
   if (duk_get_prop_string(ctx, 2, "compression")) {
     absl::StatusOr<gc::Compression> parsed = gc::ParseCompression(duk_safe_to_string(ctx, -1));

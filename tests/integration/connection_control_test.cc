@@ -2,10 +2,12 @@
 // barrage-targets on loopback: the failure metrics grpc_reqs and
 // grpc_req_failed (with grpc.expectedStatuses / setResponseCallback / the
 // responseCallback param), in the summary, the JSON export, --out json and
-// /metrics, and thresholds on them; compressed messages (`compression`).
+// /metrics, and thresholds on them; compressed messages (`compression`);
+// shared connections (`connectionSharing`), counted at the target.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -406,6 +408,101 @@ export default () => {
       "invalid grpc.connect() parameters: invalid compression value: 1, it needs to be a string|"
       "invalid GRPC's client.invoke() parameters: unsupported compression \\\"snappy\\\""));
   EXPECT_THAT(run.stderr_text, HasSubstr("|invalid GRPC Stream's parameters: unsupported compression \\\"GZIP\\\""));
+}
+
+// ---- connection sharing ------------------------------------------------------
+
+// The target's established connections (ss), as in WireBytes.
+int Connections(const std::string& address) {
+  const std::string port = address.substr(address.rfind(':') + 1);
+  testutil::RunResult ss = testutil::Run("/bin/ss", {"-Htn", "state", "established", "( sport = :" + port + " )"}, 10s);
+  return static_cast<int>(std::count(ss.stdout_text.begin(), ss.stdout_text.end(), '\n'));
+}
+
+TEST_F(ConnectionControlTest, SharingExampleOpensOneConnectionOrOnePerNVus) {
+  std::filesystem::copy_file(testutil::SourcePath("scripts/examples/sharing.js"), dir_ + "/sharing.js");
+  // 10 VUs: 10 connections of their own, 1 shared, ceil(10 / 3) = 4 of at most 3.
+  for (const auto& [mode, expected] : std::vector<std::pair<std::string, int>>{{"off", 10}, {"true", 1}, {"3", 4}}) {
+    SCOPED_TRACE(mode);
+    auto run = testutil::ChildProcess::Start(
+        testutil::BinaryPath("barrage"), {"run", "-q", "-d", "2s", "--summary-export", dir_ + "/summary.json", "-e",
+                                          "TARGET=" + address_, "-e", "SHARING=" + mode, dir_ + "/sharing.js"});
+    ASSERT_TRUE(run->WaitForLine("every VU has connected", 30s).ok()) << run->stderr_text();
+    EXPECT_EQ(Connections(address_), expected);
+    ASSERT_EQ(run->Wait(30s), 0) << run->stdout_text() << run->stderr_text();
+    nlohmann::json s = Export();
+    EXPECT_GT(s["metrics"]["grpc_reqs"]["count"].get<int>(), 50);
+    EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0);
+  }
+}
+
+// On one shared channel: VUs that connect and close every iteration, a VU
+// whose calls its scenario's end interrupts, and VUs whose unary calls and
+// streams are in flight all the while (the target answers after 50 ms). No
+// close or interrupt may touch the others' calls.
+TEST_F(ConnectionControlTest, OneVusCloseOrInterruptNeverCutsAnothersCalls) {
+  const std::string slow = StartTarget({"--latency", "50ms", "--stream-interval", "20ms"});
+  const std::string script = Write("shared.js", R"(import grpc from 'k6/net/grpc';
+import { Stream } from 'k6/net/grpc';
+import { check } from 'k6';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+const params = { plaintext: true, connectionSharing: true };
+export const options = {
+  scenarios: {
+    closers: { executor: 'constant-vus', vus: 3, duration: '2s', exec: 'closer', tags: { role: 'closer' } },
+    interrupted: { executor: 'constant-vus', vus: 2, duration: '1s', gracefulStop: '0s', exec: 'interrupted' },
+    steady: { executor: 'constant-vus', vus: 3, duration: '2s', exec: 'steady', tags: { role: 'steady' } },
+  },
+  thresholds: { 'checks{role:steady}': ['rate==1'], 'checks{role:closer}': ['rate==1'],
+                'grpc_req_failed{role:steady}': ['rate==0'], 'grpc_streams{role:steady}': ['count>10'] },
+};
+export function closer() {
+  client.connect(__ENV.TARGET, params);
+  check(client.invoke('hello.HelloService/SayHello', { greeting: 'c' }), { 'closer call': (r) => r.status === 0 });
+  client.close();
+}
+export function interrupted() {
+  if (__ITER === 0) client.connect(__ENV.TARGET, params);
+  client.asyncInvoke('hello.HelloService/SayHello', { greeting: 'i' });
+  client.invoke('hello.HelloService/SayHello', { greeting: 'i' });
+}
+export function steady() {
+  if (__ITER === 0) client.connect(__ENV.TARGET, params);
+  const s = new Stream(client, 'hello.HelloService/LotsOfReplies');
+  let replies = 0;
+  s.on('data', () => replies++);
+  s.on('end', () => check(replies, { 'every reply': (n) => n === 10 }));
+  s.write({ greeting: 's' });
+  check(client.invoke('hello.HelloService/SayHello', { greeting: 's' }), { 'steady call': (r) => r.status === 0 });
+}
+)");
+  testutil::RunResult run = RunScript(script, {"-e", "TARGET=" + slow});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export();
+  EXPECT_GT(s["metrics"]["checks"]["passes"].get<int>(), 40);
+  EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0);
+}
+
+TEST_F(ConnectionControlTest, BadConnectionSharingValuesThrow) {
+  const std::string script = Write("badshare.js", R"(import grpc from 'k6/net/grpc';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = { vus: 1, iterations: 1 };
+function thrown(fn) { try { fn(); return 'no error'; } catch (e) { return e.message; } }
+export default () => {
+  const texts = [-1, 0, 1.5, 'yes', null].map((v) => thrown(() => client.connect(__ENV.TARGET, { plaintext: true, connectionSharing: v })));
+  texts.push(thrown(() => client.connect(__ENV.TARGET, { plaintext: true, connectionSharing: false })));
+  console.log(texts.join('|'));
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-e", "TARGET=" + address_});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  const std::string prefix = "invalid grpc.connect() parameters: invalid connectionSharing value: ";
+  const std::string suffix = ", it needs to be a boolean or a positive integer";
+  EXPECT_THAT(run.stderr_text, HasSubstr("msg=\"" + prefix + "-1" + suffix + "|" + prefix + "0" + suffix + "|" + prefix +
+                                         "1.5" + suffix + "|" + prefix + "\\\"yes\\\"" + suffix + "|" + prefix +
+                                         "null" + suffix + "|no error\""));
 }
 
 }  // namespace
