@@ -539,6 +539,7 @@ std::string SharingKey(const ConnectParams& p) {
   add(p.tls_password);
   for (const std::string& ca : p.tls_cacerts) add(ca);
   add(p.tls_skip_verify ? "skip" : "verify");
+  add(absl::StrCat(reinterpret_cast<uintptr_t>(p.cq)));
   return key;
 }
 

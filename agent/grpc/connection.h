@@ -61,11 +61,16 @@ struct ConnectParams {
   // connectionSharing (issue 16): 0, the default, gives the connection a
   // channel of its own (k6's behaviour). Otherwise connections made with
   // the same channel-bound parameters (all of the above but timeout,
-  // reflect and reflect_metadata, which only the dial uses) share one gRPC
-  // channel, hence one TCP connection, at most connection_sharing
-  // connections on one channel (kShareUnlimited: no limit); a further one
-  // opens another. A shared channel closes when the last Connection on it
-  // is closed or destroyed; closing one never disturbs the others' calls.
+  // reflect and reflect_metadata, which only the dial uses) and the same
+  // cq share one gRPC channel, hence one TCP connection, at most
+  // connection_sharing connections on one channel (kShareUnlimited: no
+  // limit); a further one opens another. A shared channel closes when the
+  // last Connection on it is closed or destroyed; closing one never
+  // disturbs the others' calls. Why per cq (per agent worker thread): a
+  // channel used from several workers' queues has its socket read by
+  // whichever worker polls and its completions handed to the others, which
+  // cost 1.7 times the CPU per request of a channel per VU (4 VUs, two
+  // workers, tests/bench/sharing.sh); per worker it costs no more.
   static constexpr int kShareUnlimited = -1;
   int connection_sharing = 0;
   // The completion queue the caller polls (an agent worker's): the dial is

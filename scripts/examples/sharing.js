@@ -1,10 +1,10 @@
 // Shared connections (Barrage's addition, issue 16; the parameter of k6's
 // proposal, k6 issue #3188): by default every VU's client.connect opens its
 // own connection, as in k6. With connectionSharing: true, the clients of an
-// agent that connect with the same parameters (address, TLS, authority,
-// size limits, compression aside) share one gRPC channel, hence one TCP
-// connection; connectionSharing: N puts at most N on each, opening more as
-// VUs join. A client's close() gives its place back; the channel closes
+// agent's worker thread (--threads, default one per core) that connect with
+// the same parameters (address, TLS, authority, size limits) share one gRPC
+// channel, hence one TCP connection; connectionSharing: N puts at most N on
+// each, opening more as VUs join. A client's close() gives its place back; the channel closes
 // with its last client, and never cuts another VU's calls short.
 // SHARING=true | N | off (the default here: true).
 import grpc from 'k6/net/grpc';

@@ -27,6 +27,7 @@ namespace {
 
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 class ConnectionControlTest : public testutil::TargetFixture {
@@ -419,16 +420,22 @@ int Connections(const std::string& address) {
   return static_cast<int>(std::count(ss.stdout_text.begin(), ss.stdout_text.end(), '\n'));
 }
 
-TEST_F(ConnectionControlTest, SharingExampleOpensOneConnectionOrOnePerNVus) {
+TEST_F(ConnectionControlTest, SharingExampleOpensOneConnectionPerWorkerOrOnePerNVus) {
   std::filesystem::copy_file(testutil::SourcePath("scripts/examples/sharing.js"), dir_ + "/sharing.js");
-  // 10 VUs: 10 connections of their own, 1 shared, ceil(10 / 3) = 4 of at most 3.
-  for (const auto& [mode, expected] : std::vector<std::pair<std::string, int>>{{"off", 10}, {"true", 1}, {"3", 4}}) {
-    SCOPED_TRACE(mode);
+  // 10 VUs: 10 connections of their own; shared: one per worker thread
+  // (--threads), or on one worker ceil(10 / 3) = 4 of at most 3 VUs.
+  struct Case {
+    std::string mode, threads;
+    int connections;
+  };
+  for (const Case& c : std::vector<Case>{{"off", "2", 10}, {"true", "1", 1}, {"true", "2", 2}, {"3", "1", 4}}) {
+    SCOPED_TRACE(c.mode + " --threads " + c.threads);
     auto run = testutil::ChildProcess::Start(
-        testutil::BinaryPath("barrage"), {"run", "-q", "-d", "2s", "--summary-export", dir_ + "/summary.json", "-e",
-                                          "TARGET=" + address_, "-e", "SHARING=" + mode, dir_ + "/sharing.js"});
+        testutil::BinaryPath("barrage"),
+        {"run", "-q", "-d", "2s", "--threads", c.threads, "--summary-export", dir_ + "/summary.json", "-e",
+         "TARGET=" + address_, "-e", "SHARING=" + c.mode, dir_ + "/sharing.js"});
     ASSERT_TRUE(run->WaitForLine("every VU has connected", 30s).ok()) << run->stderr_text();
-    EXPECT_EQ(Connections(address_), expected);
+    EXPECT_EQ(Connections(address_), c.connections);
     ASSERT_EQ(run->Wait(30s), 0) << run->stdout_text() << run->stderr_text();
     nlohmann::json s = Export();
     EXPECT_GT(s["metrics"]["grpc_reqs"]["count"].get<int>(), 50);
@@ -477,7 +484,9 @@ export function steady() {
   check(client.invoke('hello.HelloService/SayHello', { greeting: 's' }), { 'steady call': (r) => r.status === 0 });
 }
 )");
-  testutil::RunResult run = RunScript(script, {"-e", "TARGET=" + slow});
+  // One worker thread: every VU on the one channel (channels are shared per worker).
+  testutil::RunResult run = RunScript(script, {"--threads", "1", "-e", "TARGET=" + slow});
+  EXPECT_THAT(run.stdout_text + run.stderr_text, Not(HasSubstr("level=error")));
   EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
   nlohmann::json s = Export();
   EXPECT_GT(s["metrics"]["checks"]["passes"].get<int>(), 40);
