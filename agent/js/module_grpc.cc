@@ -252,7 +252,8 @@ absl::StatusOr<std::shared_ptr<const ExpectedStatuses>> ReadExpected(duk_context
                                                                       const std::string& error) {
   idx = duk_normalize_index(ctx, idx);
   if (duk_is_null_or_undefined(ctx, idx)) return nullptr;
-  if (!duk_is_object(ctx, idx) || !duk_get_prop_string(ctx, idx, kExpectedKey) || !duk_is_array(ctx, -1)) {
+  if (!duk_is_object(ctx, idx)) return absl::InvalidArgumentError(error);
+  if (!duk_get_prop_string(ctx, idx, kExpectedKey) || !duk_is_array(ctx, -1)) {
     duk_pop(ctx);
     return absl::InvalidArgumentError(error);
   }
@@ -436,10 +437,9 @@ absl::StatusOr<int> CloseImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
   // Streams still open are cancelled: they fire only `end` (spec §1.11).
   for (auto& [id, stream] : client->streams) {
-    if (stream->call != nullptr) stream->call->Cancel();
-  }
-  for (auto& [id, stream] : client->streams) {
-    if (stream->call != nullptr) stream->cancelled_by_script = true;
+    if (stream->call == nullptr) continue;
+    stream->cancelled_by_script = true;
+    stream->call->Cancel();
   }
   if (client->connection) client->connection->Close();
   client->connection.reset();
