@@ -20,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # Build toolchain and libraries (all from Debian).
 BUILD_PKGS=(
   build-essential cmake pkg-config git ca-certificates
-  libgrpc++-dev libprotobuf-dev libprotoc-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
+  libgrpc++-dev libprotobuf-dev libprotoc-dev protobuf-compiler protobuf-compiler-grpc libssl-dev zlib1g-dev
   libcurl4-openssl-dev libgoogle-perftools-dev
   duktape-dev
   libboost-dev libboost-context-dev

@@ -12,9 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -437,11 +440,116 @@ const char* CodeName(int code) {
 
 // One pending Connect: re-arms on every state change until READY, a
 // failure, or the deadline.
+// The shared channels of connectionSharing, process-wide: by key (the
+// channel-bound parameters), the channels open for it and how many
+// connections each has. A Lease is one connection's place on a channel: it
+// holds the channel, and gives the place back when it is destroyed (the
+// connection closed, or its dial failed), closing the channel with the last
+// one. Calls in flight hold the channel themselves, so closing never cuts
+// them short.
+class ChannelPool {
+ public:
+  struct Entry {
+    std::shared_ptr<grpc::Channel> channel;  // dropped when users falls to 0
+    int users = 0;
+  };
+  class Lease {
+   public:
+    Lease(ChannelPool& pool, std::string key, std::shared_ptr<Entry> entry)
+        : pool_(pool), key_(std::move(key)), entry_(std::move(entry)) {}
+    ~Lease() { pool_.Release(key_, entry_); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+
+   private:
+    ChannelPool& pool_;
+    const std::string key_;
+    const std::shared_ptr<Entry> entry_;
+  };
+
+  static ChannelPool& Get() {
+    static auto* pool = new ChannelPool;  // never destroyed: leases may outlive main's statics
+    return *pool;
+  }
+
+  // A place on a channel of `key` with fewer than `limit` connections
+  // (kShareUnlimited: any), or on a new one that `make` creates.
+  std::pair<std::shared_ptr<grpc::Channel>, std::shared_ptr<Lease>> Acquire(
+      const std::string& key, int limit, const std::function<std::shared_ptr<grpc::Channel>()>& make) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::shared_ptr<Entry>>& entries = entries_[key];
+    std::shared_ptr<Entry> chosen;
+    for (const std::shared_ptr<Entry>& e : entries) {
+      if (limit == ConnectParams::kShareUnlimited || e->users < limit) {
+        chosen = e;
+        break;
+      }
+    }
+    if (chosen == nullptr) {
+      chosen = std::make_shared<Entry>();
+      chosen->channel = make();
+      entries.push_back(chosen);
+    }
+    ++chosen->users;
+    return {chosen->channel, std::make_shared<Lease>(*this, key, chosen)};
+  }
+
+  std::pair<int, int> Counts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int channels = 0, users = 0;
+    for (const auto& [key, entries] : entries_) {
+      channels += static_cast<int>(entries.size());
+      for (const auto& e : entries) users += e->users;
+    }
+    return {channels, users};
+  }
+
+ private:
+  void Release(const std::string& key, const std::shared_ptr<Entry>& entry) {
+    std::shared_ptr<grpc::Channel> last;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--entry->users > 0) return;
+      last = std::move(entry->channel);
+      auto it = entries_.find(key);
+      if (it != entries_.end()) {
+        std::erase(it->second, entry);
+        if (it->second.empty()) entries_.erase(it);
+      }
+    }
+    ReleaseChannel(std::move(last));  // maybe inside a gRPC callback: not here
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::shared_ptr<Entry>>> entries_;
+};
+
+// The parameters bound to a channel, as one string: connections whose keys
+// are equal may share a channel. Lengths before values keep it unambiguous.
+std::string SharingKey(const ConnectParams& p) {
+  std::string key;
+  auto add = [&key](const std::string& v) { absl::StrAppend(&key, v.size(), ":", v, ";"); };
+  add(p.address);
+  add(p.plaintext ? "plaintext" : "tls");
+  add(absl::StrCat(p.max_receive_size, "/", p.max_send_size, "/", p.connection_sharing));
+  add(p.authority);
+  add(p.user_agent);
+  add(p.tls_cert);
+  add(p.tls_key);
+  add(p.tls_password);
+  for (const std::string& ca : p.tls_cacerts) add(ca);
+  add(p.tls_skip_verify ? "skip" : "verify");
+  add(absl::StrCat(reinterpret_cast<uintptr_t>(p.cq)));
+  return key;
+}
+
 class ConnectOp : public QueueTag {
  public:
-  ConnectOp(const ConnectParams& params, std::shared_ptr<grpc::Channel> channel, Connection::ConnectDone done)
+  ConnectOp(const ConnectParams& params, std::shared_ptr<grpc::Channel> channel, std::shared_ptr<void> lease,
+            Connection::ConnectDone done)
       : address_(params.address),
         channel_(std::move(channel)),
+        lease_(std::move(lease)),
         timeout_(params.timeout),
         deadline_(DeadlineAfter(params.timeout)),
         reflect_(params.reflect),
@@ -598,7 +706,7 @@ class ConnectOp : public QueueTag {
 
   void Succeed() {
     Connection::Connected connected;
-    connected.connection = std::shared_ptr<Connection>(new Connection(address_, channel_));
+    connected.connection = std::shared_ptr<Connection>(new Connection(address_, channel_, lease_));
     if (!reflect_) {
       Finish(std::move(connected));
       return;
@@ -623,6 +731,7 @@ class ConnectOp : public QueueTag {
 
   const std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<void> lease_;  // a shared channel's place, handed to the Connection
   const absl::Duration timeout_;
   const std::chrono::system_clock::time_point deadline_;
   const bool reflect_;
@@ -689,14 +798,29 @@ std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDo
     done(creds.status());
     return nullptr;
   }
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(params.address, *creds, args);
-  auto* op = new ConnectOp(params, std::move(channel), std::move(done));
+  std::shared_ptr<grpc::Channel> channel;
+  std::shared_ptr<void> lease;
+  if (params.connection_sharing == 0) {
+    channel = grpc::CreateCustomChannel(params.address, *creds, args);
+  } else {
+    // A channel made here has no Connection yet: if this dial fails, the
+    // lease goes with the op and the channel with it, unless others joined.
+    std::tie(channel, lease) = ChannelPool::Get().Acquire(SharingKey(params), params.connection_sharing, [&] {
+      return grpc::CreateCustomChannel(params.address, *creds, args);
+    });
+  }
+  auto* op = new ConnectOp(params, std::move(channel), std::move(lease), std::move(done));
   if (!op->Start() || params.cq == nullptr || params.reflect) return nullptr;
   return [op] { op->Cancel(); };
 }
 
-Connection::Connection(std::string address, std::shared_ptr<grpc::Channel> channel)
-    : address_(std::move(address)), channel_(std::move(channel)), stub_(std::make_unique<GenericStub>(channel_)) {}
+Connection::Connection(std::string address, std::shared_ptr<grpc::Channel> channel, std::shared_ptr<void> lease)
+    : address_(std::move(address)),
+      channel_(std::move(channel)),
+      stub_(std::make_unique<GenericStub>(channel_)),
+      lease_(std::move(lease)) {}
+
+std::pair<int, int> Connection::SharedChannelCounts() { return ChannelPool::Get().Counts(); }
 
 Connection::~Connection() { Close(); }
 
@@ -704,6 +828,7 @@ void Connection::Close() {
   stub_.reset();
   ReleaseChannel(std::move(channel_));
   channel_ = nullptr;
+  lease_.reset();  // a shared channel closes with its last connection
 }
 
 std::string GoStatusMessage(int code, const std::string& message) {
@@ -730,7 +855,7 @@ struct UnaryCallState {
   std::shared_ptr<grpc::Channel> channel;  // a Close() mid-call must not free it
   std::function<void(CallResult)> done;
   std::chrono::steady_clock::time_point start;
-  int64_t request_size = 0;
+  int64_t wire_size = 0;  // the request's bytes on the wire, frame header included
 };
 
 // Large requests are handed to gRPC without a copy; small ones are copied,
@@ -741,7 +866,8 @@ void PrepareUnaryCallState(UnaryCallState* call, std::shared_ptr<grpc::Channel> 
                            const CallOptions& options, std::function<void(CallResult)> done) {
   call->channel = std::move(channel);
   call->done = std::move(done);
-  call->request_size = static_cast<int64_t>(request_bytes.size());
+  call->wire_size = WireMessageSize(request_bytes, options.compression);
+  if (options.compression != Compression::kNone) call->context.set_compression_algorithm(ToGrpcAlgorithm(options.compression));
   if (request_bytes.size() >= kZeroCopyThreshold) {
     auto* owned = new std::string(std::move(request_bytes));
     grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
@@ -785,7 +911,7 @@ void FinishUnaryCall(UnaryCallState* call, const grpc::Status& status, bool in_g
   result.code = static_cast<int>(status.error_code());
   result.message = GoStatusMessage(result.code, status.error_message());
   result.status_details_bin = status.error_details();
-  result.bytes_sent = call->request_size + 5;
+  result.bytes_sent = call->wire_size;
   if (status.ok()) {
     std::vector<grpc::Slice> slices;
     if (call->response.Dump(&slices).ok()) {

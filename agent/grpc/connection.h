@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/grpc/compression.h"
 #include "agent/grpc/proto_registry.h"
 
 namespace grpc {
@@ -57,6 +58,21 @@ struct ConnectParams {
   // back in ConnectResult.reflected. reflect_metadata goes on its calls.
   bool reflect = false;
   std::vector<std::pair<std::string, std::string>> reflect_metadata;
+  // connectionSharing (issue 16): 0, the default, gives the connection a
+  // channel of its own (k6's behaviour). Otherwise connections made with
+  // the same channel-bound parameters (all of the above but timeout,
+  // reflect and reflect_metadata, which only the dial uses) and the same
+  // cq share one gRPC channel, hence one TCP connection, at most
+  // connection_sharing connections on one channel (kShareUnlimited: no
+  // limit); a further one opens another. A shared channel closes when the
+  // last Connection on it is closed or destroyed; closing one never
+  // disturbs the others' calls. Why per cq (per agent worker thread): a
+  // channel used from several workers' queues has its socket read by
+  // whichever worker polls and its completions handed to the others, which
+  // cost 1.7 times the CPU per request of a channel per VU (4 VUs, two
+  // workers, tests/bench/sharing.sh); per worker it costs no more.
+  static constexpr int kShareUnlimited = -1;
+  int connection_sharing = 0;
   // The completion queue the caller polls (an agent worker's): the dial is
   // watched there and `done` runs on its thread. Unset: a queue and thread
   // of this library.
@@ -93,6 +109,9 @@ struct CallOptions {
   // Lower-case keys; values of "-bin" keys are raw bytes (gRPC base64s them).
   Metadata metadata;
   absl::Duration timeout = absl::Minutes(2);
+  // The messages this call sends are compressed so (grpc-encoding); replies
+  // are decompressed whatever the server chose.
+  Compression compression = Compression::kNone;
 };
 
 // What a finished call gives back. A failed call is data, not an error:
@@ -105,7 +124,9 @@ struct CallResult {
   Metadata trailers;     // trailer metadata without grpc-status/-message/-status-details-bin
   std::string status_details_bin;  // the grpc-status-details-bin trailer (google.rpc.Status)
   // Message bytes plus the 5-byte gRPC frame header of each message; HTTP/2
-  // framing, headers and TLS records are not counted.
+  // framing, headers and TLS records are not counted. Sent messages count
+  // as they go on the wire, compressed or not (WireMessageSize); received
+  // ones as gRPC hands them over, decompressed.
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
   absl::Duration elapsed;  // from the start of the call to its final status
@@ -191,13 +212,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::string& address() const { return address_; }
 
+  // How many shared channels are open in this process (connectionSharing),
+  // and how many connections use them: for tests and benchmarks.
+  static std::pair<int, int> SharedChannelCounts();
+
  private:
   friend class ConnectOp;
-  Connection(std::string address, std::shared_ptr<grpc::Channel> channel);
+  Connection(std::string address, std::shared_ptr<grpc::Channel> channel, std::shared_ptr<void> lease);
 
   const std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> stub_;
+  // This connection's place on a shared channel (nullptr: its own channel);
+  // given back by Close().
+  std::shared_ptr<void> lease_;
 };
 
 // grpc-go's name of a status code ("Unimplemented"), for k6's error texts.

@@ -35,6 +35,8 @@ void StreamCall::Start(grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBu
                        std::unique_ptr<StreamCall> self) {
   self_ = std::move(self);
   for (const auto& [key, value] : options.metadata) context_.AddMetadata(key, value);
+  compression_ = options.compression;
+  if (compression_ != Compression::kNone) context_.set_compression_algorithm(ToGrpcAlgorithm(compression_));
   if (timeout.has_value()) {
     context_.set_deadline(std::chrono::system_clock::now() +
                           std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -80,7 +82,7 @@ void StreamCall::MaybeWrite() {
   if (!queue_.empty()) {
     std::string bytes = std::move(queue_.front());
     queue_.pop_front();
-    write_size_ = static_cast<int64_t>(bytes.size());
+    write_size_ = WireMessageSize(bytes, compression_);
     auto* owned = new std::string(std::move(bytes));
     grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
     write_buffer_ = grpc::ByteBuffer(&slice, 1);
@@ -134,7 +136,7 @@ void StreamCall::OnComplete(Op op, bool ok) {
     case kWrite:
       writing_ = false;
       if (ok) {
-        bytes_sent_ += write_size_ + 5;
+        bytes_sent_ += write_size_;
         if (handlers_.on_sent) handlers_.on_sent();
         MaybeWrite();
       } else {

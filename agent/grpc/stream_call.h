@@ -75,7 +75,8 @@ class StreamCall {
   std::deque<std::string> queue_;
   grpc::ByteBuffer read_buffer_;
   grpc::ByteBuffer write_buffer_;
-  int64_t write_size_ = 0;
+  int64_t write_size_ = 0;  // on the wire, frame header included
+  Compression compression_ = Compression::kNone;
   grpc::Status status_;
   std::optional<std::pair<int, std::string>> failure_;
   std::chrono::steady_clock::time_point start_;

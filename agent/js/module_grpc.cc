@@ -1,5 +1,6 @@
 #include "agent/js/module_grpc.h"
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -40,6 +41,11 @@ struct GrpcClientState::Stream {
   // the system tags; `status` is added for grpc_req_duration.
   metrics::TagSet tags;
   std::string counter_tags;  // encoded, for the message counters
+  // What grpc_req_failed counts as success for this stream (nullptr: no sample).
+  std::shared_ptr<const ExpectedStatuses> expected;
+  // The script ended it (cancel, client.close(), the iteration's end): its
+  // Canceled status is the close the script asked for, not a failure.
+  bool cancelled_by_script = false;
 };
 
 namespace {
@@ -208,6 +214,70 @@ void AddStatusTag(bool enabled, metrics::TagSet& tags, int code) {
   if (enabled) tags["status"] = absl::StrCat(code);
 }
 
+GrpcModuleState& ModuleState(Runtime& rt) {
+  if (rt.grpc_module() == nullptr) rt.grpc_module() = std::make_shared<GrpcModuleState>();
+  return *rt.grpc_module();
+}
+
+// The samples of one finished call (issue 16), all with the same tags
+// (status included): grpc_req_duration, grpc_reqs (1), and grpc_req_failed
+// (1 when the status is not among the expected ones, else 0) unless the
+// response callback is null, as k6's http_req_failed. `forgiven`: a stream
+// the script itself cancelled.
+void EmitCallSamples(VuHost& host, const std::string& encoded_tags, absl::Duration elapsed, int code,
+                     const ExpectedStatuses* expected, bool forgiven = false) {
+  host.Emit("grpc_req_duration", encoded_tags, absl::ToDoubleMilliseconds(elapsed));
+  host.Emit("grpc_reqs", encoded_tags, 1);
+  if (expected != nullptr) host.Emit("grpc_req_failed", encoded_tags, forgiven || expected->Match(code) ? 0 : 1);
+}
+
+// The hidden property of the objects grpc.expectedStatuses() returns: a flat
+// array [min0, max0, min1, max1, ...]. Hidden, so only those objects have it.
+constexpr char kExpectedKey[] = DUK_HIDDEN_SYMBOL("expectedStatuses");
+
+// expectedStatuses(flat): the JS half has checked the arguments (k6's
+// messages); this wraps them in an opaque object.
+absl::StatusOr<int> ExpectedStatusesImpl(duk_context* ctx, Runtime&) {
+  duk_push_object(ctx);
+  duk_dup(ctx, 0);
+  duk_put_prop_string(ctx, -2, kExpectedKey);
+  duk_freeze(ctx, -1);
+  return 1;
+}
+
+// A responseCallback value: null gives nullptr (no grpc_req_failed sample),
+// an object of grpc.expectedStatuses() its statuses; anything else is
+// refused with `error`.
+absl::StatusOr<std::shared_ptr<const ExpectedStatuses>> ReadExpected(duk_context* ctx, duk_idx_t idx,
+                                                                      const std::string& error) {
+  idx = duk_normalize_index(ctx, idx);
+  if (duk_is_null_or_undefined(ctx, idx)) return nullptr;
+  if (!duk_is_object(ctx, idx)) return absl::InvalidArgumentError(error);
+  if (!duk_get_prop_string(ctx, idx, kExpectedKey) || !duk_is_array(ctx, -1)) {
+    duk_pop(ctx);
+    return absl::InvalidArgumentError(error);
+  }
+  auto expected = std::make_shared<ExpectedStatuses>();
+  const duk_size_t n = duk_get_length(ctx, -1);
+  for (duk_size_t i = 0; i + 1 < n; i += 2) {
+    duk_get_prop_index(ctx, -1, static_cast<duk_uarridx_t>(i));
+    duk_get_prop_index(ctx, -2, static_cast<duk_uarridx_t>(i + 1));
+    // Clamped: statuses are small integers, and a cast of a huge double is undefined.
+    auto clamp = [](double v) { return static_cast<int>(std::max(-1e9, std::min(1e9, v))); };
+    expected->ranges.emplace_back(clamp(duk_get_number(ctx, -2)), clamp(duk_get_number(ctx, -1)));
+    duk_pop_2(ctx);
+  }
+  duk_pop(ctx);
+  return std::shared_ptr<const ExpectedStatuses>(std::move(expected));
+}
+
+// setResponseCallback(value): for this VU's calls from now on.
+absl::StatusOr<int> SetResponseCallbackImpl(duk_context* ctx, Runtime& rt) {
+  BARRAGE_ASSIGN_OR_RETURN(ModuleState(rt).response_callback,
+                           ReadExpected(ctx, 0, "unsupported argument, expected grpc.expectedStatuses"));
+  return 0;
+}
+
 // Reads the string or string-array at idx into out (connect's tls.cacerts).
 absl::Status ReadPemList(duk_context* ctx, duk_idx_t idx, std::vector<std::string>& out) {
   if (duk_is_string(ctx, idx)) {
@@ -266,7 +336,16 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   params.authority = duk_safe_to_string(ctx, -1);
   duk_get_prop_string(ctx, 2, "reflect");
   params.reflect = duk_to_boolean(ctx, -1);
-  duk_pop_n(ctx, 6);
+  duk_get_prop_string(ctx, 2, "connectionSharing");
+  params.connection_sharing = static_cast<int>(std::clamp(duk_get_number_default(ctx, -1, 0), -1.0, 1e9));
+  duk_pop_n(ctx, 7);
+  gc::Compression compression = gc::Compression::kNone;
+  if (duk_get_prop_string(ctx, 2, "compression")) {
+    absl::StatusOr<gc::Compression> parsed = gc::ParseCompression(duk_safe_to_string(ctx, -1));
+    if (!parsed.ok()) return absl::InvalidArgumentError(wrap + std::string(parsed.status().message()));
+    compression = *parsed;
+  }
+  duk_pop(ctx);
   if (duk_get_prop_string(ctx, 2, "reflectMetadata")) {
     BARRAGE_RETURN_IF_ERROR(ReadMetadata(ctx, -1, wrap, "reflectMetadata", params.reflect_metadata));
   }
@@ -332,7 +411,8 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   for (const gc::ReflectionCall& call : result->reflection_calls) {
     metrics::TagSet tags;
     AddStatusTag(rt.system_tag("status"), tags, call.code);
-    rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(call.elapsed), &tags);
+    EmitCallSamples(rt.host(), rt.EncodeTags(&tags), call.elapsed, call.code,
+                    ModuleState(rt).response_callback.get());
   }
   if (params.reflect) {
     auto registry = std::make_shared<gc::ProtoRegistry>();
@@ -348,6 +428,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   if (client->connection) client->connection->Close();
   client->connection = std::move(result->connection);
   client->address = params.address;
+  client->compression = compression;
   duk_push_true(ctx);
   return 1;
 }
@@ -356,7 +437,9 @@ absl::StatusOr<int> CloseImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
   // Streams still open are cancelled: they fire only `end` (spec §1.11).
   for (auto& [id, stream] : client->streams) {
-    if (stream->call != nullptr) stream->call->Cancel();
+    if (stream->call == nullptr) continue;
+    stream->cancelled_by_script = true;
+    stream->call->Cancel();
   }
   if (client->connection) client->connection->Close();
   client->connection.reset();
@@ -428,6 +511,10 @@ struct CallParams {
   gc::CallOptions options;
   metrics::TagSet tags;
   bool discard = false;
+  bool has_compression = false;  // else the client's (connect's) default
+  // responseCallback (issue 16), when given; else grpc.setResponseCallback's.
+  bool has_response_callback = false;
+  std::shared_ptr<const ExpectedStatuses> response_callback;
 };
 absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap, absl::Duration default_timeout,
                         CallParams& out) {
@@ -459,6 +546,24 @@ absl::Status ReadParams(duk_context* ctx, duk_idx_t idx, const std::string& wrap
       }
     } else if (key == "discardResponseMessage") {
       out.discard = duk_to_boolean(ctx, -1);
+    } else if (key == "compression") {
+      if (!duk_is_string(ctx, -1)) {
+        st = absl::InvalidArgumentError(absl::StrCat(wrap, "invalid compression value: it needs to be a string"));
+      } else if (absl::StatusOr<gc::Compression> c = gc::ParseCompression(duk_get_string(ctx, -1)); c.ok()) {
+        out.options.compression = *c;
+        out.has_compression = true;
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat(wrap, c.status().message()));
+      }
+    } else if (key == "responseCallback") {
+      absl::StatusOr<std::shared_ptr<const ExpectedStatuses>> expected =
+          ReadExpected(ctx, -1, wrap + "unsupported responseCallback, expected grpc.expectedStatuses");
+      if (expected.ok()) {
+        out.has_response_callback = true;
+        out.response_callback = *std::move(expected);
+      } else {
+        st = expected.status();
+      }
     } else {
       st = absl::InvalidArgumentError(absl::StrCat(wrap, "unknown param: \"", key, "\""));
     }
@@ -523,6 +628,7 @@ absl::StatusOr<PreparedCall> PrepareInvoke(duk_context* ctx, Runtime& rt, const 
   }
   BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 3, absl::StrCat("invalid GRPC's client.", fn, "() parameters: "),
                                      absl::Minutes(2), call.params));
+  if (!call.params.has_compression) call.params.options.compression = call.client->compression;
   if (duk_is_undefined(ctx, 2)) return absl::InvalidArgumentError("request cannot be nil");
   if (duk_is_null(ctx, 2)) return absl::InvalidArgumentError("TypeError: request cannot be null");
   BARRAGE_ASSIGN_OR_RETURN(call.request, EncodeRequest(ctx, 2, *call.registry, *call.method, NonFinite::kAsStrings,
@@ -575,13 +681,19 @@ absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, c
   return absl::OkStatus();
 }
 
-// The call's grpc_req_duration sample and its bytes.
-void RecordCall(Runtime& rt, metrics::TagSet tags, const std::string& address, const gc::MethodInfo& method,
+// What grpc_req_failed counts as success for a call with these params.
+std::shared_ptr<const ExpectedStatuses> ExpectedFor(Runtime& rt, const CallParams& params) {
+  return params.has_response_callback ? params.response_callback : ModuleState(rt).response_callback;
+}
+
+// The call's samples (EmitCallSamples) and its bytes.
+void RecordCall(Runtime& rt, const CallParams& params, const std::string& address, const gc::MethodInfo& method,
                 const gc::CallResult& result) {
   if (!result.started) return;
+  metrics::TagSet tags = params.tags;
   AddSystemTags(rt, tags, address, method);
   AddStatusTag(rt.system_tag("status"), tags, result.code);
-  rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
+  EmitCallSamples(rt.host(), rt.EncodeTags(&tags), result.elapsed, result.code, ExpectedFor(rt, params).get());
   rt.AddData(result.bytes_sent, result.bytes_received);
 }
 
@@ -616,7 +728,7 @@ absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
   std::shared_ptr<gc::Connection> connection = call.client->connection;
   const gc::CallResult result =
       BlockingUnaryCall(rt, *connection, *call.method, std::move(call.request), std::move(call.params.options));
-  RecordCall(rt, std::move(call.params.tags), call.client->address, *call.method, result);
+  RecordCall(rt, call.params, call.client->address, *call.method, result);
   BARRAGE_RETURN_IF_ERROR(PushResponse(ctx, *call.registry, *call.method, call.params.discard, result));
   return 1;
 }
@@ -649,11 +761,11 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
   grpc::ClientContext* context = connection->UnaryCall(
       *call->method, std::move(call->request), call->params.options, cq,
       [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id,
-       status_tag = rt.system_tag("status")](gc::CallResult result) mutable {
+       status_tag = rt.system_tag("status"), expected = ExpectedFor(rt, call->params)](gc::CallResult result) mutable {
         pending->done = true;
         if (result.started) {
           AddStatusTag(status_tag, tags, result.code);
-          host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
+          EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, expected.get());
           rt.AddData(result.bytes_sent, result.bytes_received);
         }
         loop.Enqueue([call, settle_id, result = std::move(result)](duk_context* c) {
@@ -699,11 +811,13 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
   // No timeout of its own (spec §1.10): it ends when the VU context does.
   gc::CallOptions options;
   options.timeout = absl::Hours(24);
+  options.compression = client->compression;
   std::shared_ptr<gc::Connection> connection = client->connection;
   const gc::CallResult result = BlockingUnaryCall(rt, *connection, *kCheck, request.SerializeAsString(), options);
   metrics::TagSet tags;
   AddStatusTag(rt.system_tag("status"), tags, result.code);
-  rt.EmitSample("grpc_req_duration", absl::ToDoubleMilliseconds(result.elapsed), &tags);
+  EmitCallSamples(rt.host(), rt.EncodeTags(&tags), result.elapsed, result.code,
+                  ModuleState(rt).response_callback.get());
   rt.AddData(result.bytes_sent, result.bytes_received);
   if (result.code != 0) {
     return absl::UnavailableError(
@@ -791,6 +905,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   }
   CallParams params;
   BARRAGE_RETURN_IF_ERROR(ReadParams(ctx, 2, "invalid GRPC Stream's parameters: ", absl::InfiniteDuration(), params));
+  if (!params.has_compression) params.options.compression = client->compression;
   // grpc-go refuses such metadata when the stream is created, and k6's
   // constructor throws that (spec §1.13.1).
   if (absl::Status st = gc::ValidateMetadata(params.options.metadata); !st.ok()) {
@@ -800,6 +915,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   grpc::CompletionQueue* cq = rt.host().completion_queue();
   if (cq == nullptr) return absl::FailedPreconditionError("streams need an event loop, which this host lacks");
   stream->discard = params.discard;
+  stream->expected = ExpectedFor(rt, params);
   stream->tags = rt.SampleTags(&params.tags);
   AddSystemTags(rt, stream->tags, client->address, *stream->method);
   stream->counter_tags = metrics::EncodeTagSet(stream->tags);
@@ -808,7 +924,10 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   VuHost& host = rt.host();
   std::weak_ptr<GrpcClientState::Stream> weak = stream;
   stream->loop_op = loop.Register([weak] {
-    if (auto s = weak.lock(); s && s->call != nullptr) s->call->Cancel();
+    if (auto s = weak.lock(); s && s->call != nullptr) {
+      s->cancelled_by_script = true;
+      s->call->Cancel();
+    }
   });
   gc::StreamCallHandlers handlers;
   handlers.on_message = [&host, &loop, stream, stream_id](std::string bytes) {
@@ -821,7 +940,10 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
     client->streams.erase(stream_id);
     metrics::TagSet tags = stream->tags;
     AddStatusTag(rt.system_tag("status"), tags, result.code);
-    host.Emit("grpc_req_duration", metrics::EncodeTagSet(tags), absl::ToDoubleMilliseconds(result.elapsed));
+    // A stream is one call for grpc_reqs and grpc_req_failed, counted when
+    // it ends with its final status, as its grpc_req_duration sample is.
+    EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, stream->expected.get(),
+                    stream->cancelled_by_script && result.code == 1);
     rt.AddData(result.bytes_sent, result.bytes_received);
     // Cancelled is a normal close: `end` only. Any other failure: `error`,
     // then `end` in a later task (spec §1.13.4).
@@ -908,7 +1030,10 @@ absl::StatusOr<int> StreamEndImpl(duk_context* ctx, Runtime& rt) {
 }
 
 absl::StatusOr<int> StreamCancelImpl(duk_context* ctx, Runtime& rt) {
-  if (GrpcClientState::Stream* stream = FindStream(ctx, rt)) stream->call->Cancel();
+  if (GrpcClientState::Stream* stream = FindStream(ctx, rt)) {
+    stream->cancelled_by_script = true;
+    stream->call->Cancel();
+  }
   return 0;
 }
 
@@ -932,6 +1057,8 @@ void InstallGrpcModule(duk_context* ctx) {
   PutFunction(ctx, -1, "streamWrite", Native<StreamWriteImpl>, 1);
   PutFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
   PutFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
+  PutFunction(ctx, -1, "expectedStatuses", Native<ExpectedStatusesImpl>, 1);
+  PutFunction(ctx, -1, "setResponseCallback", Native<SetResponseCallbackImpl>, 1);
   duk_put_prop_string(ctx, -2, "grpc");
   RunEmbeddedInstaller(ctx, "barrage:k6/net/grpc.js", kGrpcJs);
 }

@@ -9,12 +9,35 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/grpc/connection.h"
 #include "agent/grpc/proto_registry.h"
 
 namespace barrage::agent::js {
+
+// grpc.expectedStatuses(...) (issue 16): the status codes a script counts as
+// success for grpc_req_failed, as k6's http.expectedStatuses does for HTTP:
+// exact codes and inclusive {min, max} ranges (an exact code n is [n, n]).
+struct ExpectedStatuses {
+  std::vector<std::pair<int, int>> ranges;
+  bool Match(int code) const {
+    for (const auto& [lo, hi] : ranges) {
+      if (lo <= code && code <= hi) return true;
+    }
+    return false;
+  }
+};
+
+// The VU's k6/net/grpc state beyond its clients (Runtime::grpc_module()).
+struct GrpcModuleState {
+  // grpc.setResponseCallback(): nullptr after setResponseCallback(null),
+  // which, as in k6's HTTP module, stops grpc_req_failed samples altogether.
+  // The default counts only OK (0) as expected.
+  std::shared_ptr<const ExpectedStatuses> response_callback =
+      std::make_shared<const ExpectedStatuses>(ExpectedStatuses{{{0, 0}}});
+};
 
 struct GrpcClientState {
   // Shared, immutable once loaded: every VU runs the same init code, so the
@@ -23,6 +46,9 @@ struct GrpcClientState {
   std::string load_key;  // the cumulative load calls, the cache key
   std::shared_ptr<grpc_client::Connection> connection;
   std::string address;
+  // connect's `compression`: the default of the calls and streams that do
+  // not name one.
+  grpc_client::Compression compression = grpc_client::Compression::kNone;
   // Open streams by id (module_grpc.cc), until they finish: close() cancels them.
   struct Stream;
   std::map<int64_t, std::shared_ptr<Stream>> streams;

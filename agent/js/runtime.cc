@@ -655,6 +655,8 @@ absl::Status Runtime::Init() {
            {"iteration_duration", MetricType::kTrend, ValueType::kTime},
            {"iterations", MetricType::kCounter, ValueType::kDefault},
            {"grpc_req_duration", MetricType::kTrend, ValueType::kTime},
+           {"grpc_req_failed", MetricType::kRate, ValueType::kDefault},
+           {"grpc_reqs", MetricType::kCounter, ValueType::kDefault},
            {"grpc_streams", MetricType::kCounter, ValueType::kDefault},
            {"grpc_streams_msgs_received", MetricType::kCounter, ValueType::kDefault},
            {"grpc_streams_msgs_sent", MetricType::kCounter, ValueType::kDefault}}) {

@@ -37,6 +37,7 @@ namespace barrage::agent::js {
 
 class Transformer;
 struct GrpcClientState;  // module_grpc.cc
+struct GrpcModuleState;  // module_grpc.h
 
 struct RuntimeConfig {
   int64_t vu_id = 0;  // __VU: 0 for the init pass, setup and teardown
@@ -136,6 +137,8 @@ class Runtime : public HeapHooks {
   // import in progress), or MainDir(): the base for open(), as in k6.
   std::string CurrentModuleDir() const;
   std::vector<std::unique_ptr<GrpcClientState>>& grpc_clients() { return grpc_clients_; }
+  // k6/net/grpc's per-VU settings (module_grpc.cc creates them on first use).
+  std::shared_ptr<GrpcModuleState>& grpc_module() { return grpc_module_; }
   const std::map<std::string, metrics::MetricDef>& metric_defs() const { return metric_defs_; }
   EventLoop& event_loop() { return loop_; }
   // Timers of setTimeout/setInterval (module_timers in runtime.cc).
@@ -177,6 +180,7 @@ class Runtime : public HeapHooks {
   int64_t data_received_ = 0;
   std::map<std::string, metrics::MetricDef> metric_defs_;
   std::vector<std::unique_ptr<GrpcClientState>> grpc_clients_;
+  std::shared_ptr<GrpcModuleState> grpc_module_;
   bool setup_data_decoded_ = false;
   std::map<std::string, std::string> scenario_env_;
   std::set<std::string, std::less<>> system_tags_;

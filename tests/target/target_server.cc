@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include <grpc/compression.h>
 #include <grpc/grpc.h>
 #include <grpc/support/time.h>
 #include <grpcpp/alarm.h>
@@ -82,13 +83,43 @@ gpr_timespec DeadlineAfter(absl::Duration d) {
 // clients can check what they sent and how they read headers and trailers.
 constexpr std::string_view kEchoPrefix = "x-echo-";
 
+}  // namespace
+}  // namespace barrage::target
+
+// gRPC C++ consumes a request's grpc-encoding header and decompresses its
+// messages before the service sees them, and its API has no way to ask how
+// they came. This does, and is what gRPC's own compression tests use
+// (src/core/lib/surface/call_test_only.h, exported by libgrpc): the
+// algorithm the request's messages were sent with. Only the test server
+// uses it, only when a request asks (x-report-encoding). (Whether a message
+// really came compressed shows in the bytes the server reads: gRPC sends
+// a message compressed whenever that makes it smaller.)
+grpc_compression_algorithm grpc_call_test_only_get_compression_algorithm(grpc_call* call);
+
+namespace barrage::target {
+namespace {
+
+
 // Adds the x-echo- metadata of the request to the response's headers and
 // trailers; true if there was any. Such a request also gets the user-agent
 // it came with back, as header x-user-agent (what the userAgent option did).
+// Compression: a request with metadata x-report-encoding gets header
+// x-request-encoding, the algorithm its messages were sent with ("gzip");
+// one with x-reply-encoding: gzip|deflate gets its replies compressed so.
 bool EchoMetadata(grpc::ServerContextBase& context) {
   bool any = false;
   std::string user_agent;
   for (const auto& [key, value] : context.client_metadata()) {
+    if (key == "x-report-encoding") {
+      const char* name = "unknown";
+      grpc_compression_algorithm_name(grpc_call_test_only_get_compression_algorithm(context.c_call()), &name);
+      context.AddInitialMetadata("x-request-encoding", name);
+      any = true;
+    }
+    if (key == "x-reply-encoding") {
+      if (value == "gzip") context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+      if (value == "deflate") context.set_compression_algorithm(GRPC_COMPRESS_DEFLATE);
+    }
     if (key == "user-agent") user_agent.assign(value.data(), value.size());
     if (!key.starts_with(grpc::string_ref(kEchoPrefix.data(), kEchoPrefix.size()))) continue;
     std::string k(key.data(), key.size());

@@ -1,7 +1,9 @@
 // The gRPC server behind barrage-target: hello.HelloService (as grpcbin
 // answers it), the standard health service and server reflection (each can
 // be left out), plaintext or TLS (mutual with a client CA). Request metadata
-// keyed "x-echo-*" comes back as response headers and trailers on every method.
+// keyed "x-echo-*" comes back as response headers and trailers on every method;
+// "x-report-encoding" gets the request's compression back as header
+// x-request-encoding, "x-reply-encoding: gzip" compressed replies.
 //
 // It is the server of the client-CPU benchmarks, so it must not be the
 // bottleneck: SayHello, the hot path, runs on async completion queues, one
