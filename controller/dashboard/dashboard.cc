@@ -126,6 +126,10 @@ class Dashboard::Impl {
     const uint64_t generation = history_.generation();
     const size_t before = history_.points().size();
     history_.Add(std::move(totals), {progress.vus_active, progress.vus_max, progress.agents}, now);
+    const std::deque<Point>& points = history_.points();
+    if (final && points.size() >= 2 && points.back().dt < 0.5 * absl::ToDoubleSeconds(settings_.period)) {
+      history_.MergeLast();
+    }
     state_ = BuildState(now, progress, agents, eval.sets, final);
     if (server_ == nullptr) return;
     nlohmann::json update = {{"state", state_}};

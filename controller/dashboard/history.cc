@@ -153,37 +153,50 @@ void History::Add(Totals totals, const Gauges& gauges, absl::Time now) {
   if (points_.size() > max_points_) Downsample();
 }
 
+namespace {
+
+// Two neighbouring points as one over both intervals.
+Point MergePoints(const Point& a, const Point& b) {
+  Point m = b;  // gauges: the later value
+  m.dt = a.dt + b.dt;
+  auto w = [&](double x, double y) { return (x * a.dt + y * b.dt) / m.dt; };
+  m.rps = w(a.rps, b.rps);
+  m.rps_by.clear();
+  for (const auto& [k, v] : a.rps_by) m.rps_by[k] += v * a.dt / m.dt;
+  for (const auto& [k, v] : b.rps_by) m.rps_by[k] += v * b.dt / m.dt;
+  auto larger = [](const std::optional<double>& x, const std::optional<double>& y) -> std::optional<double> {
+    if (!x) return y;
+    if (!y) return x;
+    return std::max(*x, *y);
+  };
+  m.p50 = larger(a.p50, b.p50);
+  m.p90 = larger(a.p90, b.p90);
+  m.p95 = larger(a.p95, b.p95);
+  m.p99 = larger(a.p99, b.p99);
+  const double ra = a.rps * a.dt, rb = b.rps * b.dt;
+  if (ra + rb > 0) m.error_share = (a.error_share.value_or(0) * ra + b.error_share.value_or(0) * rb) / (ra + rb);
+  m.iterations = w(a.iterations, b.iterations);
+  m.dropped = w(a.dropped, b.dropped);
+  m.msgs_sent = w(a.msgs_sent, b.msgs_sent);
+  m.msgs_received = w(a.msgs_received, b.msgs_received);
+  m.data_sent = w(a.data_sent, b.data_sent);
+  m.data_received = w(a.data_received, b.data_received);
+  return m;
+}
+
+}  // namespace
+
+void History::MergeLast() {
+  if (points_.size() < 2) return;
+  Point b = std::move(points_.back());
+  points_.pop_back();
+  points_.back() = MergePoints(points_.back(), b);
+  ++generation_;
+}
+
 void History::Downsample() {
   std::deque<Point> merged;
-  for (size_t i = 0; i + 1 < points_.size(); i += 2) {
-    const Point& a = points_[i];
-    const Point& b = points_[i + 1];
-    Point m = b;  // gauges: the later value
-    m.dt = a.dt + b.dt;
-    auto w = [&](double x, double y) { return (x * a.dt + y * b.dt) / m.dt; };
-    m.rps = w(a.rps, b.rps);
-    m.rps_by.clear();
-    for (const auto& [k, v] : a.rps_by) m.rps_by[k] += v * a.dt / m.dt;
-    for (const auto& [k, v] : b.rps_by) m.rps_by[k] += v * b.dt / m.dt;
-    auto larger = [](const std::optional<double>& x, const std::optional<double>& y) -> std::optional<double> {
-      if (!x) return y;
-      if (!y) return x;
-      return std::max(*x, *y);
-    };
-    m.p50 = larger(a.p50, b.p50);
-    m.p90 = larger(a.p90, b.p90);
-    m.p95 = larger(a.p95, b.p95);
-    m.p99 = larger(a.p99, b.p99);
-    const double ra = a.rps * a.dt, rb = b.rps * b.dt;
-    if (ra + rb > 0) m.error_share = (a.error_share.value_or(0) * ra + b.error_share.value_or(0) * rb) / (ra + rb);
-    m.iterations = w(a.iterations, b.iterations);
-    m.dropped = w(a.dropped, b.dropped);
-    m.msgs_sent = w(a.msgs_sent, b.msgs_sent);
-    m.msgs_received = w(a.msgs_received, b.msgs_received);
-    m.data_sent = w(a.data_sent, b.data_sent);
-    m.data_received = w(a.data_received, b.data_received);
-    merged.push_back(std::move(m));
-  }
+  for (size_t i = 0; i + 1 < points_.size(); i += 2) merged.push_back(MergePoints(points_[i], points_[i + 1]));
   if (points_.size() % 2) merged.push_back(points_.back());
   points_ = std::move(merged);
   ++generation_;

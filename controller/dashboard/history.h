@@ -76,6 +76,9 @@ class History {
   // ones. The first call measures from `start`.
   void Add(Totals totals, const Gauges& gauges, absl::Time now);
   void SetStart(absl::Time start) { last_time_ = start; }
+  // Merges the last point into the one before (the final reading, moments
+  // after a regular one, would otherwise be a spike over a tiny interval).
+  void MergeLast();
 
   const std::deque<Point>& points() const { return points_; }
   const Totals& totals() const { return last_; }

@@ -1,5 +1,6 @@
 #include "controller/dashboard/settings.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,25 +40,24 @@ absl::Status CheckAddress(const std::string& culprit, const std::string& address
 
 absl::Status CheckReportPath(const std::string& path, const std::string& culprit) {
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(culprit, ": the report's file name is empty"));
+  auto cannot = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(culprit, ": cannot write ", path, ": ", why));
+  };
+  // Opened for real (permission bits say nothing to root, nor about a
+  // read-only file system): an existing file without truncating it, a new
+  // one created and removed again.
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
-    if (!S_ISREG(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat(culprit, ": cannot write ", path, ": not a regular file"));
-    }
-    if (access(path.c_str(), W_OK) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(culprit, ": cannot write ", path, ": ", strerror(errno)));
-    }
+    if (!S_ISREG(st.st_mode)) return cannot("not a regular file");
+    const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return cannot(strerror(errno));
+    close(fd);
     return absl::OkStatus();
   }
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(culprit, ": cannot write ", path, ": its directory ", dir, " does not exist"));
-  }
-  if (access(dir.c_str(), W_OK | X_OK) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(culprit, ": cannot write ", path, ": ", strerror(errno)));
-  }
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return cannot(errno == ENOENT ? "its directory does not exist" : strerror(errno));
+  close(fd);
+  unlink(path.c_str());
   return absl::OkStatus();
 }
 

@@ -27,6 +27,15 @@
     while (Math.abs(n) >= 1000 && i < u.length - 1) { n /= 1000; i++; }
     return fmt(n, 1) + ' ' + u[i];
   }
+  // Axis ticks: 1.5k, 2M.
+  function si(v) {
+    if (v === null || v === undefined) return '';
+    var a = Math.abs(v);
+    if (a >= 1e9) return fmt(v / 1e9, 1) + 'G';
+    if (a >= 1e6) return fmt(v / 1e6, 1) + 'M';
+    if (a >= 1e4) return fmt(v / 1e3, 1) + 'k';
+    return fmt(v, a < 10 ? 2 : 0);
+  }
   function seriesLabel(key) {
     if (key === 'other') return 'other';
     var sp = key.lastIndexOf(' ');
@@ -80,7 +89,8 @@
       $('charts').appendChild(box);
     }
     var series = def.series();
-    var data = [points.map(function (p) { return p.t; })];
+    var t0 = state.started || (points.length ? points[0].t - points[0].dt : 0);
+    var data = [points.map(function (p) { return Math.round((p.t - t0) * 10) / 10; })];
     series.forEach(function (s) { data.push(points.map(s.key)); });
     var sig = series.map(function (s) { return s.label; }).join('|');
     var c = charts[def.id];
@@ -92,8 +102,9 @@
           return { label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
                    value: function (u, v) { return v === null || v === undefined ? '–' : fmt(v, 2); } };
         })),
-        axes: [{}, { size: 60 }],
-        scales: { x: { time: true } },
+        axes: [{ label: 'seconds since start', size: 40, labelSize: 16 },
+               { size: 56, values: function (u, splits) { return splits.map(si); } }],
+        scales: { x: { time: false } },
       };
       charts[def.id] = c = { sig: sig, plot: new uPlot(opts, data, box) };
     } else {
