@@ -24,7 +24,7 @@ BUILD_PKGS=(
   libcurl4-openssl-dev libgoogle-perftools-dev
   duktape-dev
   libboost-dev libboost-context-dev
-  libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   nodejs npm
 )
 # The tests' libraries, peers for benchmarks and servers for integration

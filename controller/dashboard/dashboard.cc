@@ -9,7 +9,7 @@
 #include "common/log.h"
 #include "common/output_file.h"
 #include "controller/dashboard/history.h"
-#include "controller/dashboard/http_server.h"
+#include "common/http_server.h"
 #include "controller/summary.h"
 
 // The page's files, pulled in at assembly time (as agent/js embeds Babel):
@@ -242,6 +242,12 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(const DashboardSetti
   impl->RunSampler();
   if (impl->server_ != nullptr) {
     barrage::Log(Severity::kInfo, absl::StrCat("web dashboard on http://", impl->server_->address(), "/"));
+    // k6 opens a browser here; a load generator on a server or in CI has
+    // none to open, so the address is repeated where it stands out.
+    if (settings.open) {
+      barrage::Log(Severity::kWarning, absl::StrCat("K6_WEB_DASHBOARD_OPEN: open http://", impl->server_->address(),
+                                                    "/ in a browser (barrage does not start one)"));
+    }
   }
   return std::unique_ptr<Dashboard>(new Dashboard(std::move(impl)));
 }

@@ -155,7 +155,7 @@ def case_live(browser, procs, work):
     summary = os.path.join(work, "summary.json")
     p, out, err = run_barrage(procs, work, "live",
                               ["--dashboard=127.0.0.1:0", "--report", report, "--summary-export", summary,
-                               "-e", f"TARGET={target}", "-e", "DURATION=6s", script],
+                               "-e", f"TARGET={target}", "-e", "DURATION=8s", script],
                               {"K6_WEB_DASHBOARD_PERIOD": "1s"})
     url = wait_for_line(err, r"web dashboard on (http://\S+?)\"", 20, p).group(1)
     log(f"dashboard at {url}")
@@ -235,7 +235,7 @@ def case_agents(browser, procs, work):
     script = write_script(work)
     p, out, err = run_barrage(procs, work, "agents",
                               ["--agents", "2", "--dashboard=127.0.0.1:0", "-e", f"TARGET={target}",
-                               "-e", "DURATION=5s", script],
+                               "-e", "DURATION=8s", script],
                               {"K6_WEB_DASHBOARD_PERIOD": "1s"})
     url = wait_for_line(err, r"web dashboard on (http://\S+?)\"", 30, p).group(1)
     page = browser.new_page(1280, 900)
@@ -272,12 +272,13 @@ def case_bad_input(procs, work):
     busy.listen(1)
     busy_addr = f"127.0.0.1:{busy.getsockname()[1]}"
     cases = [
-        (["--dashboard=" + busy_addr], {}, busy_addr),
-        (["--dashboard=nonsense"], {}, "--dashboard"),
-        (["--dashboard=256.1.2.3:80"], {}, "256.1.2.3:80"),
-        (["--report", os.path.join(work, "no", "such", "dir", "r.html")], {}, "no/such/dir/r.html"),
+        (["--dashboard=" + busy_addr], {}, f"cannot listen on {busy_addr}"),
+        (["--dashboard=nonsense"], {}, "--dashboard: expected HOST:PORT"),
+        (["--dashboard=256.1.2.3:80"], {}, "cannot listen on 256.1.2.3:80"),
+        (["--report", os.path.join(work, "no", "such", "dir", "r.html")], {}, "--report: cannot write "),
         (["--report", work], {}, "not a regular file"),
-        ([], {"K6_WEB_DASHBOARD": "true", "K6_WEB_DASHBOARD_PORT": str(busy.getsockname()[1])}, busy_addr),
+        ([], {"K6_WEB_DASHBOARD": "true", "K6_WEB_DASHBOARD_PORT": str(busy.getsockname()[1])},
+         f"cannot listen on {busy_addr}"),
         ([], {"K6_WEB_DASHBOARD": "true", "K6_WEB_DASHBOARD_PERIOD": "soon"}, "K6_WEB_DASHBOARD_PERIOD"),
         ([], {"K6_WEB_DASHBOARD": "maybe"}, "K6_WEB_DASHBOARD"),
         ([], {"K6_WEB_DASHBOARD_EXPORT": os.path.join(work, "missing", "r.html")}, "K6_WEB_DASHBOARD_EXPORT"),

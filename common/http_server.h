@@ -1,10 +1,11 @@
-// The dashboard's HTTP server: plain GET routes and one server-sent-events
-// stream (text/event-stream) that every connected page shares. Boost.Beast
+// A small HTTP server (the web dashboard, the Prometheus endpoint): plain GET
+// routes and one server-sent-events stream (text/event-stream) that every
+// connected page shares. Boost.Beast
 // (header-only, beside Boost.Asio in Debian's libboost-dev) parses the
 // requests; SSE framing is three lines of text, written on the socket
 // directly (Beast has no SSE support). One thread runs it all.
-#ifndef BARRAGE_CONTROLLER_DASHBOARD_HTTP_SERVER_H_
-#define BARRAGE_CONTROLLER_DASHBOARD_HTTP_SERVER_H_
+#ifndef BARRAGE_COMMON_HTTP_SERVER_H_
+#define BARRAGE_COMMON_HTTP_SERVER_H_
 
 #include <functional>
 #include <memory>
@@ -13,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace barrage::dashboard {
+namespace barrage {
 
 struct HttpResponse {
   int status = 200;
@@ -29,8 +30,9 @@ class HttpServer {
   using OnSubscribe = std::function<std::string()>;
 
   // Binds at once: an address in use or invalid is an error naming it.
+  // Without on_subscribe, /events is an ordinary route.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address, Handler handler,
-                                                           OnSubscribe on_subscribe);
+                                                           OnSubscribe on_subscribe = nullptr);
   ~HttpServer();
 
   std::string address() const;  // the bound HOST:PORT
@@ -49,6 +51,6 @@ class HttpServer {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace barrage::dashboard
+}  // namespace barrage
 
-#endif  // BARRAGE_CONTROLLER_DASHBOARD_HTTP_SERVER_H_
+#endif  // BARRAGE_COMMON_HTTP_SERVER_H_

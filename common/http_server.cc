@@ -1,4 +1,4 @@
-#include "controller/dashboard/http_server.h"
+#include "common/http_server.h"
 
 #include <atomic>
 #include <boost/asio.hpp>
@@ -13,7 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace barrage::dashboard {
+namespace barrage {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -109,7 +109,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       const auto& req = parser->get();
       const std::string target(req.target());
       const bool head = req.method() == http::verb::head;
-      if (req.method() == http::verb::get && (target == "/events" || target.rfind("/events?", 0) == 0)) {
+      if (server->on_subscribe_ && req.method() == http::verb::get &&
+          (target == "/events" || target.rfind("/events?", 0) == 0)) {
         server->Subscribe(std::move(socket));
         return;
       }
@@ -269,4 +270,4 @@ void HttpServer::Stop(absl::Duration drain) { impl_->Stop(drain); }
 
 size_t HttpServer::subscribers() const { return impl_->count_; }
 
-}  // namespace barrage::dashboard
+}  // namespace barrage
