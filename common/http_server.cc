@@ -7,6 +7,8 @@
 #include <deque>
 #include <future>
 #include <list>
+#include <sstream>
+#include <vector>
 #include <mutex>
 #include <thread>
 
@@ -91,6 +93,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     beast::flat_buffer buffer;
     std::unique_ptr<http::request_parser<http::empty_body>> parser;
     http::response<http::string_body> response;
+    std::string header;                              // for shared_body responses
+    std::shared_ptr<const std::string> shared_body;  // held until written
+    bool keep_alive = false;
 
     Connection(std::shared_ptr<Impl> s, tcp::socket sock) : server(std::move(s)), socket(std::move(sock)) {}
 
@@ -108,33 +113,57 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     void Serve() {
       const auto& req = parser->get();
       const std::string target(req.target());
-      const bool head = req.method() == http::verb::head;
+      const bool head_only = req.method() == http::verb::head;
       if (server->on_subscribe_ && req.method() == http::verb::get &&
           (target == "/events" || target.rfind("/events?", 0) == 0)) {
         server->Subscribe(std::move(socket));
         return;
       }
       HttpResponse r;
-      if (req.method() != http::verb::get && !head) {
+      if (req.method() != http::verb::get && !head_only) {
         r = {405, "text/plain; charset=utf-8", "only GET\n"};
       } else {
         r = server->handler_(target);
+      }
+      if (r.shared_body) {
+        // The header by Beast, the body straight from the shared buffer.
+        http::response<http::empty_body> head(static_cast<http::status>(r.status), req.version());
+        head.set(http::field::content_type, r.content_type);
+        head.set(http::field::cache_control, "no-store");
+        head.keep_alive(req.keep_alive());
+        head.content_length(r.shared_body->size());
+        std::ostringstream text;
+        text << head.base();
+        header = text.str();
+        shared_body = head_only ? nullptr : std::move(r.shared_body);
+        keep_alive = req.keep_alive();
+        std::vector<asio::const_buffer> buffers{asio::buffer(header)};
+        if (shared_body) buffers.push_back(asio::buffer(*shared_body));
+        asio::async_write(socket, buffers, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+          self->shared_body.reset();
+          self->Done(ec, self->keep_alive);
+        });
+        return;
       }
       response = http::response<http::string_body>(static_cast<http::status>(r.status), req.version());
       response.set(http::field::content_type, r.content_type);
       response.set(http::field::cache_control, "no-store");
       response.keep_alive(req.keep_alive());
-      response.body() = head ? std::string() : std::move(r.body);
+      response.body() = head_only ? std::string() : std::move(r.body);
       response.prepare_payload();
-      if (head) response.content_length(r.body.size());
+      if (head_only) response.content_length(r.body.size());
       http::async_write(socket, response, [self = shared_from_this()](beast::error_code ec, size_t) {
-        if (ec || !self->response.keep_alive()) {
-          beast::error_code ignored;
-          self->socket.shutdown(tcp::socket::shutdown_both, ignored);
-          return;
-        }
-        self->Read();
+        self->Done(ec, self->response.keep_alive());
       });
+    }
+
+    void Done(boost::system::error_code ec, bool keep_alive) {
+      if (ec || !keep_alive) {
+        beast::error_code ignored;
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
+        return;
+      }
+      Read();
     }
   };
 

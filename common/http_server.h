@@ -20,6 +20,9 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // Instead of body: a buffer the server holds until it is sent (a large
+  // page rendered into a reused buffer).
+  std::shared_ptr<const std::string> shared_body;
 };
 
 class HttpServer {

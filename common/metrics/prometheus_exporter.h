@@ -54,6 +54,9 @@ class PrometheusExporter {
 
   // The text exposition as a scrape would return it (for tests).
   std::string Render();
+  // Same, into out, reusing its capacity (what the endpoint does with its
+  // buffers; for benchmarks).
+  void RenderInto(std::string& out);
 
   // The renderer behind the endpoint.
   class Collector;

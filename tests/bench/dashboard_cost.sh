@@ -58,7 +58,7 @@ run() {  # $1 = off|idle|page; prints the controller's CPU seconds
   if [ "$mode" = page ]; then
     echo "page: $(grep -c '^event: update' "$work/events" || true) updates, $(wc -c <"$work/events") bytes" >"$work/page"
   fi
-  awk '{print $1 + $2}' "$work/time.$mode"
+  tail -n 1 "$work/time.$mode" | awk '{print $1 + $2}'
 }
 off=$(run off)
 idle=$(run idle)

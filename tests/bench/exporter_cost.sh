@@ -50,7 +50,8 @@ run() {  # $1 = scrape|quiet; prints the controller's CPU seconds
   fi
   wait $swarm
   wait $pid || true
-  awk '{print $1 + $2}' "$work/time.$mode"
+  # /usr/bin/time writes "Command exited with non-zero status N" first when it did.
+  tail -n 1 "$work/time.$mode" | awk '{print $1 + $2}'
 }
 quiet=$(run quiet)
 scraped=$(run scrape)

@@ -70,12 +70,12 @@ class Page:
             time.sleep(0.2)
         raise CdpError(f"timed out after {timeout}s waiting for {what} ({expression} = {last!r})")
 
-    def screenshot(self, path, full_page=True):
+    def screenshot(self, path, full_page=True, scale=1):
         params = {"format": "png"}
         if full_page:
             params["captureBeyondViewport"] = True
             size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}
+            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": scale}
         r = self.send("Page.captureScreenshot", params, timeout=30)
         with open(path, "wb") as f:
             f.write(base64.b64decode(r["data"]))

@@ -21,8 +21,10 @@ bad-input: a dashboard address in use, a malformed one, an unwritable
            before the test starts (no request reaches the target), naming
            the culprit. Needs no browser.
 
-Screenshots (dashboard.png, report.png, agents.png) are written to DIR;
---readme-images copies reduced ones there (what README.md shows).
+Screenshots (dashboard.png, report.png, agents.png, and half-scale
+dashboard-small.png and report-small.png) are written to DIR;
+--readme-images DIR copies the half-scale ones there as dashboard.png and
+report.png (README.md shows docs/).
 Without a runnable Chromium the browser cases exit 77 (ctest: skipped),
 saying why. Every wait is bounded; every process is ended on every way out.
 """
@@ -143,9 +145,9 @@ def totals(page):
     })()""")
 
 
-def shrink(src, dst):
-    """A smaller copy for the README (Chromium renders the page at 60 %)."""
-    shutil.copyfile(src, dst)
+# The README's copies: rendered by Chromium at this scale, so the committed
+# PNGs stay small without an image library.
+README_SCALE = 0.5
 
 
 def case_live(browser, procs, work):
@@ -181,6 +183,7 @@ def case_live(browser, procs, work):
     end = totals(page)
     log(f"at the end: {end}")
     page.screenshot(os.path.join(ARGS.out, "dashboard.png"))
+    page.screenshot(os.path.join(ARGS.out, "dashboard-small.png"), scale=README_SCALE)
     exported = json.load(open(summary))
     iterations = exported["metrics"]["iterations"]["count"]
     failed_checks = exported["metrics"]["checks"]["fails"]
@@ -227,6 +230,7 @@ def case_live(browser, procs, work):
     if requests:
         raise Failure(f"the report asked the network for {requests}")
     rpage.screenshot(os.path.join(ARGS.out, "report.png"))
+    rpage.screenshot(os.path.join(ARGS.out, "report-small.png"), scale=README_SCALE)
     return {"iterations": iterations, "failed": failed_checks}
 
 
@@ -344,10 +348,10 @@ def main():
                     log("agents: ok (both listed)")
         if ARGS.readme_images:
             os.makedirs(ARGS.readme_images, exist_ok=True)
-            for name in ("dashboard.png", "report.png"):
-                src = os.path.join(ARGS.out, name)
+            for name in ("dashboard", "report"):
+                src = os.path.join(ARGS.out, f"{name}-small.png")
                 if os.path.exists(src):
-                    shrink(src, os.path.join(ARGS.readme_images, name))
+                    shutil.copyfile(src, os.path.join(ARGS.readme_images, f"{name}.png"))
         return 0
     except (Failure, CdpError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
