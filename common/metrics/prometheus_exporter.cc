@@ -85,7 +85,10 @@ void AppendUint(std::string& out, uint64_t v) {
 
 // A label value: backslash, double quote and newline escaped.
 void AppendLabelValue(std::string& out, const std::string& v) {
-  if (v.find_first_of("\\\"\n") == std::string::npos) {
+  // find_first_of would call memchr per character; one pass instead.
+  bool plain = true;
+  for (char c : v) plain &= c != '\\' && c != '"' && c != '\n';
+  if (plain) {
     out += v;
     return;
   }
