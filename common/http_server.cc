@@ -1,5 +1,7 @@
 #include "common/http_server.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -70,6 +72,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   void Run() {
     Accept();
     thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), thread_name_.substr(0, 15).c_str());
       io_.run();
       finished_ = true;
     });
@@ -268,6 +271,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::string address_;
+  std::string thread_name_;
   std::thread thread_;
   std::list<std::shared_ptr<Subscriber>> subscribers_;  // the server's thread only
   std::atomic<size_t> count_{0};
@@ -278,8 +282,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& address, Handler handler,
-                                                              OnSubscribe on_subscribe) {
+                                                              OnSubscribe on_subscribe, const std::string& thread_name) {
   auto impl = std::make_shared<Impl>(std::move(handler), std::move(on_subscribe));
+  impl->thread_name_ = thread_name;
   if (absl::Status st = impl->Bind(address); !st.ok()) return st;
   impl->Run();
   std::unique_ptr<HttpServer> out(new HttpServer());

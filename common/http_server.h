@@ -34,8 +34,10 @@ class HttpServer {
 
   // Binds at once: an address in use or invalid is an error naming it.
   // Without on_subscribe, /events is an ordinary route.
+  // thread_name names the server's thread (ps, /proc: CPU per thread).
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address, Handler handler,
-                                                           OnSubscribe on_subscribe = nullptr);
+                                                           OnSubscribe on_subscribe = nullptr,
+                                                           const std::string& thread_name = "http");
   ~HttpServer();
 
   std::string address() const;  // the bound HOST:PORT

@@ -474,7 +474,8 @@ absl::StatusOr<std::unique_ptr<PrometheusExporter>> PrometheusExporter::Start(co
         HttpResponse r{200, "text/plain; version=0.0.4; charset=utf-8", ""};
         r.shared_body = collector->RenderPooled();
         return r;
-      });
+      },
+      nullptr, "prom-http");
   if (!server.ok()) {
     return absl::UnavailableError(absl::StrCat("--prometheus: cannot listen on ", config.address,
                                                " (address in use or not local): ", server.status().message()));

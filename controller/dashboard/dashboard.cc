@@ -1,5 +1,7 @@
 #include "controller/dashboard/dashboard.h"
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -80,7 +82,7 @@ class Dashboard::Impl {
           }
           return {404, "text/plain; charset=utf-8", "not found\n"};
         },
-        [this] { return Dump(Snapshot()); });
+        [this] { return Dump(Snapshot()); }, "dash-http");
     if (!server.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--dashboard/K6_WEB_DASHBOARD: ", server.status().message()));
     }
@@ -90,6 +92,7 @@ class Dashboard::Impl {
 
   void RunSampler() {
     sampler_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "dash-sample");
       std::unique_lock<std::mutex> lock(wake_mu_);
       while (!stop_) {
         if (wake_cv_.wait_for(lock, absl::ToChronoMilliseconds(settings_.period), [this] { return stop_; })) break;

@@ -234,10 +234,7 @@ nlohmann::json History::PointsJson(size_t from) const {
 nlohmann::json History::TotalsJson() const {
   const Totals& t = last_;
   const metrics::Histogram& h = t.duration;
-  nlohmann::json by = nlohmann::json::object();
-  for (const auto& [k, v] : t.requests_by) by[k] = v;
   return {{"requests", t.requests},
-          {"requests_by", std::move(by)},
           {"failed", t.failed},
           {"iterations", t.iterations},
           {"dropped", t.dropped},
