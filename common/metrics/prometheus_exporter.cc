@@ -405,8 +405,8 @@ class PrometheusExporter::Collector {
 
   // A page for the endpoint, in a buffer that goes back to a pool when the
   // response is sent: a fresh 7 MB string per scrape was mapped and zeroed
-  // by the kernel each time (a fifth of a scrape's CPU, perf; barrage's
-  // M_TRIM_THRESHOLD turns off glibc's dynamic mmap threshold).
+  // by the kernel each time (a fifth of a scrape's CPU under glibc's
+  // malloc, perf), as an allocator may hand memory that large back.
   std::shared_ptr<const std::string> RenderPooled() const {
     std::unique_ptr<std::string> buf;
     {

@@ -1,8 +1,8 @@
 // A Prometheus endpoint over a MetricStore: the controller's (`barrage run
 // --prometheus ADDR`, the merged metrics of the whole test) and an agent's
-// own (`barrage-agent --prometheus ADDR`, for debugging). Built at each
-// scrape from the store (prometheus-cpp serves /metrics; a Collectable
-// renders).
+// own (`barrage-agent --prometheus ADDR`, for debugging). Rendered at each
+// scrape from the store as the text exposition format, written directly
+// (prometheus_exporter.cc says why), and served by common/http_server.
 //
 // Names: `barrage_` + the k6 name + the base unit (time trends in seconds,
 // data in bytes); counters end in `_total`; rates are two counters
