@@ -34,7 +34,7 @@
     if (a >= 1e9) return fmt(v / 1e9, 1) + 'G';
     if (a >= 1e6) return fmt(v / 1e6, 1) + 'M';
     if (a >= 1e4) return fmt(v / 1e3, 1) + 'k';
-    return fmt(v, a < 10 ? 2 : 0);
+    return fmt(v, a < 10 ? 2 : a < 100 ? 1 : 0);
   }
   function seriesLabel(key) {
     if (key === 'other') return 'other';
