@@ -52,10 +52,12 @@ run() {  # $1 = off|idle|page; prints the controller's CPU seconds
   fi
   # The dashboard's own threads (dash-sample, dash-http): their CPU ticks,
   # read until the controller exits (the highest sum: they end before it).
+  # ($pid is /usr/bin/time's; the controller is its child.)
   ( most=0
     while kill -0 "$pid" 2>/dev/null; do
       t=0
-      for task in /proc/"$pid"/task/*; do
+      child=$(pgrep -P "$pid" | head -n 1)
+      for task in /proc/"${child:-0}"/task/*; do
         case $(cat "$task/comm" 2>/dev/null) in
           dash-*) t=$((t + $(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo 0))) ;;
         esac
