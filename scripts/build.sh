@@ -10,8 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-if [ ! -f scripts/js/node_modules/babel-standalone/babel.min.js ]; then
-  echo "build: babel-standalone is missing; running scripts/setup.sh first" >&2
+if [ ! -f scripts/js/node_modules/babel-standalone/babel.min.js ] ||
+   [ ! -f scripts/js/node_modules/uplot/dist/uPlot.iife.min.js ]; then
+  echo "build: babel-standalone or uplot (scripts/js) is missing; running scripts/setup.sh first" >&2
   bash scripts/setup.sh
 fi
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} \

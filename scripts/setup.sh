@@ -24,7 +24,7 @@ BUILD_PKGS=(
   libcurl4-openssl-dev libgoogle-perftools-dev
   duktape-dev
   libboost-dev libboost-context-dev
-  libyaml-cpp-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   nodejs npm
 )
 # The tests' libraries, peers for benchmarks and servers for integration
@@ -35,13 +35,15 @@ BUILD_PKGS=(
 # containers find each other by name), iptables (netavark's firewall), and
 # debootstrap (deploy/docker/build-image.sh makes the Debian base images
 # with it where no image registry can be reached); clang with libFuzzer's
-# runtime for tests/fuzz/run.sh.
+# runtime for tests/fuzz/run.sh; chromium for the web dashboard's browser
+# tests (tests/browser).
 TEST_PKGS=(
   libgtest-dev libgmock-dev
   nghttp2-client python3-locust python3-grpcio python3-grpc-tools prometheus procps iproute2 jq time openssl curl
   python3-yaml
   podman runc netavark aardvark-dns iptables debootstrap
   clang-14 libclang-rt-14-dev
+  chromium
 )
 if [ "$WHAT" = build ]; then TEST_PKGS=(); fi
 
@@ -61,7 +63,7 @@ if [ "${#filtered[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${filtered[@]}"
 fi
 
-# babel-standalone 6, pinned by scripts/js/package-lock.json; embedded into
-# the barrage binary at build time.
+# babel-standalone 6 and uPlot (the web dashboard's charts), pinned by
+# scripts/js/package-lock.json; embedded into the barrage binary at build time.
 (cd scripts/js && npm ci --no-audit --no-fund --loglevel=error)
 echo "setup: done"

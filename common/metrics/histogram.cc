@@ -155,6 +155,103 @@ double Histogram::Quantile(double p) const {
   return Clamp(a + (b - a) * frac, min_, max_);
 }
 
+void Histogram::Quantiles(std::span<const double> ps, std::span<double> out) const {
+  QuantilesAndCounts(ps, out, {}, {});
+}
+
+void Histogram::QuantilesAndCounts(std::span<const double> ps, std::span<double> out, std::span<const int32_t> limits,
+                                   std::span<uint64_t> counts) const {
+  // The ranks Quantile() would read (two per p at most), resolved in
+  // ascending order by one walk over the sorted order of ValueAtRank().
+  struct Need {
+    uint64_t rank;
+    double value;
+  };
+  std::vector<Need> needs;
+  std::vector<Need*> order;
+  const bool interpolate = count_ > 1;
+  if (interpolate) {
+    needs.reserve(2 * ps.size());
+    for (double p : ps) {
+      if (!(p > 0)) p = 0;
+      if (p > 1) p = 1;
+      const double rank = p * static_cast<double>(count_ - 1);
+      needs.push_back({static_cast<uint64_t>(std::floor(rank)), 0});
+      needs.push_back({std::min(static_cast<uint64_t>(std::ceil(rank)), count_ - 1), 0});
+    }
+    order.reserve(needs.size());
+    for (Need& n : needs) order.push_back(&n);
+    std::sort(order.begin(), order.end(), [](const Need* a, const Need* b) { return a->rank < b->rank; });
+  }
+  size_t next = 0;
+  uint64_t base = 0;  // samples before the current bucket
+  // value() is a pow(): computed only for the buckets a rank falls in.
+  auto resolve = [&](uint64_t c, auto value) {
+    for (; next < order.size() && order[next]->rank < base + c; ++next) {
+      const uint64_t k = order[next]->rank;
+      order[next]->value = k == 0 ? min_ : k + 1 >= count_ ? max_ : Clamp(value(), min_, max_);
+    }
+    base += c;
+  };
+  const BucketSpan neg = negative_buckets();
+  for (size_t j = neg.counts.size(); j-- > 0;) {
+    if (neg.counts[j]) resolve(neg.counts[j], [&] { return -BucketValue(neg.offset + static_cast<int32_t>(j)); });
+  }
+  if (zero_count_) resolve(zero_count_, [] { return 0.0; });
+  const BucketSpan pos = positive_buckets();
+  // The hot loop of a Prometheus scrape (600 buckets a latency trend, four
+  // quantiles and 18 bounds): per bucket only two compares against the
+  // next rank and the next bound, which change rarely.
+  constexpr uint64_t kNoRank = std::numeric_limits<uint64_t>::max();
+  constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+  size_t limit = 0;
+  uint64_t next_rank = next < order.size() ? order[next]->rank : kNoRank;
+  int64_t next_limit = limit < limits.size() ? limits[limit] : kNoLimit;
+  const size_t n = pos.counts.size();
+  constexpr size_t kBlock = 16;
+  for (size_t j = 0; j < n; ++j) {
+    // Whole blocks that hold neither the next rank nor the next bound are
+    // summed at once (the compiler vectorises the sum).
+    while (j + kBlock <= n && pos.offset + static_cast<int64_t>(j + kBlock - 1) <= next_limit) {
+      uint64_t sum = 0;
+      for (size_t k = 0; k < kBlock; ++k) sum += pos.counts[j + k];
+      if (next_rank < base + sum) break;
+      base += sum;
+      j += kBlock;
+    }
+    if (j >= n) break;
+    const int64_t index = pos.offset + static_cast<int64_t>(j);
+    if (index > next_limit) {
+      while (limit < limits.size() && index > limits[limit]) counts[limit++] = base;
+      next_limit = limit < limits.size() ? limits[limit] : kNoLimit;
+    }
+    const uint64_t c = pos.counts[j];
+    if (next_rank < base + c) {
+      resolve(c, [&] { return BucketValue(static_cast<int32_t>(index)); });
+      next_rank = next < order.size() ? order[next]->rank : kNoRank;
+    } else {
+      base += c;
+    }
+    if (next_rank == kNoRank && next_limit == kNoLimit) break;
+  }
+  while (limit < limits.size()) counts[limit++] = base;
+  for (; next < order.size(); ++next) order[next]->value = order[next]->rank == 0 ? min_ : max_;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (!interpolate) {
+      out[i] = Quantile(ps[i]);
+      continue;
+    }
+    double p = ps[i];
+    if (!(p > 0)) p = 0;
+    if (p > 1) p = 1;
+    const double rank = p * static_cast<double>(count_ - 1);
+    const double frac = rank - std::floor(rank);
+    const Need& lo = needs[2 * i];
+    const Need& hi = needs[2 * i + 1];
+    out[i] = hi.rank == lo.rank || frac == 0 ? lo.value : Clamp(lo.value + (hi.value - lo.value) * frac, min_, max_);
+  }
+}
+
 Histogram Histogram::FromParts(BucketSpan positive, BucketSpan negative, uint64_t zero_count,
                                uint64_t count, double sum, double min, double max) {
   Histogram h;

@@ -59,6 +59,14 @@ class Histogram {
   // sign (< 1 % as DESIGN.md promises); across zero, within kRelativeError
   // of the larger magnitude of the two samples interpolated between.
   double Quantile(double p) const;
+  // Quantile(ps[i]) into out[i] for every i, in one walk over the buckets
+  // (the Prometheus endpoint reads four per series at each scrape).
+  void Quantiles(std::span<const double> ps, std::span<double> out) const;
+  // Same, and in the same walk the number of samples in buckets up to each
+  // of `limits` (positive bucket indices, ascending) into counts: every
+  // negative and zero sample, and the positive buckets i <= limits[j].
+  void QuantilesAndCounts(std::span<const double> ps, std::span<double> out, std::span<const int32_t> limits,
+                          std::span<uint64_t> counts) const;
 
   // Wire form, trimmed (first and last counts non-zero; empty when there is
   // no such value). Positive buckets hold values v > 0 with Bucket(v) == i;

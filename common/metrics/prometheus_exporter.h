@@ -1,8 +1,8 @@
 // A Prometheus endpoint over a MetricStore: the controller's (`barrage run
 // --prometheus ADDR`, the merged metrics of the whole test) and an agent's
-// own (`barrage-agent --prometheus ADDR`, for debugging). Built at each
-// scrape from the store (prometheus-cpp serves /metrics; a Collectable
-// renders).
+// own (`barrage-agent --prometheus ADDR`, for debugging). Rendered at each
+// scrape from the store as the text exposition format, written directly
+// (prometheus_exporter.cc says why), and served by common/http_server.
 //
 // Names: `barrage_` + the k6 name + the base unit (time trends in seconds,
 // data in bytes); counters end in `_total`; rates are two counters
@@ -54,6 +54,9 @@ class PrometheusExporter {
 
   // The text exposition as a scrape would return it (for tests).
   std::string Render();
+  // Same, into out, reusing its capacity (what the endpoint does with its
+  // buffers; for benchmarks).
+  void RenderInto(std::string& out);
 
   // The renderer behind the endpoint.
   class Collector;

@@ -32,6 +32,7 @@
 #include "controller/cli/run_loop.h"
 #include "controller/cli/run_settings.h"
 #include "controller/cli/signals.h"
+#include "controller/cli/web_dashboard.h"
 #include "controller/cli/version.h"
 #include "controller/coordinator.h"
 #include "nlohmann/json.hpp"
@@ -357,6 +358,8 @@ int RunCommand(const RunFlags& command_line) {
   RunState state;
   absl::StatusOr<std::unique_ptr<metrics::PrometheusExporter>> exporter = StartExporter(flags, coordinator, state);
   if (!exporter.ok()) return ConfigError(std::string(exporter.status().message()));
+  absl::StatusOr<std::unique_ptr<dashboard::Dashboard>> web = StartWebDashboard(flags, coordinator, prepared, state);
+  if (!web.ok()) return ConfigError(std::string(web.status().message()));
   absl::StatusOr<std::unique_ptr<IntervalOutputs>> outputs = IntervalOutputs::Open(flags.outs, coordinator);
   if (!outputs.ok()) return ConfigError(std::string(outputs.status().message()));
   ControlPlane cp;
@@ -388,6 +391,7 @@ int RunCommand(const RunFlags& command_line) {
 
   // 4. Thresholds, summary, export, exit code.
   const int exit_code = Report({coordinator, prepared, flags, *plan, state}, outcome);
+  if (*web != nullptr) (*web)->Finish(outcome.test_duration, outcome.setup_data);
   cp.Shutdown(coordinator);
   if (*exporter != nullptr && *linger > absl::ZeroDuration()) Linger(*linger);
   return exit_code;
@@ -512,6 +516,11 @@ int Main(int argc, char** argv) {
   run->add_option("--prometheus-max-series", f.prometheus_max_series,
                   "with --prometheus: series exported at most; the rest are dropped with a warning (default 10000)");
   Repeatable(run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)"));
+  run->add_flag("--dashboard{" + std::string(dashboard::kDefaultAddress) + "}", f.dashboard,
+                "serve a live web dashboard (default " + std::string(dashboard::kDefaultAddress) +
+                    "; --dashboard=ADDR for another address; also K6_WEB_DASHBOARD=true)");
+  run->add_option("--report", f.report,
+                  "write the web dashboard's report, one self-contained HTML file, at the end (also K6_WEB_DASHBOARD_EXPORT)");
   run->add_option("--linger", f.linger, "with --prometheus: keep serving the final metrics this long after the test");
   // `inspect` and `archive` read the same options as `run`, as in k6.
   CLI::App* inspect = app.add_subcommand("inspect", "print the script's resolved options and scenarios as JSON");

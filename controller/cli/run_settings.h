@@ -83,6 +83,8 @@ struct RunFlags {
   size_t prometheus_max_series = 10000;
   std::optional<std::string> linger;
   std::vector<std::string> outs;  // --out json=FILE / csv=FILE
+  std::optional<std::string> dashboard;  // --dashboard[=ADDR]: "" or ADDR (controller/dashboard)
+  std::optional<std::string> report;     // --report FILE.html
 };
 
 // Logs "There were problems with the specified script configuration:" and

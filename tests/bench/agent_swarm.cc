@@ -38,7 +38,7 @@ struct Totals {
 };
 
 void RunAgent(int index, const std::string& controller, int series, int samples, absl::Duration interval,
-              absl::Duration duration, bool distinct, Totals& totals) {
+              absl::Duration duration, bool distinct, bool k6_names, Totals& totals) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   // A connection of its own, as each real agent (a process) has: the
@@ -83,7 +83,11 @@ void RunAgent(int index, const std::string& controller, int series, int samples,
     const int64_t now = absl::ToUnixNanos(absl::Now());
     for (int s = 0; s < series; ++s) {
       const int kind = s % kinds;
-      static const char* kNames[] = {"sim_requests", "sim_checks", "sim_latency", "sim_gauge"};
+      // --k6-names: the built-in metrics the web dashboard reads (its cost
+      // benchmark); otherwise names of their own.
+      static const char* kSimNames[] = {"sim_requests", "sim_checks", "sim_latency", "sim_gauge"};
+      static const char* kK6Names[] = {"iterations", "checks", "grpc_req_duration", "sim_gauge"};
+      const char* const* kNames = k6_names ? kK6Names : kSimNames;
       static const barrage::metrics::MetricType kTypes[] = {
           barrage::metrics::MetricType::kCounter, barrage::metrics::MetricType::kRate,
           barrage::metrics::MetricType::kTrend, barrage::metrics::MetricType::kGauge};
@@ -137,6 +141,7 @@ int main(int argc, char** argv) {
   int agents = 200, series = 50, samples = 200;
   double interval_s = 1, duration_s = 20;
   bool distinct = false;
+  bool k6_names = false;
   app.add_option("--controller", controller, "the controller's control address")->required();
   app.add_option("--agents", agents, "simulated agents");
   app.add_option("--series", series, "series per agent per interval");
@@ -144,12 +149,13 @@ int main(int argc, char** argv) {
   app.add_option("--interval", interval_s, "seconds between deltas");
   app.add_option("--duration", duration_s, "seconds of metrics after the start");
   app.add_flag("--distinct", distinct, "every agent reports series of its own (no two agents share one)");
+  app.add_flag("--k6-names", k6_names, "name the series iterations, checks and grpc_req_duration (as the web dashboard reads them)");
   CLI11_PARSE(app, argc, argv);
   Totals totals;
   std::vector<std::thread> threads;
   for (int i = 0; i < agents; ++i) {
     threads.emplace_back(RunAgent, i + 1, controller, series, samples, absl::Seconds(interval_s),
-                         absl::Seconds(duration_s), distinct, std::ref(totals));
+                         absl::Seconds(duration_s), distinct, k6_names, std::ref(totals));
   }
   for (auto& t : threads) t.join();
   std::vector<double> w = totals.write_ms;

@@ -325,3 +325,27 @@ TEST(HistogramMergeTest, EmptyIsTheIdentity) {
 
 }  // namespace
 }  // namespace barrage::metrics
+
+namespace barrage::metrics {
+namespace {
+
+// Quantiles (one walk) answers exactly what Quantile answers for each p:
+// negative, zero and positive samples, ties, one and two samples.
+TEST(HistogramQuantilesTest, EqualsQuantileForEveryP) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> wide(0, 50);
+  const std::vector<double> ps = {0, 0.001, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1, -1, 2};
+  for (int sizes : {1, 2, 3, 10, 1000, 20000}) {
+    Histogram h;
+    for (int i = 0; i < sizes; ++i) h.Add(i % 7 == 0 ? 0 : std::round(wide(rng) * 10) / 10);
+    std::vector<double> got(ps.size());
+    h.Quantiles(ps, got);
+    for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(got[i], h.Quantile(ps[i])) << "n=" << sizes << " p=" << ps[i];
+  }
+  std::vector<double> none(2);
+  Histogram().Quantiles(std::vector<double>{0.5, 0.9}, none);
+  EXPECT_EQ(none, (std::vector<double>{0, 0}));
+}
+
+}  // namespace
+}  // namespace barrage::metrics

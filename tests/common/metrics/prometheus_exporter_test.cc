@@ -75,3 +75,40 @@ TEST(PrometheusExporterTest, HistogramBucketsCountEverySampleWithinEachBound) {
 
 }  // namespace
 }  // namespace barrage::metrics
+
+namespace barrage::metrics {
+namespace {
+
+// The text is written by hand (no prometheus-cpp): label values escaped as
+// the exposition format says, names and HELP/TYPE lines per family, and
+// every family present even when another metric merges series.
+TEST(PrometheusExporterTextTest, EscapesLabelValuesAndWritesEachFamilyOnce) {
+  MetricStore store;
+  ASSERT_TRUE(store.Define({"hits", MetricType::kCounter, ValueType::kDefault}).ok());
+  ASSERT_TRUE(store.Define({"ok", MetricType::kRate, ValueType::kDefault}).ok());
+  store.Add("hits", {{"method", "a\"b\\c\nd"}}, 2, 1);
+  store.Add("hits", {{"method", "a\"b\\c\nd"}, {"vu", "7"}}, 3, 1);  // vu is not exported: merges
+  store.Add("ok", {{"method", "M"}}, 1, 1);
+  store.Add("ok", {{"method", "M"}}, 0, 1);
+  absl::StatusOr<std::unique_ptr<PrometheusExporter>> exporter = PrometheusExporter::Start(
+      {"127.0.0.1:0", {}, 100}, [&](const std::function<void(MetricStore&)>& fn) { fn(store); },
+      [] { return RunState{2, "setup", false}; });
+  ASSERT_TRUE(exporter.ok()) << exporter.status();
+  const std::string text = (*exporter)->Render();
+  EXPECT_THAT(text, HasSubstr("barrage_hits_total{method=\"a\\\"b\\\\c\\nd\"} 5\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE barrage_hits_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("barrage_ok_total{method=\"M\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("barrage_ok_passes_total{method=\"M\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("barrage_agents_connected 2\n"));
+  EXPECT_THAT(text, HasSubstr("barrage_run_phase{phase=\"setup\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("barrage_thresholds_passing 0\n"));
+  size_t types = 0;
+  for (size_t pos = 0; (pos = text.find("# TYPE barrage_hits_total ", pos)) != std::string::npos; ++pos) ++types;
+  EXPECT_EQ(types, 1u);
+  std::string again;
+  (*exporter)->RenderInto(again);
+  EXPECT_EQ(again.size(), text.size());
+}
+
+}  // namespace
+}  // namespace barrage::metrics
