@@ -329,9 +329,9 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   duk_get_prop_string(ctx, 2, "timeout");
   params.timeout = DurationFromMillis(duk_get_number_default(ctx, -1, 60000));
   duk_get_prop_string(ctx, 2, "maxReceiveSize");
-  params.max_receive_size = static_cast<int64_t>(duk_get_number_default(ctx, -1, 0));
+  params.max_receive_size = JsNumberToInt64(duk_get_number_default(ctx, -1, 0));
   duk_get_prop_string(ctx, 2, "maxSendSize");
-  params.max_send_size = static_cast<int64_t>(duk_get_number_default(ctx, -1, 0));
+  params.max_send_size = JsNumberToInt64(duk_get_number_default(ctx, -1, 0));
   duk_get_prop_string(ctx, 2, "authority");
   params.authority = duk_safe_to_string(ctx, -1);
   duk_get_prop_string(ctx, 2, "reflect");
@@ -741,7 +741,7 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(PreparedCall prepared, PrepareInvoke(ctx, rt, "asyncInvoke"));
   grpc::CompletionQueue* cq = rt.host().completion_queue();
   if (cq == nullptr) return absl::FailedPreconditionError("asyncInvoke needs an event loop, which this host lacks");
-  const auto settle_id = static_cast<int64_t>(duk_get_number(ctx, 4));
+  const auto settle_id = JsNumberToInt64(duk_get_number(ctx, 4));
   struct Pending {
     grpc::ClientContext* context = nullptr;  // valid while the call runs
     bool done = false;
@@ -911,7 +911,7 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   if (absl::Status st = gc::ValidateMetadata(params.options.metadata); !st.ok()) {
     return absl::InternalError(absl::StrCat("failed to create a new stream: rpc error: code = Internal desc = ", st.message()));
   }
-  const auto stream_id = static_cast<int64_t>(duk_get_number(ctx, 3));
+  const auto stream_id = JsNumberToInt64(duk_get_number(ctx, 3));
   grpc::CompletionQueue* cq = rt.host().completion_queue();
   if (cq == nullptr) return absl::FailedPreconditionError("streams need an event loop, which this host lacks");
   stream->discard = params.discard;
@@ -978,7 +978,7 @@ GrpcClientState::Stream* FindStreamById(Runtime& rt, int64_t client_id, int64_t 
 
 // (clientId, streamId) as the first two arguments.
 GrpcClientState::Stream* FindStream(duk_context* ctx, Runtime& rt) {
-  return FindStreamById(rt, duk_get_int_default(ctx, 0, -1), static_cast<int64_t>(duk_get_number_default(ctx, 1, -1)));
+  return FindStreamById(rt, duk_get_int_default(ctx, 0, -1), JsNumberToInt64(duk_get_number_default(ctx, 1, -1)));
 }
 
 // stream.write(message) itself (Stream.prototype.write), native because it
@@ -991,7 +991,7 @@ absl::StatusOr<int> StreamWriteImpl(duk_context* ctx, Runtime& rt) {
   duk_get_prop_string(ctx, -2, "_client");
   const int client_id = duk_get_int_default(ctx, -1, -1);
   duk_get_prop_string(ctx, -3, "_id");
-  const auto stream_id = static_cast<int64_t>(duk_get_number_default(ctx, -1, -1));
+  const auto stream_id = JsNumberToInt64(duk_get_number_default(ctx, -1, -1));
   duk_pop_n(ctx, 4);
   if (ended) return 0;  // after end(): silently ignored
   if (duk_is_null_or_undefined(ctx, 0)) {

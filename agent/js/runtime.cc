@@ -210,7 +210,7 @@ absl::StatusOr<int> RandomSeedImpl(duk_context* ctx, Runtime&) {
   // The generator lives in a fixed buffer owned by the function object, so
   // the heap frees it: nothing to track on the C++ side.
   void* mem = duk_push_fixed_buffer(ctx, sizeof(SeededRandom));
-  new (mem) SeededRandom{std::mt19937_64(static_cast<uint64_t>(static_cast<int64_t>(seed)))};
+  new (mem) SeededRandom{std::mt19937_64(static_cast<uint64_t>(JsNumberToInt64(seed)))};
   duk_put_prop_string(ctx, -2, "\xff" "rng");
   duk_put_prop_string(ctx, -2, "random");
   duk_pop(ctx);
@@ -292,7 +292,7 @@ void ArmTimer(Runtime& rt, int64_t id, const std::shared_ptr<Runtime::TimerOp>& 
 }
 
 absl::StatusOr<int> TimerStartImpl(duk_context* ctx, Runtime& rt) {
-  const auto id = static_cast<int64_t>(duk_get_number(ctx, 0));
+  const int64_t id = JsNumberToInt64(duk_get_number(ctx, 0));
   double ms = duk_get_number_default(ctx, 1, 0);
   if (!(ms > 0)) ms = 0;
   auto op = std::make_shared<Runtime::TimerOp>();
@@ -319,7 +319,7 @@ absl::StatusOr<int> TimerStartImpl(duk_context* ctx, Runtime& rt) {
 }
 
 absl::StatusOr<int> TimerClearImpl(duk_context* ctx, Runtime& rt) {
-  auto it = rt.timers().find(static_cast<int64_t>(duk_get_number(ctx, 0)));
+  auto it = rt.timers().find(JsNumberToInt64(duk_get_number(ctx, 0)));
   if (it == rt.timers().end()) return 0;
   it->second->cleared = true;
   if (it->second->handle) it->second->handle->Cancel();  // its completion releases it

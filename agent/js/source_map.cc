@@ -1,6 +1,7 @@
 #include "agent/js/source_map.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <unordered_set>
 #include <vector>
 
@@ -59,6 +60,11 @@ absl::StatusOr<LineMap> LineMapFromSourceMap(absl::string_view mappings) {
       if (i < mappings.size() && mappings[i] == ',') ++i;
       if (count == 1) continue;  // a generated column with no source
       if (count < 4) return absl::InternalError("source map: a segment has 2 or 3 fields");
+      // A delta beyond the 32-bit range is out of range whatever the
+      // position; bounding it first keeps the sums below from overflowing.
+      if (std::llabs(fields[2]) > UINT32_MAX || std::llabs(fields[3]) > UINT32_MAX) {
+        return absl::InternalError("source map: a position out of range");
+      }
       source_line += fields[2];
       source_column += fields[3];
       if (source_line < 0 || source_column < 0 || source_line >= UINT32_MAX || source_column > UINT32_MAX) {

@@ -1,5 +1,6 @@
 #include "agent/js/values.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -199,7 +200,10 @@ std::string GoTypeName(duk_context* ctx, duk_idx_t idx) {
   if (duk_is_boolean(ctx, idx)) return "bool";
   if (duk_is_number(ctx, idx)) {
     const double v = duk_get_number(ctx, idx);
-    return v == static_cast<double>(static_cast<int64_t>(v)) ? "int64" : "float64";
+    // goja exports an integral number within int64's range as int64 (the
+    // range check first: casting NaN or 1e300 is undefined behaviour).
+    const bool int64 = v >= -9223372036854775808.0 && v < 9223372036854775808.0 && std::trunc(v) == v;
+    return int64 ? "int64" : "float64";
   }
   if (duk_is_array(ctx, idx)) return "[]interface {}";
   if (duk_is_function(ctx, idx)) return "func(sobek.FunctionCall) sobek.Value";

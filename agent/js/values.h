@@ -4,6 +4,8 @@
 
 #include <duktape.h>
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -50,6 +52,16 @@ void PushArrayBuffer(duk_context* ctx, std::string_view bytes);
 // b64decode(..., 's')): UTF-8 decoded, each invalid byte as U+FFFD, a
 // character outside the BMP as a surrogate pair.
 void PushUtf8Lossy(duk_context* ctx, std::string_view bytes);
+// A JS number as an int64, as goja's ToInteger (what k6 hands a Go int64
+// parameter): NaN is 0, the fraction is dropped, numbers beyond int64's
+// range saturate. A plain static_cast is undefined behaviour for those, and
+// they come straight from scripts (UBSan's float-cast-overflow).
+inline int64_t JsNumberToInt64(double d) {
+  if (std::isnan(d)) return 0;
+  if (d >= 9223372036854775808.0) return INT64_MAX;  // 2^63
+  if (d <= -9223372036854775808.0) return INT64_MIN;
+  return static_cast<int64_t>(d);
+}
 // Adds name: fn(nargs) to the object at obj_idx.
 void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
                  duk_idx_t nargs);

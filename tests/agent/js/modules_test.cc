@@ -133,6 +133,36 @@ export default function () {
   EXPECT_TRUE(st.ok()) << st;
 }
 
+// Numbers a plain cast to int64 would make undefined behaviour of (NaN,
+// infinities, beyond 2^63): clang's UBSan (float-cast-overflow) reported
+// them before values.h's JsNumberToInt64; here they get goja's answers.
+TEST_F(ModulesTest, NumbersBeyondInt64AreHandledAsGojaDoes) {
+  absl::Status st = RunDefault(std::string(kEq) + R"(
+import { b64encode } from 'k6/encoding';
+import { randomSeed } from 'k6';
+import grpc from 'k6/net/grpc';
+export default function () {
+  throws(function () { b64encode(-5); }, 'invalid type int64,', 'small integer');
+  throws(function () { b64encode(-9223372036854775808); }, 'invalid type int64,', '-2^63');
+  throws(function () { b64encode(9223372036854775808); }, 'invalid type float64,', '2^63');
+  throws(function () { b64encode(1e300); }, 'invalid type float64,', '1e300');
+  throws(function () { b64encode(-Infinity); }, 'invalid type float64,', '-Infinity');
+  throws(function () { b64encode(NaN); }, 'invalid type float64,', 'NaN');
+  function draw(seed) { randomSeed(seed); return Math.random(); }
+  eq(draw(NaN), draw(0), 'randomSeed(NaN) is randomSeed(0)');
+  eq(draw(1e300), draw(Infinity), 'seeds past 2^63 saturate');
+  eq(draw(-1e300), draw(-Infinity), 'seeds below -2^63 saturate');
+  eq(draw(2.9), draw(2), 'the fraction is dropped');
+  const client = new grpc.Client();
+  throws(function () { client.connect('127.0.0.1:1', { plaintext: true, maxReceiveSize: 1e300 }); },
+         'invalid maxReceiveSize value', 'maxReceiveSize 1e300');
+  throws(function () { client.connect('127.0.0.1:1', { plaintext: true, maxSendSize: Infinity }); },
+         'invalid maxSendSize value', 'maxSendSize Infinity');
+}
+)");
+  EXPECT_TRUE(st.ok()) << st;
+}
+
 // ---------------------------------------------------------------- k6/crypto
 
 TEST_F(ModulesTest, CryptoAlgorithmsStreamingAndEncodingsOfK6) {

@@ -48,7 +48,11 @@ TEST(SourceMapTest, APositionAnEarlierLineUsedIsInheritedAndSkipped) {
 }
 
 TEST(SourceMapTest, MalformedMappingsAreErrors) {
-  for (const char* bad : {"AA!A", "AAA", "AAAAAA", "g", "AA;A*", "AADA"}) {
+  // "+///////////P" is 2^63 - 1, the largest delta a VLQ of 13 digits
+  // holds: added to line 1 it overflowed int64 (UBSan: signed integer
+  // overflow in source_map.cc) before the delta was bounded.
+  for (const char* bad : {"AA!A", "AAA", "AAAAAA", "g", "AA;A*", "AADA", "AACA;AA+///////////PA",
+                          "AAAC;AAA+///////////P", "AACA;AA////////////PA"}) {
     absl::StatusOr<LineMap> map = LineMapFromSourceMap(bad);
     EXPECT_FALSE(map.ok()) << bad;
     if (!map.ok()) {
