@@ -44,6 +44,10 @@ int PushOwnEnumerableEntries(duk_context* ctx, duk_idx_t idx) {
   }
   duk_heap* heap = thr->heap;
   const duk_uint_fast32_t n = DUK_HOBJECT_GET_ENEXT(obj);
+  // Room for every entry, before the walks: growing the value stack
+  // allocates, and a GC it set off (an emergency one compacts objects)
+  // must not move the entries between the count and the pushes.
+  duk_require_stack(ctx, static_cast<duk_idx_t>(2 * n + 2));
   int count = 0;
   for (duk_uint_fast32_t i = 0; i < n; ++i) {
     duk_hstring* k = DUK_HOBJECT_E_GET_KEY(heap, obj, i);
@@ -53,8 +57,8 @@ int PushOwnEnumerableEntries(duk_context* ctx, duk_idx_t idx) {
     if (DUK_HSTRING_HAS_ARRIDX(k) || DUK_HOBJECT_E_SLOT_IS_ACCESSOR(heap, obj, i)) return -1;
     ++count;
   }
-  duk_require_stack(ctx, 2 * count + 2);
-  // Nothing above can run code or resize the object: the slots are as counted.
+  // Nothing since the count can run code or resize the object: the slots
+  // are as counted.
   for (duk_uint_fast32_t i = 0; i < n; ++i) {
     duk_hstring* k = DUK_HOBJECT_E_GET_KEY(heap, obj, i);
     if (k == nullptr || !DUK_HOBJECT_E_SLOT_IS_ENUMERABLE(heap, obj, i) || DUK_HSTRING_HAS_SYMBOL(k)) continue;
