@@ -1,16 +1,6 @@
 #include "agent/js/embedded_js.h"
 
-// .incbin pulls the files in at assembly time; the symbols mark their ends.
-#define BARRAGE_INCBIN(name, path)                                   \
-  __asm__(".section .rodata\n"                                     \
-          ".global " #name "_start\n"                              \
-          ".balign 16\n" #name "_start:\n"                         \
-          ".incbin \"" path "\"\n"                                 \
-          ".global " #name "_end\n" #name "_end:\n"                \
-          ".byte 0\n"                                              \
-          ".previous\n");                                          \
-  extern "C" const char name##_start[];                            \
-  extern "C" const char name##_end[];
+#include "common/incbin.h"
 
 BARRAGE_INCBIN(barrage_babel_js, BARRAGE_BABEL_JS)
 BARRAGE_INCBIN(barrage_prelude_js, BARRAGE_PRELUDE_JS)

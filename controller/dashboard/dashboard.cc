@@ -12,20 +12,11 @@
 #include "common/output_file.h"
 #include "controller/dashboard/history.h"
 #include "common/http_server.h"
+#include "common/incbin.h"
 #include "controller/summary.h"
 
 // The page's files, pulled in at assembly time (as agent/js embeds Babel):
 // no file is read at run time. The paths come from CMake.
-#define BARRAGE_INCBIN(name, path)                    \
-  __asm__(".section .rodata\n"                      \
-          ".global " #name "_start\n"               \
-          ".balign 16\n" #name "_start:\n"          \
-          ".incbin \"" path "\"\n"                  \
-          ".global " #name "_end\n" #name "_end:\n" \
-          ".byte 0\n"                               \
-          ".previous\n");                           \
-  extern "C" const char name##_start[];             \
-  extern "C" const char name##_end[];
 
 BARRAGE_INCBIN(barrage_dash_html, BARRAGE_DASHBOARD_HTML)
 BARRAGE_INCBIN(barrage_dash_app_js, BARRAGE_DASHBOARD_APP_JS)
