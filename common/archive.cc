@@ -1,6 +1,6 @@
 // The tar reader and writer are written by hand: none of the project's
 // allowed dependencies (gRPC, protobuf, Duktape, Boost, yaml-cpp,
-// prometheus-cpp, GoogleTest, CLI11, nlohmann-json, abseil) reads or writes
+// GoogleTest, CLI11, nlohmann-json, abseil) reads or writes
 // tar, and libarchive would be a new dependency on every agent for what is
 // a few hundred lines. We need little of tar: regular files in memory, ustar
 // headers, pax "path"/"size" records (and GNU's 'L' long names, read only, as
