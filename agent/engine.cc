@@ -321,14 +321,23 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
   rt->set_group("");
   state.iteration_in_scenario++;
   rt->set_iteration(rt->iteration() + 1);  // __ITER counts every iteration the VU began, as k6's does
-  // The VU's tags now: the script may have changed them (exec.vu.tags).
-  const std::string encoded = rt->EncodeTags(nullptr);
+  // The VU's tags now: the script may have changed them (exec.vu.tags),
+  // with the group "" (set above).
+  Vu::IterationSeries& series = vu.iteration_series();
+  if (series.tags_epoch != rt->tags_epoch()) {
+    const std::string encoded = rt->EncodeTags(nullptr);
+    series.tags_epoch = rt->tags_epoch();
+    series.data_sent = metrics::SeriesRef("data_sent", encoded);
+    series.data_received = metrics::SeriesRef("data_received", encoded);
+    series.iterations = metrics::SeriesRef("iterations", encoded);
+    series.iteration_duration = metrics::SeriesRef("iteration_duration", encoded);
+  }
   auto [sent, received] = rt->TakeDataCounters();
   // Bytes moved count even when the iteration is cut short (k6 emits its
   // I/O samples for every iteration; iterations and iteration_duration only
   // for complete ones).
-  vu.Emit("data_sent", encoded, static_cast<double>(sent));
-  vu.Emit("data_received", encoded, static_cast<double>(received));
+  vu.EmitSeries(series.data_sent, static_cast<double>(sent));
+  vu.EmitSeries(series.data_received, static_cast<double>(received));
   if ((vu.Interrupted() || stopped_) && (!r.ok() || vu.Interrupted())) {
     // Cut short by gracefulStop, gracefulRampDown or an abort.
     iterations_interrupted_++;
@@ -338,8 +347,8 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
     barrage::Log(Severity::kError, r.status().message(),
                  {{"executor", s.executor}, {"scenario", s.name}, {"source", "stacktrace"}});
   }
-  vu.Emit("iterations", encoded, 1);
-  vu.Emit("iteration_duration", encoded, MillisSince(t0));
+  vu.EmitSeries(series.iterations, 1);
+  vu.EmitSeries(series.iteration_duration, MillisSince(t0));
   iterations_completed_++;
   run.completed++;
   // minIterationDuration: a complete iteration shorter than it is padded

@@ -223,6 +223,8 @@ void Vu::Emit(const std::string& metric, const std::string& encoded_tags, double
   worker_.Emit(metric, encoded_tags, value, NowNs());
 }
 
+void Vu::EmitSeries(metrics::SeriesRef& series, double value) { worker_.Emit(series, value, NowNs()); }
+
 void Vu::Log(js::LogLevel level, std::string_view message) {
   static constexpr Severity kMap[] = {Severity::kDebug, Severity::kInfo, Severity::kWarning, Severity::kError};
   barrage::Log(kMap[static_cast<int>(level)], absl::string_view(message.data(), message.size()), {{"source", "console"}});

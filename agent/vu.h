@@ -51,6 +51,13 @@ class Vu : public js::VuHost {
   js::Runtime* runtime() { return runtime_.get(); }
   void set_runtime(std::unique_ptr<js::Runtime> rt) { runtime_ = std::move(rt); }
   VuScenarioState& scenario_state() { return scenario_state_; }
+  // The series of the per-iteration samples (Engine::RunIteration), kept
+  // while the runtime's tags stay (js::Runtime::tags_epoch).
+  struct IterationSeries {
+    uint64_t tags_epoch = 0;
+    metrics::SeriesRef data_sent, data_received, iterations, iteration_duration;
+  };
+  IterationSeries& iteration_series() { return iteration_series_; }
   const VuScenarioState& scenario_state() const { return scenario_state_; }
 
   // Runs task on a fresh coroutine of this VU, on its worker. The VU runs one
@@ -78,6 +85,7 @@ class Vu : public js::VuHost {
   std::unique_ptr<Timer> StartTimer(absl::Duration after, std::function<void(bool fired)> fn) override;
   absl::Status DefineMetric(const metrics::MetricDef& def) override;
   void Emit(const std::string& metric, const std::string& encoded_tags, double value) override;
+  void EmitSeries(metrics::SeriesRef& series, double value) override;
   void Log(js::LogLevel level, std::string_view message) override;
   void AbortTest(const std::string& reason) override;
   // This VU's script called exec.test.abort() (the others are only
@@ -95,6 +103,7 @@ class Vu : public js::VuHost {
   VuOwner& owner_;
   std::unique_ptr<js::Runtime> runtime_;
   VuScenarioState scenario_state_;
+  IterationSeries iteration_series_;
   // One guarded stack per VU, made by its first task and reused by every
   // later one: an mmap, mprotect and munmap per task showed up as a third of
   // VU start-up time.

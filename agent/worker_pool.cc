@@ -59,7 +59,12 @@ void Worker::Run() {
 
 void Worker::Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns) {
   std::lock_guard<std::mutex> lock(mu_);
-  store_.AddEncoded(metric, encoded_tags, value, time_ns);
+  Record(metric, encoded_tags, store_.SeriesAggregate(metric, encoded_tags), value, time_ns);
+}
+
+void Worker::Emit(metrics::SeriesRef& series, double value, int64_t time_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Record(series.metric, series.encoded_tags, store_.Resolve(series), value, time_ns);
 }
 
 absl::Status Worker::Define(const metrics::MetricDef& def) {

@@ -41,6 +41,7 @@ struct GrpcClientState::Stream {
   // the system tags; `status` is added for grpc_req_duration.
   metrics::TagSet tags;
   std::string counter_tags;  // encoded, for the message counters
+  metrics::SeriesRef msgs_received, msgs_sent;  // with counter_tags
   // What grpc_req_failed counts as success for this stream (nullptr: no sample).
   std::shared_ptr<const ExpectedStatuses> expected;
   // The script ended it (cancel, client.close(), the iteration's end): its
@@ -224,11 +225,18 @@ GrpcModuleState& ModuleState(Runtime& rt) {
 // (1 when the status is not among the expected ones, else 0) unless the
 // response callback is null, as k6's http_req_failed. `forgiven`: a stream
 // the script itself cancelled.
+void EmitCallSamples(VuHost& host, GrpcModuleState::CallSeries& series, absl::Duration elapsed, int code,
+                     const ExpectedStatuses* expected, bool forgiven = false) {
+  host.EmitSeries(series.duration, absl::ToDoubleMilliseconds(elapsed));
+  host.EmitSeries(series.reqs, 1);
+  if (expected != nullptr) host.EmitSeries(series.failed, forgiven || expected->Match(code) ? 0 : 1);
+}
+
+// The same for a call whose tags are not kept (a stream's end, reflection).
 void EmitCallSamples(VuHost& host, const std::string& encoded_tags, absl::Duration elapsed, int code,
                      const ExpectedStatuses* expected, bool forgiven = false) {
-  host.Emit("grpc_req_duration", encoded_tags, absl::ToDoubleMilliseconds(elapsed));
-  host.Emit("grpc_reqs", encoded_tags, 1);
-  if (expected != nullptr) host.Emit("grpc_req_failed", encoded_tags, forgiven || expected->Match(code) ? 0 : 1);
+  GrpcModuleState::CallSeries series(encoded_tags);
+  EmitCallSamples(host, series, elapsed, code, expected, forgiven);
 }
 
 // The hidden property of the objects grpc.expectedStatuses() returns: a flat
@@ -690,10 +698,37 @@ std::shared_ptr<const ExpectedStatuses> ExpectedFor(Runtime& rt, const CallParam
 void RecordCall(Runtime& rt, const CallParams& params, const std::string& address, const gc::MethodInfo& method,
                 const gc::CallResult& result) {
   if (!result.started) return;
-  metrics::TagSet tags = params.tags;
-  AddSystemTags(rt, tags, address, method);
-  AddStatusTag(rt.system_tag("status"), tags, result.code);
-  EmitCallSamples(rt.host(), rt.EncodeTags(&tags), result.elapsed, result.code, ExpectedFor(rt, params).get());
+  // Everything the tags depend on but the VU's tags (tags_epoch) and
+  // systemTags (fixed for the run).
+  std::string key = rt.group();
+  for (std::string_view part : {std::string_view(address), std::string_view(method.full_method)}) {
+    key.push_back('\0');
+    key.append(part);
+  }
+  key.push_back('\0');
+  key += std::to_string(result.code);
+  for (const auto& [k, v] : params.tags) {
+    key.push_back('\0');
+    key += k;
+    key.push_back('\0');
+    key += v;
+  }
+  auto& cache = ModuleState(rt).call_series;
+  auto it = cache.find(key);
+  if (it == cache.end() || it->second.tags_epoch != rt.tags_epoch()) {
+    metrics::TagSet tags = params.tags;
+    AddSystemTags(rt, tags, address, method);
+    AddStatusTag(rt.system_tag("status"), tags, result.code);
+    GrpcModuleState::CallSeries series(rt.EncodeTags(&tags));
+    series.tags_epoch = rt.tags_epoch();
+    if (it != cache.end()) {
+      it->second = std::move(series);
+    } else {
+      if (cache.size() >= 4096) cache.clear();  // high-cardinality tags: just misses
+      it = cache.emplace(std::move(key), std::move(series)).first;
+    }
+  }
+  EmitCallSamples(rt.host(), it->second, result.elapsed, result.code, ExpectedFor(rt, params).get());
   rt.AddData(result.bytes_sent, result.bytes_received);
 }
 
@@ -919,6 +954,8 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   stream->tags = rt.SampleTags(&params.tags);
   AddSystemTags(rt, stream->tags, client->address, *stream->method);
   stream->counter_tags = metrics::EncodeTagSet(stream->tags);
+  stream->msgs_received = metrics::SeriesRef("grpc_streams_msgs_received", stream->counter_tags);
+  stream->msgs_sent = metrics::SeriesRef("grpc_streams_msgs_sent", stream->counter_tags);
 
   EventLoop& loop = rt.event_loop();
   VuHost& host = rt.host();
@@ -931,10 +968,10 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
   });
   gc::StreamCallHandlers handlers;
   handlers.on_message = [&host, &loop, stream, stream_id](std::string bytes) {
-    host.Emit("grpc_streams_msgs_received", stream->counter_tags, 1);
+    host.EmitSeries(stream->msgs_received, 1);
     QueueDataDispatch(loop, stream, stream_id, std::move(bytes), UnixSeconds());
   };
-  handlers.on_sent = [&host, stream] { host.Emit("grpc_streams_msgs_sent", stream->counter_tags, 1); };
+  handlers.on_sent = [&host, stream] { host.EmitSeries(stream->msgs_sent, 1); };
   handlers.on_finish = [&rt, &host, &loop, client, stream, stream_id](gc::CallResult result) {
     stream->call = nullptr;
     client->streams.erase(stream_id);

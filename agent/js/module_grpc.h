@@ -9,11 +9,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "agent/grpc/connection.h"
 #include "agent/grpc/proto_registry.h"
+#include "common/metrics/metric_store.h"
 
 namespace barrage::agent::js {
 
@@ -37,6 +39,19 @@ struct GrpcModuleState {
   // The default counts only OK (0) as expected.
   std::shared_ptr<const ExpectedStatuses> response_callback =
       std::make_shared<const ExpectedStatuses>(ExpectedStatuses{{{0, 0}}});
+
+  // The series of one call's samples, all with the same tags.
+  struct CallSeries {
+    explicit CallSeries(const std::string& encoded_tags)
+        : duration("grpc_req_duration", encoded_tags), reqs("grpc_reqs", encoded_tags),
+          failed("grpc_req_failed", encoded_tags) {}
+    uint64_t tags_epoch = 0;  // Runtime::tags_epoch() when made
+    metrics::SeriesRef duration, reqs, failed;
+  };
+  // Unary calls' series by group, address, method, status and the call's
+  // own tags (module_grpc.cc RecordCall): after a call site's first call,
+  // its samples build no tag set and encode nothing.
+  std::unordered_map<std::string, CallSeries> call_series;
 };
 
 struct GrpcClientState {

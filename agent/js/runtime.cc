@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -470,6 +471,7 @@ duk_ret_t NativeRequire(duk_context* ctx) {
 }
 
 Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)), loop_(*config_.host) {
+  TagsChanged();
   for (const std::string& tag : options().SystemTags()) system_tags_.insert(tag);
 }
 
@@ -870,7 +872,14 @@ void Runtime::set_iteration(int64_t iteration) {
 
 void Runtime::set_vu_tags(metrics::TagSet tags) {
   vu_tags_ = std::move(tags);
+  TagsChanged();
+}
+
+void Runtime::TagsChanged() {
+  static std::atomic<uint64_t> next_epoch{1};
+  tags_epoch_ = next_epoch.fetch_add(1, std::memory_order_relaxed);
   encoded_cache_.clear();
+  series_cache_.clear();
 }
 
 void Runtime::SetSummaryText(const std::string& plain, const std::string& color) {
@@ -887,12 +896,12 @@ void Runtime::SetSummaryText(const std::string& plain, const std::string& color)
 
 void Runtime::SetVuTag(const std::string& key, std::string value) {
   vu_tags_[key] = std::move(value);
-  encoded_cache_.clear();
+  TagsChanged();
 }
 
 void Runtime::DeleteVuTag(const std::string& key) {
   vu_tags_.erase(key);
-  encoded_cache_.clear();
+  TagsChanged();
 }
 
 void Runtime::set_scenario_env(const std::map<std::string, std::string>& env) {
@@ -954,7 +963,26 @@ std::string Runtime::EncodeTags(const metrics::TagSet* extra) const {
 }
 
 void Runtime::EmitSample(const std::string& metric, double value, const metrics::TagSet* extra) {
-  host().Emit(metric, EncodeTags(extra), value);
+  host().EmitSeries(SeriesFor(metric, extra), value);
+}
+
+metrics::SeriesRef& Runtime::SeriesFor(const std::string& metric, const metrics::TagSet* extra) {
+  // The same flat key as EncodeTags', after the metric's name.
+  std::string key = metric;
+  key.push_back('\0');
+  key += group_;
+  if (extra != nullptr) {
+    for (const auto& [k, v] : *extra) {
+      key.push_back('\0');
+      key += k;
+      key.push_back('\0');
+      key += v;
+    }
+  }
+  auto it = series_cache_.find(key);
+  if (it != series_cache_.end()) return it->second;
+  if (series_cache_.size() >= 4096) series_cache_.clear();  // high-cardinality tags: just misses
+  return series_cache_.emplace(std::move(key), metrics::SeriesRef(metric, EncodeTags(extra))).first->second;
 }
 
 }  // namespace barrage::agent::js

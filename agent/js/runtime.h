@@ -122,6 +122,14 @@ class Runtime : public HeapHooks {
   // The same, encoded (EncodeTagSet), cached.
   std::string EncodeTags(const metrics::TagSet* extra) const;
   void EmitSample(const std::string& metric, double value, const metrics::TagSet* extra);
+  // The series of `metric` with SampleTags(extra), kept per VU, so that
+  // EmitSample encodes a tag set once, not per sample. Valid until the next
+  // call.
+  metrics::SeriesRef& SeriesFor(const std::string& metric, const metrics::TagSet* extra);
+  // Changes (to a value no runtime had before) whenever the VU's tags do:
+  // call sites that keep series (metrics::SeriesRef) built from
+  // SampleTags() compare it; the group is theirs to compare.
+  uint64_t tags_epoch() const { return tags_epoch_; }
   void AddData(int64_t sent, int64_t received) { data_sent_ += sent; data_received_ += received; }
   // Reads a file for open() or client.load(): the disk (recorded) in
   // recording mode, the bundle otherwise. abs_path must be absolute.
@@ -191,6 +199,10 @@ class Runtime : public HeapHooks {
   // Encoded tag sets by group and extra tags (EncodeTags); cleared when
   // the VU's tags change.
   mutable std::unordered_map<std::string, std::string> encoded_cache_;
+  // SeriesFor's, by metric, group and extra tags; cleared with encoded_cache_.
+  std::unordered_map<std::string, metrics::SeriesRef> series_cache_;
+  void TagsChanged();
+  uint64_t tags_epoch_ = 0;
 };
 
 // Module installers, each in its own file; they add to the hidden __b object

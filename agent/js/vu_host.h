@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/metrics/metric.h"
+#include "common/metrics/metric_store.h"
 
 namespace grpc {
 class CompletionQueue;
@@ -78,6 +79,11 @@ class VuHost {
   virtual absl::Status DefineMetric(const metrics::MetricDef& def) = 0;
   // One sample of a defined metric, with its encoded tag set (EncodeTagSet).
   virtual void Emit(const std::string& metric, const std::string& encoded_tags, double value) = 0;
+  // The same for a series that a call site keeps (metrics::SeriesRef): a
+  // host with a metric store resolves it once, not per sample.
+  virtual void EmitSeries(metrics::SeriesRef& series, double value) {
+    Emit(series.metric, series.encoded_tags, value);
+  }
 
   virtual void Log(LogLevel level, std::string_view message) = 0;
   // exec.test.abort(): stop the whole test (exit code 108).

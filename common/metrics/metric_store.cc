@@ -1,5 +1,6 @@
 #include "common/metrics/metric_store.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
@@ -49,10 +50,25 @@ void MetricStore::Add(const std::string& metric, const TagSet& tags, double valu
   AddEncoded(metric, EncodeTagSet(tags), value, time_ns);
 }
 
+uint64_t MetricStore::NextGeneration() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void MetricStore::ResolveSlow(SeriesRef& ref) {
+  ref.agg = &FindOrCreate(ref.metric, ref.encoded_tags).agg;
+  ref.store = this;
+  ref.generation = generation_;
+}
+
 void MetricStore::AddEncoded(const std::string& metric, const std::string& encoded_tags,
                              double value, int64_t time_ns) {
-  // Hot path: two hash lookups when the series exists; the definition is
-  // consulted only when a series is created.
+  FindOrCreate(metric, encoded_tags).agg.Add(value, time_ns);
+}
+
+MetricStore::Series& MetricStore::FindOrCreate(const std::string& metric, const std::string& encoded_tags) {
+  // Two hash lookups when the series exists; the definition is consulted
+  // only when a series is created.
   auto& by_tags = series_[metric];
   auto it = by_tags.find(encoded_tags);
   if (it == by_tags.end()) {
@@ -66,7 +82,7 @@ void MetricStore::AddEncoded(const std::string& metric, const std::string& encod
              .first;
     tag_bytes_ += encoded_tags.size();
   }
-  it->second.agg.Add(value, time_ns);
+  return it->second;
 }
 
 absl::Status MetricStore::Merge(const MetricStore& other) {
