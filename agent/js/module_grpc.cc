@@ -5,6 +5,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -13,6 +14,7 @@
 #include "agent/grpc/json_codec.h"
 #include "agent/grpc/stream_call.h"
 #include "agent/js/cesu8.h"
+#include "agent/js/duktape/object_access.h"
 #include "agent/js/proto_codec.h"
 #include "agent/js/runtime.h"
 #include "grpc/health/v1/health.pb.h"
@@ -454,18 +456,31 @@ absl::StatusOr<int> CloseImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
+// {key: [values]} in the order keys first appear, built in place with room
+// for every entry (object_access.h, as JSON.parse builds objects): no
+// [[Get]] and [[Set]] per entry, which also met Object.prototype's
+// properties for keys such as "constructor" or "__proto__".
 void PushMetadata(duk_context* ctx, const std::vector<std::pair<std::string, std::string>>& md) {
-  duk_push_object(ctx);
-  for (const auto& [k, v] : md) {
-    if (!duk_get_prop_lstring(ctx, -1, k.data(), k.size())) {
-      duk_pop(ctx);
-      duk_push_array(ctx);
-      duk_dup(ctx, -1);
-      duk_put_prop_lstring(ctx, -3, k.data(), k.size());
+  absl::InlinedVector<size_t, 8> firsts;  // the first entry of each key
+  for (size_t i = 0; i < md.size(); ++i) {
+    bool seen = false;
+    for (size_t f : firsts) seen = seen || md[f].first == md[i].first;
+    if (!seen) firsts.push_back(i);
+  }
+  PushObjectWithRoom(ctx, static_cast<duk_uint_t>(firsts.size()));
+  for (size_t f : firsts) {
+    const std::string& key = md[f].first;
+    duk_uint_t count = 0;
+    for (size_t i = f; i < md.size(); ++i) count += md[i].first == key;
+    PushArrayWithRoom(ctx, count);
+    duk_uarridx_t n = 0;
+    for (size_t i = f; i < md.size(); ++i) {
+      if (md[i].first != key) continue;
+      duk_push_lstring(ctx, md[i].second.data(), md[i].second.size());
+      DefineOwnIndex(ctx, -2, n++);
     }
-    duk_push_lstring(ctx, v.data(), v.size());
-    duk_put_prop_index(ctx, -2, static_cast<duk_uarridx_t>(duk_get_length(ctx, -2)));
-    duk_pop(ctx);
+    duk_set_length(ctx, -1, n);
+    DefineOwnProperty(ctx, -2, key.data(), key.size());
   }
 }
 
@@ -660,9 +675,12 @@ void AddSystemTags(const Runtime& rt, metrics::TagSet& tags, const std::string& 
 // The Response object (spec §1.9).
 absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, const gc::MethodInfo& method,
                           bool discard, const gc::CallResult& result) {
-  duk_push_object(ctx);
+  // Room for its five properties up front, each defined in place (object_access.h).
+  PushObjectWithRoom(ctx, 5);
+  const duk_idx_t obj = duk_get_top_index(ctx);
+  auto put = [ctx, obj](std::string_view key) { DefineOwnProperty(ctx, obj, key.data(), key.size()); };
   duk_push_int(ctx, result.code);
-  duk_put_prop_string(ctx, -2, "status");
+  put("status");
   if (discard) {
     duk_push_null(ctx);
   } else {
@@ -674,18 +692,18 @@ absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, c
       return absl::InternalError(absl::StrCat("unable to decode the response: ", st.message()));
     }
   }
-  duk_put_prop_string(ctx, -2, "message");
+  put("message");
   PushMetadata(ctx, result.headers);
-  duk_put_prop_string(ctx, -2, "headers");
+  put("headers");
   PushMetadata(ctx, result.trailers);
-  duk_put_prop_string(ctx, -2, "trailers");
+  put("trailers");
   if (result.code == 0) {
     duk_push_null(ctx);
   } else {
     BARRAGE_RETURN_IF_ERROR(
         PushJson(ctx, gc::StatusErrorJson(registry, result.code, result.message, result.status_details_bin)));
   }
-  duk_put_prop_string(ctx, -2, "error");
+  put("error");
   return absl::OkStatus();
 }
 
@@ -766,6 +784,18 @@ absl::StatusOr<int> InvokeImpl(duk_context* ctx, Runtime& rt) {
   RecordCall(rt, call.params, call.client->address, *call.method, result);
   BARRAGE_RETURN_IF_ERROR(PushResponse(ctx, *call.registry, *call.method, call.params.discard, result));
   return 1;
+}
+
+// Client.prototype.invoke(url, request, params) itself: a JS wrapper that
+// only added `this._id` cost a call frame per request. The id goes in
+// front of the arguments, then it is invoke(id, url, request, params).
+absl::StatusOr<int> InvokeMethodImpl(duk_context* ctx, Runtime& rt) {
+  duk_set_top(ctx, 3);
+  duk_push_this(ctx);
+  duk_get_prop_literal(ctx, -1, "_id");  // throws a TypeError for an undefined `this`, as the wrapper did
+  duk_remove(ctx, -2);
+  duk_insert(ctx, 0);
+  return InvokeImpl(ctx, rt);
 }
 
 // asyncInvoke(id, url, request, params, settleId): the RPC runs in the
@@ -1088,6 +1118,7 @@ void InstallGrpcModule(duk_context* ctx) {
   PutFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
   PutFunction(ctx, -1, "close", Native<CloseImpl>, 1);
   PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
+  PutFunction(ctx, -1, "invokeMethod", Native<InvokeMethodImpl>, 3);
   PutFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
   PutFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
   PutFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 4);
