@@ -113,6 +113,47 @@ export function teardown() { console.log('teardown ran'); }
   EXPECT_THAT(run.stdout_text, HasSubstr("✗ 'rate==1'"));
 }
 
+// Samples keep their series per call site (issue 14): a series kept from an
+// earlier call must not be reused once the VU's tags, the group, the call's
+// tags or the check change.
+TEST_F(RunTest, KeptSeriesFollowTagGroupAndCheckChanges) {
+  std::string export_path = dir_ + "/summary.json";
+  std::string script = Write("series.js", R"(
+import grpc from 'k6/net/grpc';
+import { check, group } from 'k6';
+import exec from 'k6/execution';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = {
+  thresholds: {
+    'grpc_reqs{phase:two}': ['count==6'], 'grpc_reqs{group:::g}': ['count==3'], 'grpc_reqs{k:v}': ['count==3'],
+    'grpc_reqs{k:v,phase:two}': ['count==2'], 'iterations{phase:two}': ['count==2'],
+    'checks{check:a}': ['rate==1'], 'checks{check:b}': ['rate==1'], 'checks{check:a,phase:two}': ['rate==1'],
+  },
+};
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  if (__ITER === 1) exec.vu.tags.phase = 'two';
+  const say = () => client.invoke('hello.HelloService/SayHello', { greeting: 'x' });
+  check(say(), { a: (r) => r.status === grpc.StatusOK });
+  group('g', () => { say(); });
+  check(client.invoke('hello.HelloService/SayHello', { greeting: 'y' }, { tags: { k: 'v' } }), { b: (r) => r.message.reply !== '' });
+};
+)");
+  testutil::RunResult run = Barrage({"-q", "-i", "3", "-u", "1", "-e", "TARGET=" + address_, "--summary-export",
+                                     export_path, script});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(export_path));
+  EXPECT_EQ(summary["metrics"]["grpc_reqs"]["count"].get<int>(), 9);
+  EXPECT_EQ(summary["metrics"]["grpc_reqs{phase:two}"]["count"].get<int>(), 6);
+  EXPECT_EQ(summary["metrics"]["grpc_reqs{group:::g}"]["count"].get<int>(), 3);
+  EXPECT_EQ(summary["metrics"]["grpc_reqs{k:v,phase:two}"]["count"].get<int>(), 2);
+  EXPECT_EQ(summary["metrics"]["iterations{phase:two}"]["count"].get<int>(), 2);
+  EXPECT_EQ(summary["metrics"]["checks{check:a,phase:two}"]["passes"].get<int>(), 2);
+  EXPECT_EQ(summary["metrics"]["checks{check:a}"]["passes"].get<int>(), 3);
+  EXPECT_EQ(summary["metrics"]["checks{check:b}"]["passes"].get<int>(), 3);
+}
+
 TEST_F(RunTest, SetupTimeoutExits100AndTeardownTimeoutExits101) {
   std::string setup = Write("setup_slow.js",
                             "import { sleep } from 'k6';\nexport const options = { setupTimeout: '1s' };\n"

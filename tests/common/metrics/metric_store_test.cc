@@ -154,5 +154,32 @@ TEST(MetricStoreDeathTest, AddingToAnUndefinedMetricAborts) {
   EXPECT_DEATH(store.Add("nope", {}, 1, 1), "undefined metric 'nope'");
 }
 
+// A kept series (the hot path) counts into the same aggregate as AddEncoded,
+// finds its series again after Clear() (each drain) and follows another store.
+TEST(MetricStoreTest, SeriesRefSurvivesClearAndOtherStores) {
+  MetricStore store = StoreWithDefs();
+  const std::string tags = EncodeTagSet({{"method", "SayHello"}});
+  SeriesRef ref("grpc_req_duration", tags);
+  store.Add(ref, 5, 1);
+  store.AddEncoded("grpc_req_duration", tags, 7, 2);
+  store.Add(ref, 9, 3);
+  ASSERT_NE(store.FindSeries("grpc_req_duration", tags), nullptr);
+  EXPECT_EQ(store.FindSeries("grpc_req_duration", tags)->count(), 3u);
+  EXPECT_EQ(store.series_count(), 1u);
+
+  store.Clear();
+  EXPECT_EQ(store.FindSeries("grpc_req_duration", tags), nullptr);
+  store.Add(ref, 11, 4);  // must not write into the freed aggregate
+  ASSERT_NE(store.FindSeries("grpc_req_duration", tags), nullptr);
+  EXPECT_EQ(store.FindSeries("grpc_req_duration", tags)->count(), 1u);
+  EXPECT_EQ(store.FindSeries("grpc_req_duration", tags)->sum(), 11);
+  EXPECT_EQ(store.tag_bytes(), tags.size());
+
+  MetricStore other = StoreWithDefs();
+  other.Add(ref, 13, 5);
+  EXPECT_EQ(other.FindSeries("grpc_req_duration", tags)->count(), 1u);
+  EXPECT_EQ(store.FindSeries("grpc_req_duration", tags)->count(), 1u);
+}
+
 }  // namespace
 }  // namespace barrage::metrics
