@@ -678,7 +678,7 @@ absl::Status PushResponse(duk_context* ctx, const gc::ProtoRegistry& registry, c
   // Room for its five properties up front, each defined in place (object_access.h).
   PushObjectWithRoom(ctx, 5);
   const duk_idx_t obj = duk_get_top_index(ctx);
-  auto put = [ctx, obj](std::string_view key) { DefineOwnProperty(ctx, obj, key.data(), key.size()); };
+  auto put = [ctx, obj](const char* literal) { DefineOwnLiteral(ctx, obj, literal); };
   duk_push_int(ctx, result.code);
   put("status");
   if (discard) {
@@ -945,7 +945,7 @@ void QueueDataDispatch(EventLoop& loop, std::shared_ptr<GrpcClientState::Stream>
       return;
     }
     const duk_idx_t arg = duk_get_top_index(c);
-    duk_get_global_string(c, "__b");
+    duk_get_global_literal(c, "__b");
     duk_get_prop_literal(c, -1, "grpc");
     const duk_idx_t natives = duk_get_top_index(c);
     duk_get_prop_literal(c, natives, "streams");
@@ -961,7 +961,7 @@ void QueueDataDispatch(EventLoop& loop, std::shared_ptr<GrpcClientState::Stream>
     const duk_idx_t handlers = duk_get_top_index(c);
     PushObjectWithRoom(c, 1);
     duk_push_number(c, ts);
-    DefineOwnProperty(c, -2, "ts", 2);
+    DefineOwnLiteral(c, -2, "ts");
     const duk_idx_t meta = duk_get_top_index(c);
     for (duk_uarridx_t i = 0; i < duk_get_length(c, handlers); ++i) {
       duk_get_prop_index(c, handlers, i);
@@ -1085,11 +1085,11 @@ GrpcClientState::Stream* FindStream(duk_context* ctx, Runtime& rt) {
 // (spec §1.13.3).
 absl::StatusOr<int> StreamWriteImpl(duk_context* ctx, Runtime& rt) {
   duk_push_this(ctx);
-  duk_get_prop_string(ctx, -1, "_ended");
+  duk_get_prop_literal(ctx, -1, "_ended");
   const bool ended = duk_to_boolean(ctx, -1);
-  duk_get_prop_string(ctx, -2, "_client");
+  duk_get_prop_literal(ctx, -2, "_client");
   const int client_id = duk_get_int_default(ctx, -1, -1);
-  duk_get_prop_string(ctx, -3, "_id");
+  duk_get_prop_literal(ctx, -3, "_id");
   const auto stream_id = JsNumberToInt64(duk_get_number_default(ctx, -1, -1));
   duk_pop_n(ctx, 4);
   if (ended) return 0;  // after end(): silently ignored

@@ -488,7 +488,7 @@ Runtime::~Runtime() {
 
 Runtime& Runtime::From(duk_context* ctx) {
   duk_push_global_stash(ctx);
-  duk_get_prop_string(ctx, -1, kRuntimeKey);
+  duk_get_prop_literal(ctx, -1, kRuntimeKey);  // every native call: the literal cache skips interning
   auto* rt = static_cast<Runtime*>(duk_get_pointer(ctx, -1));
   duk_pop_2(ctx);
   return *rt;
@@ -866,7 +866,7 @@ void Runtime::set_iteration(int64_t iteration) {
   iteration_ = iteration;
   duk_push_global_object(ctx_);
   duk_push_number(ctx_, static_cast<double>(iteration));
-  duk_put_prop_string(ctx_, -2, "__ITER");
+  duk_put_prop_literal(ctx_, -2, "__ITER");
   duk_pop(ctx_);
 }
 

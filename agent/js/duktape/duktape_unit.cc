@@ -6,6 +6,8 @@
 
 #include "agent/js/duktape/object_access.h"
 
+#include <cstring>
+
 namespace barrage::agent::js {
 
 JsonObjectInfo InspectObjectForJson(duk_context* ctx, duk_idx_t idx) {
@@ -78,6 +80,14 @@ void DefineOwnProperty(duk_context* ctx, duk_idx_t obj, const char* key, duk_siz
   duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
   obj = duk_require_normalize_index(thr, obj);
   duk_push_lstring(ctx, key, len);
+  duk_insert(ctx, -2);  // [ ... key value ]
+  duk_xdef_prop_wec(thr, obj);
+}
+
+void DefineOwnLiteral(duk_context* ctx, duk_idx_t obj, const char* literal) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  obj = duk_require_normalize_index(thr, obj);
+  duk_push_literal_raw(ctx, literal, std::strlen(literal));
   duk_insert(ctx, -2);  // [ ... key value ]
   duk_xdef_prop_wec(thr, obj);
 }

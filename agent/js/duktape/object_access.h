@@ -53,6 +53,9 @@ int PushOwnEnumerableEntries(duk_context* ctx, duk_idx_t idx);
 void PushObjectWithRoom(duk_context* ctx, duk_uint_t n);
 // obj[key] = the value on top, which is popped.
 void DefineOwnProperty(duk_context* ctx, duk_idx_t obj, const char* key, duk_size_t len);
+// The same with a key that is a string literal (static, never changed):
+// Duktape's literal cache then finds its interned string by address.
+void DefineOwnLiteral(duk_context* ctx, duk_idx_t obj, const char* literal);
 // Pushes a new array with room for n elements.
 void PushArrayWithRoom(duk_context* ctx, duk_uint_t n);
 // arr[index] = the value on top, which is popped. The caller sets the
