@@ -170,32 +170,8 @@ v1::AgentMessage IterationsDelta(uint64_t count) {
   return m;
 }
 
-class ControlPlaneTest : public testutil::TargetFixture {
+class ControlPlaneTest : public testutil::ControllerFixture {
  protected:
-  // A controller waiting for `agents` remote agents on loopback; returns
-  // its control address ("127.0.0.1:PORT").
-  std::string StartController(std::vector<std::string> args, int agents, const testutil::EnvExtra& env = {}) {
-    if (std::find(args.begin(), args.end(), "--agent-timeout") == args.end()) {
-      args.insert(args.begin(), {"--agent-timeout", "20s"});
-    }
-    args.insert(args.begin(), {"run", "--listen", "127.0.0.1:0", "--expect-agents", std::to_string(agents)});
-    controller_ = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), args, env);
-    return ListeningAddress();
-  }
-  std::string ListeningAddress() {
-    absl::StatusOr<std::string> line = controller_->WaitForLine("control plane listening on ([0-9.:]+)", 30s);
-    EXPECT_TRUE(line.ok()) << line.status();
-    if (!line.ok()) return "";
-    const size_t at = line->find("listening on ") + 13;
-    return line->substr(at, line->find_first_of(", ", at) - at);
-  }
-  std::unique_ptr<testutil::ChildProcess> StartAgent(const std::string& controller, const std::string& name,
-                                                     std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--controller", controller, "--once", "--name", name};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"), args);
-  }
-  nlohmann::json Export(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
   // A script of `options` whose VUs call SayHello on the target.
   std::string SayHelloScript(const std::string& options) {
     return Write("say_hello.js", absl::StrCat(R"(
@@ -212,8 +188,6 @@ export default () => {
 };
 )"));
   }
-
-  std::unique_ptr<testutil::ChildProcess> controller_;
 };
 
 // --- Item 4: who may join, and what agents are given ---

@@ -19,31 +19,7 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-class DistributedTest : public testutil::TargetFixture {
- protected:
-  // A controller waiting for `agents` remote agents; returns its control address.
-  std::string StartController(std::vector<std::string> args, int agents) {
-    if (std::find(args.begin(), args.end(), "--agent-timeout") == args.end()) {
-      args.insert(args.begin(), {"--agent-timeout", "20s"});
-    }
-    args.insert(args.begin(), {"run", "--listen", "127.0.0.1:0", "--expect-agents", std::to_string(agents)});
-    controller_ = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), args);
-    absl::StatusOr<std::string> line = controller_->WaitForLine("control plane listening on ([0-9.:]+)", 20s);
-    EXPECT_TRUE(line.ok()) << line.status();
-    if (!line.ok()) return "";
-    const size_t at = line->find("listening on ") + 13;
-    return line->substr(at, line->find_first_of(", ", at) - at);
-  }
-  std::unique_ptr<testutil::ChildProcess> StartAgent(const std::string& controller, const std::string& name,
-                                                     std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--controller", controller, "--once", "--name", name};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"), args);
-  }
-  nlohmann::json Export(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
-
-  std::unique_ptr<testutil::ChildProcess> controller_;
-};
+class DistributedTest : public testutil::ControllerFixture {};
 
 const char kSayHello[] = R"(
 import grpc from 'k6/net/grpc';

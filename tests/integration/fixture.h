@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "tests/testing/child_process.h"
 #include "tests/testing/paths.h"
 
@@ -48,6 +50,43 @@ class TargetFixture : public ::testing::Test {
   std::unique_ptr<testutil::ChildProcess> target_;
   std::string address_;
   std::string dir_;
+};
+
+// A controller (`barrage run --listen 127.0.0.1:0 --expect-agents N`) that
+// real barrage-agent processes join over loopback, on top of the target
+// (control_plane_test.cc and distributed_test.cc).
+class ControllerFixture : public TargetFixture {
+ protected:
+  // Starts the controller waiting for `agents` remote agents; returns its
+  // control address ("127.0.0.1:PORT"), or "" (a failed expectation) when it
+  // does not say it listens.
+  std::string StartController(std::vector<std::string> args, int agents, const testutil::EnvExtra& env = {}) {
+    if (std::find(args.begin(), args.end(), "--agent-timeout") == args.end()) {
+      args.insert(args.begin(), {"--agent-timeout", "20s"});
+    }
+    args.insert(args.begin(), {"run", "--listen", "127.0.0.1:0", "--expect-agents", std::to_string(agents)});
+    controller_ = testutil::ChildProcess::Start(testutil::BinaryPath("barrage"), args, env);
+    return ListeningAddress();
+  }
+  // The address of controller_'s "control plane listening on ..." line.
+  std::string ListeningAddress() {
+    absl::StatusOr<std::string> line = controller_->WaitForLine("control plane listening on ([0-9.:]+)", 30s);
+    EXPECT_TRUE(line.ok()) << line.status();
+    if (!line.ok()) return "";
+    const size_t at = line->find("listening on ") + 13;
+    return line->substr(at, line->find_first_of(", ", at) - at);
+  }
+  // A barrage-agent that joins `controller` as `name` for one test.
+  std::unique_ptr<testutil::ChildProcess> StartAgent(const std::string& controller, const std::string& name,
+                                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--controller", controller, "--once", "--name", name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"), args);
+  }
+  // A --summary-export file.
+  nlohmann::json Export(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
+
+  std::unique_ptr<testutil::ChildProcess> controller_;
 };
 
 // Certificates made at run time with the openssl command (never committed),
