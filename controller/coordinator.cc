@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/execution_segment.h"
 #include "common/log.h"
+#include "common/tsan_annotations.h"
 
 namespace barrage::controller {
 namespace {
@@ -123,7 +124,9 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
  public:
   SessionReactor(Coordinator& coordinator, grpc::CallbackServerContext* context)
       : c_(coordinator), context_(context), peer_(context->peer()), started_(absl::Now()) {
+    HappensBefore(this);  // constructed before OnCancel and OnDone
     if (c_.Admit(this)) {
+      HappensBefore(&in_);  // this thread's writes, then OnReadDone (common/tsan_annotations.h)
       StartRead(&in_);
     } else {
       FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -136,13 +139,16 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
 
   // Ends the stream now. Any thread; once.
   void FinishOnce(const grpc::Status& status) {
-    if (!finished_.exchange(true)) Finish(status);
+    if (finished_.exchange(true)) return;
+    HappensBefore(this);  // what the finishing thread did, then OnDone
+    Finish(status);
   }
   // Refuses the peer: Reject, then the status, in one operation.
   void Reject(const std::string& reason, bool retryable, grpc::StatusCode code) {
     if (finished_.exchange(true)) return;
     reject_.mutable_reject()->set_reason(reason);
     reject_.mutable_reject()->set_retryable(retryable);
+    HappensBefore(this);
     StartWriteAndFinish(&reject_, grpc::WriteOptions(), grpc::Status(code, reason));
   }
   // Ends the stream once what is queued for the agent is written (at once
@@ -160,6 +166,7 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
   void PumpLocked(Agent& agent) {
     if (agent.writing || agent.broken || agent.outbox.empty() || finished_) return;
     agent.writing = true;
+    HappensBefore(&agent_);  // the queued message (and agent_), then OnWriteDone
     StartWrite(&agent.outbox.front());
   }
   void Cancel() { context_->TryCancel(); }
@@ -168,6 +175,8 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
   void set_agent(Agent* agent) { agent_ = agent; }
 
   void OnReadDone(bool ok) override {
+    HappensAfter(&in_);
+    Reaction reaction(this);
     if (!ok) {
       // The agent closed its side, or the stream broke. Recorded in OnDone,
       // when gRPC has said whether it was cancelled.
@@ -191,10 +200,15 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
         return;
       }
     }
-    if (!finished_) StartRead(&in_);
+    if (!finished_) {
+      HappensBefore(&in_);
+      StartRead(&in_);
+    }
   }
 
   void OnWriteDone(bool ok) override {
+    HappensAfter(&agent_);
+    Reaction reaction(this);
     std::lock_guard<std::mutex> lock(agent_->out_mu);
     Agent& a = *agent_;
     a.writing = false;
@@ -215,9 +229,14 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
     a.out_cv.notify_all();
   }
 
-  void OnCancel() override { cancelled_ = true; }
+  void OnCancel() override {
+    HappensAfter(this);  // constructed before
+    cancelled_ = true;
+    HappensBefore(this);
+  }
 
   void OnDone() override {
+    HappensAfter(this);  // gRPC calls OnDone after every other reaction has returned
     if (agent_ != nullptr) {
       {
         std::lock_guard<std::mutex> lock(agent_->out_mu);
@@ -235,6 +254,14 @@ class Coordinator::SessionReactor final : public grpc::ServerBidiReactor<AgentMe
   }
 
  private:
+  // Each reaction happens before OnDone, as gRPC promises (its own
+  // synchronisation is invisible to ThreadSanitizer: common/tsan_annotations.h).
+  struct Reaction {
+    explicit Reaction(SessionReactor* r) : r(r) {}
+    ~Reaction() { HappensBefore(r); }
+    SessionReactor* r;
+  };
+
   void EndAfterWrites(const grpc::Status& status) {
     if (agent_ == nullptr) {
       FinishOnce(status);

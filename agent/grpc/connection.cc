@@ -29,6 +29,7 @@
 #include "agent/grpc/stream_call.h"
 #include "agent/grpc/tls_diagnosis.h"
 #include "common/status_macros.h"
+#include "common/tsan_annotations.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -77,7 +78,10 @@ class QueueThread {
     std::thread([this] {
       void* tag;
       bool ok;
-      while (cq_.Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Complete(ok);
+      while (cq_.Next(&tag, &ok)) {
+        HappensAfter(tag);  // the thread that queued it (common/tsan_annotations.h)
+        static_cast<QueueTag*>(tag)->Complete(ok);
+      }
     }).detach();
   }
   Queue cq_;
@@ -96,6 +100,7 @@ void ReleaseChannel(std::shared_ptr<grpc::Channel> channel) {
   if (channel == nullptr) return;
   auto* release = new Release;
   release->channel = std::move(channel);
+  HappensBefore(static_cast<QueueTag*>(release));
   release->alarm.Set(QueueThread::Releaser().cq(), std::chrono::system_clock::now(), static_cast<QueueTag*>(release));
 }
 
