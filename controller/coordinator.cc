@@ -405,10 +405,20 @@ bool Coordinator::Send(Agent& a, ControllerMessage m) {
   if (a.reactor == nullptr || a.broken || a.finish_wanted) return false;
   if (!room) {
     // It answers keepalive pings but reads nothing: no test can go on so.
-    a.reactor->Cancel();
+    // Lost first, then cancelled: the cancel ends in OnDone on a gRPC
+    // thread, whose OnStreamEnd would otherwise often be first to call it
+    // lost, as "the connection was closed or reset", hiding the reason.
     lock.unlock();
-    std::lock_guard<std::mutex> state_lock(mu_);
-    LoseLocked(a, absl::StrCat("it read nothing of what it was sent for ", absl::FormatDuration(config_.send_timeout)));
+    {
+      std::lock_guard<std::mutex> state_lock(mu_);
+      LoseLocked(a, absl::StrCat("it read nothing of what it was sent for ", absl::FormatDuration(config_.send_timeout)));
+    }
+    lock.lock();
+    // Under out_mu, which keeps the reactor alive (OnDone clears the pointer
+    // under it before deleting itself). TryCancel never runs our reactions
+    // inline: gRPC runs OnDone and OnCancel of a reactor that is not
+    // inlineable on its executor, and other reactions on its own threads.
+    if (a.reactor != nullptr) a.reactor->Cancel();
     return false;
   }
   a.queued_bytes += m.ByteSizeLong();

@@ -144,13 +144,17 @@ class CoordinatorTest : public ::testing::Test {
   std::vector<std::unique_ptr<FakeAgent>> agents_;
 };
 
-// Send cancels the stream of an agent whose queue stays full while it holds
-// the agent's out_mu (the lock is what keeps the reactor alive: OnDone
-// clears Agent::reactor under it before deleting itself). gRPC runs the
-// callbacks that the cancel completes (OnWriteDone, OnDone, which take
-// out_mu) on its own threads, never inside TryCancel, so this cannot
-// deadlock; under ThreadSanitizer this test checks that too (a lock-order
-// cycle or a race on the agent's queue is a report, a deadlock a timeout).
+// An agent that reads nothing: Send waits send_timeout for room in its
+// queue, then counts it lost with that reason and cancels its stream. The
+// reason must survive: Send used to cancel first, and OnDone (on gRPC's
+// executor) then often called the agent lost first, as "the connection was
+// closed or reset" (3 of 11 runs under ThreadSanitizer failed so).
+// The cancel happens under the agent's out_mu (the lock keeps the reactor
+// alive: OnDone clears Agent::reactor under it before deleting itself);
+// gRPC runs the reactions a cancel completes (OnWriteDone, OnDone, which
+// take out_mu) on its own threads, never inside TryCancel, so this cannot
+// deadlock: under scripts/sanitize.sh thread a lock-order cycle would be a
+// report and a deadlock a timeout.
 TEST_F(CoordinatorTest, AnAgentThatReadsNothingIsLostAfterTheSendTimeout) {
   CoordinatorConfig config;
   config.expected_agents = 1;
