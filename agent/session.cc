@@ -455,7 +455,15 @@ void Session::SendDelta(bool sample_vus) {
 }
 
 void Session::StartRun(const v1::Start& s) {
-  if (engine_ == nullptr || running_ || runner_.joinable()) return;
+  {
+    // Prepare sets engine_ on the lifecycle thread: read it under the lock
+    // that guards it. (The controller's Start follows our Ready, but that
+    // order runs through another process, and a controller out of turn
+    // must not make this a race: ThreadSanitizer, StreamTest.*.)
+    std::lock_guard<std::mutex> lock(engine_mu_);
+    if (engine_ == nullptr) return;
+  }
+  if (running_ || runner_.joinable()) return;
   running_ = true;
   std::optional<std::string> setup_data;
   if (s.has_setup_data()) setup_data = s.setup_data_json();

@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/tsan_annotations.h"
 #include "hello/hello.grpc.pb.h"
 
 namespace barrage::target {
@@ -174,6 +175,7 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
         final_status_(std::move(final_status)) {
     reply_.set_reply(MakeReply(request.greeting(), options.reply_size));
     if (fault_.fail_after == 0) {
+      HappensBefore(this);
       Finish(InjectedStreamError(fault_.error_status));
       return;
     }
@@ -181,11 +183,14 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
   }
 
   void OnWriteDone(bool ok) override {
+    HappensAfter(this);  // the operation's start (common/tsan_annotations.h)
     if (!ok) {
+      HappensBefore(this);
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
     if (++sent_ == fault_.fail_after) {
+      HappensBefore(this);
       Finish(InjectedStreamError(fault_.error_status));
       return;
     }
@@ -196,18 +201,27 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
     // A fresh alarm per pause: replacing the one whose callback may still be
     // returning is safe, as gRPC keeps its state alive until it has run.
     alarm_ = std::make_unique<grpc::Alarm>();
-    alarm_->Set(DeadlineAfter(interval_), [this](bool) { WriteNext(); });
+    HappensBefore(this);
+    alarm_->Set(DeadlineAfter(interval_), [this](bool) {
+      HappensAfter(this);
+      WriteNext();
+    });
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    HappensAfter(this);
+    delete this;
+  }
 
  private:
   void WriteNext() {
     if (remaining_ == 0) {
+      HappensBefore(this);
       Finish(final_status_);
       return;
     }
     --remaining_;
+    HappensBefore(this);
     StartWrite(&reply_);
   }
 
@@ -227,30 +241,42 @@ class GreetingsReactor : public grpc::ServerReadReactor<HelloRequest> {
                    bool send_headers)
       : reply_size_(options.reply_size), response_(response), fault_(fault) {
     if (fault_.fail_after == 0) {
+      HappensBefore(this);
       Finish(InjectedStreamError(fault_.error_status));
       return;
     }
     // Echoed headers go out at once, not with the reply at the very end.
-    if (send_headers) StartSendInitialMetadata();
+    if (send_headers) {
+      HappensBefore(this);
+      StartSendInitialMetadata();
+    }
+    HappensBefore(this);
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    HappensAfter(this);  // the operation's start (common/tsan_annotations.h)
     if (ok) {
       if (count_++ > 0) greetings_.append(", ");
       greetings_.append(request_.greeting());
       if (count_ == fault_.fail_after) {
+        HappensBefore(this);
         Finish(InjectedStreamError(fault_.error_status));
         return;
       }
+      HappensBefore(this);
       StartRead(&request_);
       return;
     }
     response_->set_reply(MakeReply(greetings_, reply_size_));
+    HappensBefore(this);
     Finish(grpc::Status::OK);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    HappensAfter(this);
+    delete this;
+  }
 
  private:
   const int reply_size_;
@@ -268,16 +294,23 @@ class BidiReactor : public grpc::ServerBidiReactor<HelloRequest, HelloResponse> 
   BidiReactor(const TargetOptions& options, StreamFault fault, bool send_headers)
       : reply_size_(options.reply_size), replies_per_message_(options.bidi_replies), fault_(fault) {
     if (fault_.fail_after == 0) {
+      HappensBefore(this);
       Finish(InjectedStreamError(fault_.error_status));
       return;
     }
     // Echoed headers go out at once, before the first message arrives.
-    if (send_headers) StartSendInitialMetadata();
+    if (send_headers) {
+      HappensBefore(this);
+      StartSendInitialMetadata();
+    }
+    HappensBefore(this);
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    HappensAfter(this);  // the operation's start (common/tsan_annotations.h)
     if (!ok) {
+      HappensBefore(this);
       Finish(grpc::Status::OK);
       return;
     }
@@ -287,27 +320,35 @@ class BidiReactor : public grpc::ServerBidiReactor<HelloRequest, HelloResponse> 
   }
 
   void OnWriteDone(bool ok) override {
+    HappensAfter(this);  // the operation's start (common/tsan_annotations.h)
     if (!ok) {
+      HappensBefore(this);
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
     if (++sent_ == fault_.fail_after) {
+      HappensBefore(this);
       Finish(InjectedStreamError(fault_.error_status));
       return;
     }
     WriteOrRead();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    HappensAfter(this);
+    delete this;
+  }
 
  private:
   // One operation each way at a time: the replies to a message, then the next read.
   void WriteOrRead() {
     if (pending_ > 0) {
       --pending_;
+      HappensBefore(this);
       StartWrite(&reply_);
       return;
     }
+    HappensBefore(this);
     StartRead(&request_);
   }
 
