@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "barrage/v1/control.grpc.pb.h"
+#include "tests/testing/control_messages.h"
 
 namespace barrage::controller {
 namespace {
@@ -29,28 +30,7 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-// A delta of `count` iterations, now.
-v1::AgentMessage IterationsDelta(uint64_t count) {
-  v1::AgentMessage m;
-  v1::MetricsDelta* d = m.mutable_metrics();
-  v1::MetricDefinition* def = d->add_definitions();
-  def->set_name("iterations");
-  def->set_type(v1::METRIC_TYPE_COUNTER);
-  def->set_contains(v1::VALUE_TYPE_DEFAULT);
-  v1::MetricSeries* s = d->add_series();
-  s->set_metric("iterations");
-  const int64_t now =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
-  s->set_count(count);
-  s->set_sum(static_cast<double>(count));
-  s->set_min(1);
-  s->set_max(1);
-  s->set_last(1);
-  s->set_first_seen_ns(now);
-  s->set_last_time_ns(now);
-  return m;
-}
+using testutil::IterationsDelta;
 
 // An agent in this process, on the synchronous client API, bounded by its
 // deadline. Its own connection, so that one agent's cancel is no other's.

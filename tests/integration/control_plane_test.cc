@@ -24,6 +24,7 @@
 #include "barrage/v1/control.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/fixture.h"
+#include "tests/testing/control_messages.h"
 
 namespace barrage {
 namespace {
@@ -147,28 +148,7 @@ class FakeAgent {
   std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>> stream_;
 };
 
-// A well-formed delta: `count` iterations at 1 each, now.
-v1::AgentMessage IterationsDelta(uint64_t count) {
-  v1::AgentMessage m;
-  v1::MetricsDelta* d = m.mutable_metrics();
-  v1::MetricDefinition* def = d->add_definitions();
-  def->set_name("iterations");
-  def->set_type(v1::METRIC_TYPE_COUNTER);
-  def->set_contains(v1::VALUE_TYPE_DEFAULT);
-  v1::MetricSeries* s = d->add_series();
-  s->set_metric("iterations");
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  s->set_count(count);
-  s->set_sum(static_cast<double>(count));
-  s->set_min(1);
-  s->set_max(1);
-  s->set_last(1);
-  s->set_first_seen_ns(now);
-  s->set_last_time_ns(now);
-  return m;
-}
+using testutil::IterationsDelta;
 
 class ControlPlaneTest : public testutil::ControllerFixture {
  protected:
