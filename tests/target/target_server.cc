@@ -201,8 +201,9 @@ class RepliesReactor : public grpc::ServerWriteReactor<HelloResponse> {
     // A fresh alarm per pause: replacing the one whose callback may still be
     // returning is safe, as gRPC keeps its state alive until it has run.
     alarm_ = std::make_unique<grpc::Alarm>();
+    grpc::Alarm* alarm = alarm_.get();  // read before the release: the next OnWriteDone replaces it
     HappensBefore(this);
-    alarm_->Set(DeadlineAfter(interval_), [this](bool) {
+    alarm->Set(DeadlineAfter(interval_), [this](bool) {
       HappensAfter(this);
       WriteNext();
     });
