@@ -33,6 +33,27 @@ class HeapHooks {
 // out of memory.
 duk_context* CreateHeap(const HeapHooks* hooks);
 
+// Duktape runs a voluntary mark-and-sweep when a countdown of allocations
+// (and reallocations) reaches zero; each collection resets it to about twice
+// the number of live objects and strings (BARRAGE_DUK_GC_TRIGGER_MULT,
+// agent/js/duktape/CMakeLists.txt). These read and set it, so that callers
+// can move collections to where they cost least: later during a VU's init
+// (which compacts its heap once at its end anyway), earlier between a busy
+// VU's iterations. The countdown still bounds what a heap allocates between
+// two collections, and an allocation that fails still collects at once.
+int GcCountdown(duk_context* ctx);
+void SetGcCountdown(duk_context* ctx, int allocations);
+
+// Every function Duktape makes gets a fresh `prototype` object whose
+// `constructor` is the function: an object per function (and a reference
+// cycle), though only constructors use it. For each compiled function in
+// the heap whose prototype is still that untouched object, held by nothing
+// else, this sets fn.prototype to undefined and frees the object. Only for
+// code of our own whose functions are not used with `new` unless their
+// prototype was given members (the prelude's), never a script's: reading
+// fn.prototype gives undefined afterwards. Returns how many it dropped.
+int DropUnusedPrototypes(duk_context* ctx);
+
 // Marks the C stack that code on this thread runs on from now until the
 // mark goes out of scope (restoring the previous one): a coroutine's own
 // stack while it runs. Without a mark, the thread's own stack is used,
