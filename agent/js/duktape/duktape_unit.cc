@@ -11,8 +11,6 @@
 
 namespace barrage::agent::js {
 
-int GcCountdown(duk_context* ctx) { return reinterpret_cast<duk_hthread*>(ctx)->heap->ms_trigger_counter; }
-
 void SetGcCountdown(duk_context* ctx, int allocations) {
   reinterpret_cast<duk_hthread*>(ctx)->heap->ms_trigger_counter = allocations;
 }
@@ -171,4 +169,3 @@ void DefineOwnIndex(duk_context* ctx, duk_idx_t arr, duk_uarridx_t index) {
 }
 
 }  // namespace barrage::agent::js
-

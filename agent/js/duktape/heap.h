@@ -36,12 +36,11 @@ duk_context* CreateHeap(const HeapHooks* hooks);
 // Duktape runs a voluntary mark-and-sweep when a countdown of allocations
 // (and reallocations) reaches zero; each collection resets it to about twice
 // the number of live objects and strings (BARRAGE_DUK_GC_TRIGGER_MULT,
-// agent/js/duktape/CMakeLists.txt). These read and set it, so that callers
-// can move collections to where they cost least: later during a VU's init
-// (which compacts its heap once at its end anyway), earlier between a busy
-// VU's iterations. The countdown still bounds what a heap allocates between
-// two collections, and an allocation that fails still collects at once.
-int GcCountdown(duk_context* ctx);
+// agent/js/duktape/CMakeLists.txt). This sets it, so that a caller can move
+// a collection to where it costs least: a VU's init, which compacts its
+// heap with a full collection at its end anyway, puts off the ones on the
+// way. The countdown still bounds what a heap allocates between two
+// collections, and an allocation that fails still collects at once.
 void SetGcCountdown(duk_context* ctx, int allocations);
 
 // Every function Duktape makes gets a fresh `prototype` object whose
