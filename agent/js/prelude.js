@@ -53,58 +53,24 @@
   define(Number, 'isFinite', function (v) { return typeof v === 'number' && isFinite(v); });
   define(Number, 'isNaN', function (v) { return typeof v === 'number' && v !== v; });
 
-  // Map and Set: insertion-ordered, SameValueZero keys. Linear for object
-  // keys; scripts use them for small collections.
+  // Map and Set (collections.js, agent/js/collections_js.inc) are loaded
+  // on first use, as the asynchronous half below: about 10 KiB of functions
+  // that most scripts never call, in every heap.
   if (typeof global.Map === 'undefined') {
-    var keyOf = function (k) {
-      var t = typeof k;
-      if (t === 'string') return 's' + k;
-      if (t === 'number') return k !== k ? 'nan' : 'n' + (k === 0 ? 0 : k);
-      if (t === 'boolean' || t === 'undefined' || k === null) return 'p' + String(k);
-      return null;
+    var loadCollections = function () {
+      ['Map', 'Set'].forEach(function (name) {
+        var d = Object.getOwnPropertyDescriptor(global, name);
+        if (d && d.get) delete global[name];  // a loading stub, not the script's own
+      });
+      b.loadLibrary('collections');
     };
-    var MapImpl = function (init) {
-      this._keys = []; this._vals = []; this._idx = {}; this.size = 0;
-      if (init) { var arr = Array.from(init); for (var i = 0; i < arr.length; i++) this.set(arr[i][0], arr[i][1]); }
-    };
-    MapImpl.prototype._find = function (k) {
-      var h = keyOf(k);
-      if (h !== null) { var i = this._idx[h]; return i === undefined ? -1 : i; }
-      for (var j = 0; j < this._keys.length; j++) if (this._keys[j] === k) return j;
-      return -1;
-    };
-    MapImpl.prototype.get = function (k) { var i = this._find(k); return i < 0 ? undefined : this._vals[i]; };
-    MapImpl.prototype.has = function (k) { return this._find(k) >= 0; };
-    MapImpl.prototype.set = function (k, v) {
-      var i = this._find(k);
-      if (i >= 0) { this._vals[i] = v; return this; }
-      var h = keyOf(k); if (h !== null) this._idx[h] = this._keys.length;
-      this._keys.push(k); this._vals.push(v); this.size++; return this;
-    };
-    MapImpl.prototype['delete'] = function (k) {
-      var i = this._find(k); if (i < 0) return false;
-      this._keys.splice(i, 1); this._vals.splice(i, 1); this.size--;
-      this._idx = {}; for (var j = 0; j < this._keys.length; j++) { var h = keyOf(this._keys[j]); if (h !== null) this._idx[h] = j; }
-      return true;
-    };
-    MapImpl.prototype.clear = function () { this._keys = []; this._vals = []; this._idx = {}; this.size = 0; };
-    MapImpl.prototype.forEach = function (f, t) { for (var i = 0; i < this._keys.length; i++) f.call(t, this._vals[i], this._keys[i], this); };
-    MapImpl.prototype.keys = function () { return this._keys.slice()[Symbol.iterator](); };
-    MapImpl.prototype.values = function () { return this._vals.slice()[Symbol.iterator](); };
-    MapImpl.prototype.entries = function () { var r = []; for (var i = 0; i < this._keys.length; i++) r.push([this._keys[i], this._vals[i]]); return r[Symbol.iterator](); };
-    MapImpl.prototype[Symbol.iterator] = MapImpl.prototype.entries;
-    global.Map = MapImpl;
-    var SetImpl = function (init) { this._m = new MapImpl(); this.size = 0; if (init) { var a = Array.from(init); for (var i = 0; i < a.length; i++) this.add(a[i]); } };
-    SetImpl.prototype.add = function (v) { this._m.set(v, v); this.size = this._m.size; return this; };
-    SetImpl.prototype.has = function (v) { return this._m.has(v); };
-    SetImpl.prototype['delete'] = function (v) { var r = this._m['delete'](v); this.size = this._m.size; return r; };
-    SetImpl.prototype.clear = function () { this._m.clear(); this.size = 0; };
-    SetImpl.prototype.forEach = function (f, t) { var s = this; this._m.forEach(function (v) { f.call(t, v, v, s); }); };
-    SetImpl.prototype.values = function () { return this._m.values(); };
-    SetImpl.prototype.keys = SetImpl.prototype.values;
-    SetImpl.prototype.entries = function () { return this._m._keys.map(function (k) { return [k, k]; })[Symbol.iterator](); };
-    SetImpl.prototype[Symbol.iterator] = SetImpl.prototype.values;
-    global.Set = SetImpl;
+    ['Map', 'Set'].forEach(function (name) {
+      Object.defineProperty(global, name, {
+        configurable: true, enumerable: false,
+        get: function () { loadCollections(); return global[name]; },
+        set: function (v) { delete global[name]; global[name] = v; }
+      });
+    });
   }
 
   // ---- console -------------------------------------------------------------

@@ -2,7 +2,9 @@
 # Benchmark: N VUs on one process (default 10,000), each with its own gRPC
 # connection to barrage-target, connected and idle-looping with sleep(1).
 # Prints resident memory per VU (peak RSS of barrage / N) and the VU
-# initialisation rate after the one-time compile (from barrage's -v log).
+# initialisation rate after the one-time compile (from barrage's -v log),
+# per wall-clock second and per CPU-second of the process (the steadier
+# figure on a machine shared with other work).
 # --script tests/bench/unary_nolog.js measures busy VUs instead (each calls
 # SayHello in a loop): what garbage a VU holds between collections.
 # Usage: tests/bench/vu_memory.sh [--vus N] [--duration D] [--script JS] [--bin-dir build/bin]
@@ -41,8 +43,9 @@ while kill -0 $pid 2>/dev/null; do
   sleep 0.5
 done
 wait $pid || { echo "vu_memory: barrage failed:" >&2; tail -20 "$work/err.log" >&2; exit 1; }
-init=$(grep -o 'initialized [0-9]* VUs in [0-9.]* s ([0-9]* VUs/s)' "$work/err.log" | tail -1)
-rate=$(echo "$init" | sed -n 's/.*(\([0-9]*\) VUs\/s)/\1/p')
-echo "vu_memory script=$(basename "$SCRIPT") vus=$VUS peak_rss_kib=$peak rss_per_vu_kib=$((peak / VUS)) init_rate_vus_per_s=${rate:-?}"
+init=$(grep -o 'initialized [0-9]* VUs in [0-9.]* s ([^)]*)' "$work/err.log" | tail -1)
+rate=$(echo "$init" | sed -n 's/.*(\([0-9]*\) VUs\/s.*/\1/p')
+cpu_rate=$(echo "$init" | sed -n 's/.* \([0-9]*\) VUs per CPU-second)/\1/p')
+echo "vu_memory script=$(basename "$SCRIPT") vus=$VUS peak_rss_kib=$peak rss_per_vu_kib=$((peak / VUS)) init_rate_vus_per_s=${rate:-?} init_vus_per_cpu_s=${cpu_rate:-?}"
 echo "  ($init)"
 echo "  goals: RSS <= 2 GiB total (<= 200 KiB per VU); init >= 5000 VUs/s"

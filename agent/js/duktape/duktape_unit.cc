@@ -4,11 +4,73 @@
 // build keeps its internals static: this is the only place they are seen.
 #include "duktape.cc"  // NOLINT: a source file, on purpose
 
+#include "agent/js/duktape/heap.h"
 #include "agent/js/duktape/object_access.h"
 
 #include <cstring>
 
 namespace barrage::agent::js {
+
+void SetGcCountdown(duk_context* ctx, int allocations) {
+  reinterpret_cast<duk_hthread*>(ctx)->heap->ms_trigger_counter = allocations;
+}
+
+namespace {
+
+// fn.prototype when Duktape made it and nothing else holds it (see
+// DropUnusedPrototypes), else nullptr.
+duk_tval* PristinePrototype(duk_hthread* thr, duk_hobject* fn) {
+  duk_heap* heap = thr->heap;
+  duk_tval* proto_tv = duk_hobject_find_entry_tval_ptr(heap, fn, DUK_HTHREAD_STRING_PROTOTYPE(thr));
+  if (proto_tv == nullptr || !DUK_TVAL_IS_OBJECT(proto_tv)) return nullptr;
+  duk_hobject* proto = DUK_TVAL_GET_OBJECT(proto_tv);
+  if (DUK_HEAPHDR_GET_REFCOUNT(&proto->hdr) != 1 || DUK_HOBJECT_GET_CLASS_NUMBER(proto) != DUK_HOBJECT_CLASS_OBJECT ||
+      DUK_HOBJECT_HAS_ARRAY_PART(proto) ||
+      DUK_HOBJECT_GET_PROTOTYPE(heap, proto) != thr->builtins[DUK_BIDX_OBJECT_PROTOTYPE]) {
+    return nullptr;
+  }
+  int keys = 0;
+  for (duk_uint_fast32_t i = 0; i < DUK_HOBJECT_GET_ENEXT(proto); ++i) {
+    duk_hstring* k = DUK_HOBJECT_E_GET_KEY(heap, proto, i);
+    if (k == nullptr) continue;
+    if (++keys > 1 || k != DUK_HTHREAD_STRING_CONSTRUCTOR(thr) || DUK_HOBJECT_E_SLOT_IS_ACCESSOR(heap, proto, i)) {
+      return nullptr;
+    }
+    duk_tval* v = DUK_HOBJECT_E_GET_VALUE_TVAL_PTR(heap, proto, i);
+    if (!DUK_TVAL_IS_OBJECT(v) || DUK_TVAL_GET_OBJECT(v) != fn) return nullptr;
+  }
+  return keys == 1 ? proto_tv : nullptr;
+}
+
+}  // namespace
+
+int DropUnusedPrototypes(duk_context* ctx) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_heap* heap = thr->heap;
+  // The candidates go on the value stack first: dropping a prototype frees
+  // objects, which must not happen while walking the heap's object list,
+  // and the stack's references keep every candidate alive until its turn.
+  duk_idx_t n = 0;
+  for (duk_heaphdr* h = heap->heap_allocated; h != nullptr; h = DUK_HEAPHDR_GET_NEXT(heap, h)) {
+    if (DUK_HEAPHDR_GET_TYPE(h) == DUK_HTYPE_OBJECT && DUK_HOBJECT_IS_COMPFUNC(reinterpret_cast<duk_hobject*>(h))) ++n;
+  }
+  duk_require_stack(ctx, n);  // may allocate: before the walk that pushes
+  const duk_idx_t base = duk_get_top(ctx);
+  for (duk_heaphdr* h = heap->heap_allocated; h != nullptr && duk_get_top(ctx) - base < n;
+       h = DUK_HEAPHDR_GET_NEXT(heap, h)) {
+    auto* obj = reinterpret_cast<duk_hobject*>(h);
+    if (DUK_HEAPHDR_GET_TYPE(h) == DUK_HTYPE_OBJECT && DUK_HOBJECT_IS_COMPFUNC(obj)) duk_push_hobject(thr, obj);
+  }
+  int dropped = 0;
+  for (duk_idx_t i = base; i < duk_get_top(ctx); ++i) {
+    duk_tval* proto_tv = PristinePrototype(thr, duk_known_hobject(thr, i));
+    if (proto_tv == nullptr) continue;
+    DUK_TVAL_SET_UNDEFINED_UPDREF(thr, proto_tv);  // frees the prototype at once (refcount zero)
+    ++dropped;
+  }
+  duk_set_top(ctx, base);
+  return dropped;
+}
 
 JsonObjectInfo InspectObjectForJson(duk_context* ctx, duk_idx_t idx) {
   duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);

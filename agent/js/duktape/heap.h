@@ -33,6 +33,26 @@ class HeapHooks {
 // out of memory.
 duk_context* CreateHeap(const HeapHooks* hooks);
 
+// Duktape runs a voluntary mark-and-sweep when a countdown of allocations
+// (and reallocations) reaches zero; each collection resets it to about twice
+// the number of live objects and strings (BARRAGE_DUK_GC_TRIGGER_MULT,
+// agent/js/duktape/CMakeLists.txt). This sets it, so that a caller can move
+// a collection to where it costs least: a VU's init, which compacts its
+// heap with a full collection at its end anyway, puts off the ones on the
+// way. The countdown still bounds what a heap allocates between two
+// collections, and an allocation that fails still collects at once.
+void SetGcCountdown(duk_context* ctx, int allocations);
+
+// Every function Duktape makes gets a fresh `prototype` object whose
+// `constructor` is the function: an object per function (and a reference
+// cycle), though only constructors use it. For each compiled function in
+// the heap whose prototype is still that untouched object, held by nothing
+// else, this sets fn.prototype to undefined and frees the object. Only for
+// code of our own whose functions are not used with `new` unless their
+// prototype was given members (the prelude's), never a script's: reading
+// fn.prototype gives undefined afterwards. Returns how many it dropped.
+int DropUnusedPrototypes(duk_context* ctx);
+
 // Marks the C stack that code on this thread runs on from now until the
 // mark goes out of scope (restoring the previous one): a coroutine's own
 // stack while it runs. Without a mark, the thread's own stack is used,

@@ -316,6 +316,59 @@ export default () => {
   EXPECT_THAT(host_.logs, ElementsAre(R"(s 1 {"x":[1,"y"]} {"a":1,"self":"[Circular]"} [object Function] Error: boom null undefined)"));
 }
 
+// Map and Set are loaded into a heap on first use (prelude.js,
+// collections_js.inc); a script that defines its own keeps it.
+TEST_F(RuntimeTest, MapAndSetLoadOnFirstUseAndKeepTheScriptsOwn) {
+  auto rt = Init(R"(
+export default () => {
+  const m = new Map([[1, 'a'], ['x', 2]]);
+  m.set(NaN, 'nan');
+  const s = new Set([1, 2, 2, 'x']);
+  const keys = [];
+  for (const [k] of m) keys.push(String(k));
+  console.log(typeof Map, typeof Set, m.get(1), m.get(NaN), m.size, s.size, s.has('x'), keys.join(','));
+};
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  EXPECT_THAT(host_.logs, ElementsAre("function function a nan 3 3 true 1,x,NaN"));
+
+  host_.logs.clear();
+  auto own = Init(R"(
+Set = function Mine() {};
+export default () => { const m = new Map(); m.set('k', 1); console.log(m.get('k'), Set.name, typeof Map.prototype.set); };
+)");
+  ASSERT_TRUE(own.ok()) << own.status();
+  ASSERT_TRUE((*own)->Call("default", std::nullopt).ok());
+  EXPECT_THAT(host_.logs, ElementsAre("1 Mine function"));
+}
+
+// The prelude's functions lose the unused prototype objects Duktape gives
+// every function (DropUnusedPrototypes); constructors with members, and
+// every function of the script, keep theirs.
+TEST_F(RuntimeTest, OnlyThePreludesUnusedPrototypesAreDropped) {
+  const std::string script = R"(
+import grpc from 'k6/net/grpc';
+import { Counter } from 'k6/metrics';
+function F() {}
+const g = (x) => x;
+const c = new Counter('my_counter');
+export default () => {
+  console.log(console.log.prototype === undefined, typeof F.prototype, F.prototype.constructor === F,
+              new F() instanceof F, typeof g.prototype, new grpc.Client() instanceof grpc.Client,
+              c instanceof Counter, typeof Counter.prototype.add);
+};
+)";
+  auto rt = Init(script);
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  ASSERT_TRUE((*rt)->Call("default", std::nullopt).ok());
+  auto vu = VuFromBundle(1);
+  ASSERT_TRUE(vu.ok()) << vu.status();
+  ASSERT_TRUE((*vu)->Call("default", std::nullopt).ok());
+  EXPECT_THAT(host_.logs, ElementsAre("true object true true object true true function",
+                                      "true object true true object true true function"));
+}
+
 TEST_F(RuntimeTest, TestAbortStopsWithReason) {
   auto rt = Init("import exec from 'k6/execution';\nexport default () => { exec.test.abort('enough'); };\n");
   ASSERT_TRUE(rt.ok()) << rt.status();
