@@ -328,6 +328,16 @@ void ApplyTestWideTls(const Options& options, bool own_tls, gc::ConnectParams& p
   params.tls_password = chosen->password.value_or("");
 }
 
+// k6's dns and hosts options (issue 16 item 2), as the connection takes them.
+std::shared_ptr<const gc::DnsSettings> DnsSettingsOf(const Options& options) {
+  auto dns = std::make_shared<gc::DnsSettings>();
+  dns->ttl = options.dns.Ttl();
+  dns->select = gc::ParseDnsSelect(options.dns.Select());
+  dns->policy = gc::ParseDnsPolicy(options.dns.Policy());
+  if (options.hosts) dns->hosts = *options.hosts;
+  return dns;
+}
+
 // connect(id, address, params): params already checked by the JS half.
 absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
@@ -397,6 +407,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   // agent, so the server sees "<value> grpc-go/…"; here "<value> grpc-c++/…".
   params.user_agent = rt.options().UserAgent(kBarrageVersion);
   params.cq = rt.host().completion_queue();
+  params.dns = DnsSettingsOf(rt.options());
   absl::StatusOr<gc::Connection::Connected> result = absl::UnknownError("connect did not finish");
   rt.host().Block([&](VuHost::Resume resume) {
     // The VU context ending cancels the dial (when Connect gives a
