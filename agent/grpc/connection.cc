@@ -874,7 +874,6 @@ std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDo
     // The target is now "ipv4:…": the server still sees, and TLS still
     // verifies, the name the script gave.
     args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, params.address);
-    if (!params.plaintext) args.SetSslTargetNameOverride(TlsHostName(params.address, ""));
   }
   if (!params.user_agent.empty()) args.SetUserAgentPrefix(params.user_agent);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeCredentials(params);

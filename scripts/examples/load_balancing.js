@@ -19,6 +19,10 @@ import { Counter } from 'k6/metrics';
 const client = new grpc.Client();
 client.load(['definitions'], 'hello.proto');
 const served = new Counter('served');
+// TLS_CA: a CA file (PEM) to trust; the target then speaks TLS, and its
+// certificate names the host name, not the addresses.
+const ca = __ENV.TLS_CA ? open(__ENV.TLS_CA) : null;
+const target = __ENV.TARGET || 'backends.test:9001';
 
 export const options = {
   vus: 1,
@@ -28,14 +32,24 @@ export const options = {
 };
 
 export default () => {
-  if (__ITER === 0) client.connect(__ENV.TARGET || 'backends.test:9001', { plaintext: true });
+  if (__ITER === 0) client.connect(target, ca ? { tls: { cacerts: [ca] } } : { plaintext: true });
   const r = client.invoke('hello.HelloService/SayHello', { greeting: `VU ${__VU}` },
                           { metadata: { 'x-report-target': '1' } });
-  check(r, { 'status is OK': (res) => res.status === grpc.StatusOK });
+  check(r, {
+    'status is OK': (res) => res.status === grpc.StatusOK,
+    // The server sees the name, whichever address answered.
+    'authority is the name': (res) => res.headers['x-authority'][0] === target,
+  });
   const by = r.headers['x-served-by'];
-  // PHASE_AT (ms since the epoch): calls before it are tagged 'before',
-  // after it 'after', for a test that changes the name's addresses then.
-  const phase = __ENV.PHASE_AT ? (Date.now() < Number(__ENV.PHASE_AT) ? 'before' : 'after') : 'all';
+  // CHANGE_AT,SETTLED_AT (ms since the epoch), for a test that changes the
+  // name's addresses at CHANGE_AT: calls are tagged phase 'before',
+  // 'moving' (until the new addresses must be in use), 'after'.
+  let phase = 'all';
+  if (__ENV.PHASES) {
+    const [change, settled] = __ENV.PHASES.split(',').map(Number);
+    const now = Date.now();
+    phase = now < change ? 'before' : now < settled ? 'moving' : 'after';
+  }
   served.add(1, { backend: by ? by[0] : 'none', phase });
   if (__ENV.PACE_MS) sleep(Number(__ENV.PACE_MS) / 1000);
 };
