@@ -274,5 +274,49 @@ TEST_F(LoadBalancingTest, BadDnsAndHostsValuesAreConfigErrorsNamingThem) {
   }
 }
 
+// expected_response (k6's system tag, which k6 sets on HTTP samples): on
+// every sample of a gRPC call while a response callback judges it, off with
+// systemTags or without a callback.
+TEST_F(LoadBalancingTest, ExpectedResponseTagsEachCallAsTheCallbackJudgesIt) {
+  StartTargets({"--error-rate", "1", "--error-status", "5"});  // every call: NotFound
+  const std::string script = Write("expected.js", R"(import grpc from 'k6/net/grpc';
+const client = new grpc.Client();
+client.load(['definitions'], 'hello.proto');
+export const options = { iterations: 1 };
+export default () => {
+  client.connect(__ENV.OK, { plaintext: true });
+  client.invoke('hello.HelloService/SayHello', { greeting: 'a' }, { tags: { name: 'default' } });
+  client.invoke('hello.HelloService/SayHello', { greeting: 'a' },
+                { tags: { name: 'notfound-expected' }, responseCallback: grpc.expectedStatuses(5) });
+  client.invoke('hello.HelloService/SayHello', { greeting: 'a' }, { tags: { name: 'no-callback' }, responseCallback: null });
+};
+)");
+  // name -> metric -> expected_response ("-" when absent)
+  auto tags = [&](std::vector<std::string> flags) {
+    std::map<std::string, std::map<std::string, std::string>> out;
+    flags.insert(flags.begin(), {"-q", "--out", "json=" + dir_ + "/points.json", "-e", "OK=" + Backend(1)});
+    flags.push_back(script);
+    testutil::RunResult run = Barrage(flags);
+    EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+    std::ifstream in(dir_ + "/points.json");
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      if (j["type"] != "Point" || !j["data"]["tags"].contains("name")) continue;
+      const nlohmann::json& t = j["data"]["tags"];
+      out[t["name"]][j["metric"]] = t.contains("expected_response") ? t["expected_response"].get<std::string>() : "-";
+    }
+    return out;
+  };
+  auto on = tags({});
+  for (const char* metric : {"grpc_req_duration", "grpc_reqs", "grpc_req_failed"}) {
+    EXPECT_EQ(on["default"][metric], "false") << metric;
+    EXPECT_EQ(on["notfound-expected"][metric], "true") << metric;
+  }
+  EXPECT_EQ(on["no-callback"]["grpc_req_duration"], "-");
+  auto off = tags({"--system-tags", "status,name,method,service"});
+  EXPECT_EQ(off["default"]["grpc_req_duration"], "-");
+  EXPECT_EQ(off["notfound-expected"]["grpc_reqs"], "-");
+}
+
 }  // namespace
 }  // namespace barrage
