@@ -32,7 +32,8 @@ BIN=$(cd "$BIN" && pwd)
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
-start_target() {  # $1: listen address; prints the address it listens on
+start_target() {  # $1: listen address, $2: its number; sets addr
+  : >"$work/target-$2.log"  # before the child opens it: sed reads it at once
   "$BIN/barrage-target" --listen "$1" >"$work/target-$2.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
