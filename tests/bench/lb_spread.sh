@@ -46,6 +46,12 @@ port=${addr##*:}
 start_target "127.0.0.2:$port" 2
 start_target "127.0.0.3:$port" 3
 printf '127.0.0.1 localhost\n127.0.0.1 backends.test\n127.0.0.2 backends.test\n127.0.0.3 backends.test\n' >"$work/hosts"
+# Exit 77 (ctest: skipped) where namespaces are not allowed (e.g. a
+# container whose seccomp profile refuses unshare).
+if ! unshare -rm sh -c 'mount --bind "$0" /etc/hosts && getent hosts backends.test >/dev/null' "$work/hosts" 2>"$work/unshare.err"; then
+  echo "lb_spread: skipped: unshare -rm with a bind-mounted /etc/hosts is not allowed here: $(cat "$work/unshare.err")" >&2
+  exit 77
+fi
 cp scripts/examples/load_balancing.js "$work/"
 cp -rL scripts/examples/definitions "$work/"
 cd "$work"
