@@ -710,8 +710,8 @@ class ConnectOp : public QueueTag {
     Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": ", reason)));
   }
 
-  // A connection to a resolved name: what it needs to look it up again.
  public:
+  // A connection to a resolved name: what it needs to look it up again.
   void SetResolution(std::shared_ptr<const Connection::Rebuild> rebuild, std::vector<std::string> addresses,
                      absl::Time next_lookup) {
     rebuild_ = std::move(rebuild);
