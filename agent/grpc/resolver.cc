@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <atomic>
 #include <mutex>
 #include <random>
 #include <utility>
@@ -19,8 +18,6 @@
 
 namespace barrage::agent::grpc_client {
 namespace {
-
-std::atomic<int64_t> system_lookups{0};
 
 // "host:port" or "[v6]:port" into host and port (ValidateAddress has
 // checked the form).
@@ -90,7 +87,6 @@ std::vector<std::string> ApplyPolicy(const std::vector<std::string>& ips, DnsPol
 // getaddrinfo's addresses for host, each once, in its order (which follows
 // /etc/hosts and RFC 6724 sorting, as Go's resolver gives k6).
 absl::StatusOr<std::vector<std::string>> SystemLookup(const std::string& host) {
-  system_lookups.fetch_add(1, std::memory_order_relaxed);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -117,42 +113,6 @@ absl::StatusOr<std::vector<std::string>> SystemLookup(const std::string& host) {
   return out;
 }
 
-// k6's cacheResolver, process-wide: a name's addresses after the policy and
-// when they were looked up. The lock is not held during the lookup (as in
-// k6): two threads may look the same name up at once, the later wins.
-class Cache {
- public:
-  static Cache& Get() {
-    static auto* cache = new Cache;  // never destroyed: VUs may resolve during exit
-    return *cache;
-  }
-  struct Entry {
-    std::vector<std::string> ips;
-    absl::Time looked_up;
-  };
-  absl::StatusOr<Entry> Lookup(const std::string& host, const DnsSettings& s) {
-    const absl::Time now = absl::Now();
-    const std::string key = absl::StrCat(static_cast<int>(s.policy), "/", host);
-    if (s.ttl > absl::ZeroDuration()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = entries_.find(key);
-      if (it != entries_.end() && now < it->second.looked_up + s.ttl) return it->second;
-    }
-    absl::StatusOr<std::vector<std::string>> ips = SystemLookup(host);
-    if (!ips.ok()) return ips.status();
-    Entry entry{ApplyPolicy(*ips, s.policy), now};
-    if (s.ttl > absl::ZeroDuration()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      entries_[key] = entry;
-    }
-    return entry;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, Entry> entries_;
-};
-
 }  // namespace
 
 DnsSelect ParseDnsSelect(const std::string& name) {
@@ -169,7 +129,37 @@ DnsPolicy ParseDnsPolicy(const std::string& name) {
   return DnsPolicy::kPreferIPv4;
 }
 
+Resolver::Resolver(HostLookup lookup, std::function<absl::Time()> now)
+    : lookup_(std::move(lookup)), now_(std::move(now)) {}
+
+Resolver& Resolver::System() {
+  static auto* resolver = new Resolver(SystemLookup, [] { return absl::Now(); });  // never destroyed: VUs may resolve during exit
+  return *resolver;
+}
+
 absl::StatusOr<Resolution> Resolve(const std::string& address, const DnsSettings& settings) {
+  return Resolver::System().Resolve(address, settings);
+}
+
+absl::StatusOr<Resolver::Entry> Resolver::Lookup(const std::string& host, const DnsSettings& s) {
+  const absl::Time now = now_();
+  const std::string key = absl::StrCat(static_cast<int>(s.policy), "/", host);
+  if (s.ttl > absl::ZeroDuration()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && now < it->second.looked_up + s.ttl) return it->second;
+  }
+  absl::StatusOr<std::vector<std::string>> ips = lookup_(host);
+  if (!ips.ok()) return ips.status();
+  Entry entry{ApplyPolicy(*ips, s.policy), now};
+  if (s.ttl > absl::ZeroDuration()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_[key] = entry;
+  }
+  return entry;
+}
+
+absl::StatusOr<Resolution> Resolver::Resolve(const std::string& address, const DnsSettings& settings) {
   auto [host, port] = SplitHostPort(address);
   Resolution out;
   out.fixed = true;
@@ -194,7 +184,7 @@ absl::StatusOr<Resolution> Resolve(const std::string& address, const DnsSettings
     out.addresses.push_back(JoinHostPort(host, port));
     return out;
   }
-  absl::StatusOr<Cache::Entry> entry = Cache::Get().Lookup(host, settings);
+  absl::StatusOr<Entry> entry = Lookup(host, settings);
   if (!entry.ok()) return entry.status();
   if (entry->ips.empty()) return absl::UnavailableError(absl::StrCat("lookup ", host, ": no such host"));
   out.fixed = false;
@@ -216,7 +206,5 @@ size_t RandomIndex(size_t size) {
   thread_local std::mt19937_64 gen{std::random_device{}()};
   return std::uniform_int_distribution<size_t>(0, size - 1)(gen);
 }
-
-int64_t SystemLookupCount() { return system_lookups.load(std::memory_order_relaxed); }
 
 }  // namespace barrage::agent::grpc_client

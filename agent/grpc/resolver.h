@@ -8,7 +8,9 @@
 #ifndef BARRAGE_AGENT_GRPC_RESOLVER_H_
 #define BARRAGE_AGENT_GRPC_RESOLVER_H_
 
+#include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,13 +48,44 @@ struct Resolution {
   absl::Time expires = absl::InfiniteFuture();
 };
 
-// Resolves address ("host:port", as ValidateAddress accepts it) as k6's
-// dialer does: a hosts entry for "host:port", then for "host" (keeping the
-// port unless the entry has one; wildcard patterns match any name ending in
-// their suffix, the longest first); an IP literal as it is; else the system
-// resolver through the process-wide cache. kUnavailable
-// `lookup <host>: no such host` (k6's text) when nothing is left after the
-// policy. Blocks while getaddrinfo runs (microseconds for /etc/hosts).
+// A host's addresses as the system resolver gives them (getaddrinfo), in
+// its order, each once; empty when the name is unknown.
+using HostLookup = std::function<absl::StatusOr<std::vector<std::string>>(const std::string& host)>;
+
+// k6's cacheResolver with its Dialer's hosts handling. One per process
+// (System()); tests make their own with a fake lookup and clock.
+class Resolver {
+ public:
+  Resolver(HostLookup lookup, std::function<absl::Time()> now);
+
+  // getaddrinfo and absl::Now, shared by every connection of the process.
+  static Resolver& System();
+
+  // Resolves address ("host:port", as ValidateAddress accepts it) as k6's
+  // dialer does: a hosts entry for "host:port", then for "host" (keeping
+  // the port unless the entry has one; wildcard patterns match any name
+  // ending in their suffix, the longest first); an IP literal as it is;
+  // else the lookup, through a cache kept for settings.ttl (the lock is not
+  // held while looking up: two threads may look a name up at once, as in
+  // k6). kUnavailable `lookup <host>: no such host` (k6's text) when
+  // nothing is left after the policy. Blocks while the lookup runs
+  // (microseconds for /etc/hosts, a DNS round trip otherwise).
+  absl::StatusOr<Resolution> Resolve(const std::string& address, const DnsSettings& settings);
+
+ private:
+  struct Entry {
+    std::vector<std::string> ips;  // after the policy
+    absl::Time looked_up;
+  };
+  absl::StatusOr<Entry> Lookup(const std::string& host, const DnsSettings& settings);
+
+  const HostLookup lookup_;
+  const std::function<absl::Time()> now_;
+  std::mutex mu_;
+  std::map<std::string, Entry> cache_;  // by policy and host
+};
+
+// Resolver::System().Resolve(address, settings).
 absl::StatusOr<Resolution> Resolve(const std::string& address, const DnsSettings& settings);
 
 // The gRPC target naming these addresses, for the sockaddr resolver:
@@ -62,9 +95,6 @@ std::string GrpcTarget(const std::vector<std::string>& addresses);
 
 // Picks one address at random (select=random), from a per-thread generator.
 size_t RandomIndex(size_t size);
-
-// How many getaddrinfo lookups this process made: for tests.
-int64_t SystemLookupCount();
 
 }  // namespace barrage::agent::grpc_client
 

@@ -43,6 +43,8 @@ class LoadBalancingTest : public testutil::TargetFixture {
     TargetFixture::SetUp();
     std::filesystem::copy_file(testutil::SourcePath("scripts/examples/load_balancing.js"), dir_ + "/lb.js");
     hosts_ = dir_ + "/hosts";
+    // Names come from the hosts file only: no DNS query leaves the machine.
+    nsswitch_ = Write("nsswitch.conf", "hosts: files\n");
   }
 
   // Three targets on 127.0.0.1-3, one port; extra flags for each.
@@ -76,7 +78,7 @@ class LoadBalancingTest : public testutil::TargetFixture {
   std::string NamespacesUnavailable() {
     WriteHosts({2});
     testutil::RunResult r = testutil::Run(
-        "/usr/bin/unshare", {"-rm", "sh", "-c", "mount --bind \"$0\" /etc/hosts && getent hosts " + std::string(kName), hosts_},
+        "/usr/bin/unshare", {"-rm", "sh", "-c", std::string(kMounts) + " && getent hosts " + kName, hosts_, nsswitch_},
         10s);
     if (r.exit_code == 0 && r.stdout_text.find("127.0.0.2") != std::string::npos) return "";
     return absl::StrCat("unshare -rm with a bind-mounted /etc/hosts is not allowed here (exit ", r.exit_code, "): ",
@@ -85,8 +87,8 @@ class LoadBalancingTest : public testutil::TargetFixture {
 
   // The barrage run command in the namespace, with hosts_ as /etc/hosts.
   std::vector<std::string> InNamespace(std::vector<std::string> run_args) {
-    std::vector<std::string> args = {"-rm", "sh", "-c", "mount --bind \"$0\" /etc/hosts && shift && exec \"$@\"",
-                                     hosts_, "--", testutil::BinaryPath("barrage"), "run", "-q", "--out",
+    std::vector<std::string> args = {"-rm", "sh", "-c", std::string(kMounts) + " && shift && exec \"$@\"",
+                                     hosts_, nsswitch_, testutil::BinaryPath("barrage"), "run", "-q", "--out",
                                      "json=" + dir_ + "/points.json"};
     args.insert(args.end(), run_args.begin(), run_args.end());
     args.push_back(dir_ + "/lb.js");
@@ -108,9 +110,13 @@ class LoadBalancingTest : public testutil::TargetFixture {
     return out;
   }
 
+  // sh -c's script: $0 over /etc/hosts, $1 over /etc/nsswitch.conf.
+  static constexpr char kMounts[] = "mount --bind \"$0\" /etc/hosts && mount --bind \"$1\" /etc/nsswitch.conf";
+
   std::vector<std::unique_ptr<testutil::ChildProcess>> targets_;
   std::string port_;
   std::string hosts_;
+  std::string nsswitch_;
 };
 
 #define SKIP_WITHOUT_NAMESPACES()                                  \
@@ -234,8 +240,13 @@ TEST_F(LoadBalancingTest, HostsOptionOverridesTheNameWithoutTheResolver) {
 }
 
 TEST_F(LoadBalancingTest, ANameThatDoesNotResolveFailsTheConnectWithK6sText) {
-  testutil::RunResult run = Barrage({"-q", "-e", "TARGET=nosuch.invalid:5000", "-i", "1", dir_ + "/lb.js"});
-  EXPECT_THAT(run.stderr_text, HasSubstr("failed to connect to nosuch.invalid:5000: lookup nosuch.invalid: no such host"));
+  SKIP_WITHOUT_NAMESPACES();
+  WriteHosts({1});
+  testutil::RunResult run = RunInNamespace({"-e", "TARGET=nosuch.test:5000", "-i", "1"});
+  EXPECT_THAT(run.stderr_text, HasSubstr("failed to connect to nosuch.test:5000: lookup nosuch.test: no such host"));
+  // The name has only an IPv4 address, which onlyIPv6 leaves out.
+  run = RunInNamespace({"--dns", "policy=onlyIPv6", "-e", absl::StrCat("TARGET=", kName, ":5000"), "-i", "1"});
+  EXPECT_THAT(run.stderr_text, HasSubstr(absl::StrCat("lookup ", kName, ": no such host")));
 }
 
 TEST_F(LoadBalancingTest, BadDnsAndHostsValuesAreConfigErrorsNamingThem) {
