@@ -32,7 +32,12 @@ export const options = {
 };
 
 export default () => {
-  if (__ITER === 0) client.connect(target, ca ? { tls: { cacerts: [ca] } } : { plaintext: true });
+  if (__ITER === 0) {
+    const params = ca ? { tls: { cacerts: [ca] } } : { plaintext: true };
+    // SHARING=true: the VUs of a worker share one connection (connectionSharing).
+    if (__ENV.SHARING === 'true') params.connectionSharing = true;
+    client.connect(target, params);
+  }
   const r = client.invoke('hello.HelloService/SayHello', { greeting: `VU ${__VU}` },
                           { metadata: { 'x-report-target': '1' } });
   check(r, {

@@ -166,21 +166,27 @@ TEST_F(LoadBalancingTest, FirstSendsEveryCallToOneAddressAndRandomPicksOnePerCon
   for (int n : {1, 2, 3}) EXPECT_GT((served[{"all", Backend(n)}]), 0) << Backend(n);
 }
 
-TEST_F(LoadBalancingTest, AfterTtlAnAddedTargetGetsCallsAndARemovedOneNone) {
+// ttl 1s: the name is looked up again at most a second after the change, a
+// connection checks at most once a second, so 2.5 s after it the new
+// addresses are in use. 127.0.0.3 is added, 127.0.0.1 removed (it keeps
+// running). With a connection per VU, and with the VUs sharing one.
+class LoadBalancingChangeTest : public LoadBalancingTest,
+                                public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(LoadBalancingChangeTest, AfterTtlAnAddedTargetGetsCallsAndARemovedOneNone) {
   SKIP_WITHOUT_NAMESPACES();
   StartTargets();
   WriteHosts({1, 2});
-  // ttl 1s: the name is looked up again at most a second after the change,
-  // a connection checks at most once a second, so 2.5 s after it the new
-  // addresses are in use.
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   const int64_t change_at = now_ms + 3000, settled_at = change_at + 2500;
+  // SHARING=true: the 4 VUs share one channel, which is replaced as a whole.
   auto run = testutil::ChildProcess::Start(
-      "/usr/bin/unshare", InNamespace({"-e", "TARGET=" + Target(), "-e", "DNS_TTL=1s", "-e", "PACE_MS=2", "-e",
-                                       absl::StrCat("PHASES=", change_at, ",", settled_at), "-u", "2", "-d", "8s"}));
+      "/usr/bin/unshare",
+      InNamespace({"-e", "TARGET=" + Target(), "-e", "DNS_TTL=1s", "-e", "PACE_MS=2", "-e", "SHARING=" + GetParam(),
+                   "-e", absl::StrCat("PHASES=", change_at, ",", settled_at), "--threads", "1", "-u", "4", "-d", "8s"}));
   std::this_thread::sleep_until(std::chrono::system_clock::time_point(std::chrono::milliseconds(change_at)));
-  WriteHosts({2, 3});  // 127.0.0.3 added, 127.0.0.1 removed (still running)
+  WriteHosts({2, 3});
   ASSERT_EQ(run->Wait(60s), 0) << run->stdout_text() << run->stderr_text();
   auto served = Served();
   EXPECT_GT((served[{"before", Backend(1)}]), 50);
@@ -193,6 +199,8 @@ TEST_F(LoadBalancingTest, AfterTtlAnAddedTargetGetsCallsAndARemovedOneNone) {
   // flight on the old channel finished there.
   EXPECT_THAT(run->stdout_text(), HasSubstr("grpc_req_failed"));
 }
+
+INSTANTIATE_TEST_SUITE_P(OwnOrShared, LoadBalancingChangeTest, ::testing::Values("false", "true"));
 
 TEST_F(LoadBalancingTest, TlsVerifiesTheNameWhileCallsGoToTheAddresses) {
   SKIP_WITHOUT_NAMESPACES();
