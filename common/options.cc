@@ -1153,8 +1153,11 @@ std::string OptionsToJson(const Options& o, const std::vector<Scenario>& scenari
   j["noTeardown"] = OrNull(o.no_teardown, same);
   j["teardownTimeout"] = OrNull(o.teardown_timeout, DurationJson);
   passthrough("rps");
-  j["dns"] = {{"ttl", OrNull(o.dns.ttl, same)}, {"select", OrNull(o.dns.select, same)},
-              {"policy", OrNull(o.dns.policy, same)}};
+  nlohmann::ordered_json dns = nlohmann::ordered_json::object();  // k6's field order
+  dns["ttl"] = OrNull(o.dns.ttl, same);
+  dns["select"] = OrNull(o.dns.select, same);
+  dns["policy"] = OrNull(o.dns.policy, same);
+  j["dns"] = dns;
   passthrough("maxRedirects");
   j["userAgent"] = OrNull(o.user_agent, same);
   passthrough("batch");
