@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -86,6 +88,105 @@ std::optional<std::vector<std::string>> ReadStringArray(const json& v, const std
     }
     out.push_back(s.get<std::string>());
   }
+  return out;
+}
+
+// dns (k6's DNSConfig.UnmarshalJSON, then its runner's TTL check): fields
+// other than ttl, select and policy are ignored, as Go's JSON decoding does.
+std::optional<DnsConfig> ReadDns(const json& v, const std::string& where, Problems& p) {
+  if (!v.is_object()) {
+    p.Add(absl::StrCat(where, ": expected an object like {\"ttl\": \"1m\", \"select\": \"roundRobin\"}, got ", v.dump()));
+    return std::nullopt;
+  }
+  DnsConfig out;
+  bool ok = true;
+  auto field = [&](const char* key) -> std::optional<std::string> {
+    auto it = v.find(key);
+    if (it == v.end() || it->is_null()) return std::nullopt;
+    if (!it->is_string()) {
+      // Go's words for a number given where null.String is expected.
+      p.Add(absl::StrCat(where, ".", key, ": expected a string, got ", it->dump()));
+      ok = false;
+      return std::nullopt;
+    }
+    return it->get<std::string>();
+  };
+  out.ttl = field("ttl");
+  out.select = field("select");
+  out.policy = field("policy");
+  if (out.ttl) {
+    if (absl::Status st = ParseDnsTtl(*out.ttl).status(); !st.ok()) {
+      p.Add(absl::StrCat(where, ".ttl: ", st.message()));
+      ok = false;
+    }
+  }
+  if (out.select && *out.select != "first" && *out.select != "random" && *out.select != "roundRobin") {
+    p.Add(absl::StrCat(where, ".select: ", *out.select, " does not belong to DNSSelect values"));
+    ok = false;
+  }
+  if (out.policy && *out.policy != "preferIPv4" && *out.policy != "preferIPv6" && *out.policy != "onlyIPv4" &&
+      *out.policy != "onlyIPv6" && *out.policy != "any") {
+    p.Add(absl::StrCat(where, ".policy: ", *out.policy, " does not belong to DNSPolicy values"));
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+bool IsIpLiteral(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// hosts (k6's NullHosts): an object of strings. Keys follow k6's pattern
+// (a name or "*"/"*." and a suffix, each with an optional ":port"), in
+// lower case as k6 keeps them. k6 takes a value that is no IP address and
+// dials nothing sensible later; here it is an error naming it.
+std::optional<std::map<std::string, std::string>> ReadHosts(const json& v, const std::string& where, Problems& p) {
+  if (!v.is_object()) {
+    p.Add(absl::StrCat(where, ": expected an object of name: address, got ", v.dump()));
+    return std::nullopt;
+  }
+  // k6's validHostPattern (lib/types/hosts.go).
+  static const std::regex kPattern(
+      R"(^(\*\.?)?((([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]))?(:[0-9]{1,5})?$)");
+  std::map<std::string, std::string> out;
+  bool ok = true;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = absl::AsciiStrToLower(it.key());
+    if (!std::regex_match(key, kPattern)) {
+      p.Add(absl::StrCat(where, ": invalid host pattern '", it.key(), "'"));
+      ok = false;
+      continue;
+    }
+    if (!it->is_string()) {
+      p.Add(absl::StrCat(where, ".", it.key(), ": expected a string like \"1.2.3.4\" or \"1.2.3.4:443\", got ", it->dump()));
+      ok = false;
+      continue;
+    }
+    const std::string value = it->get<std::string>();
+    std::string ip = value;
+    // Go's net.SplitHostPort: "[v6]:port" or "v4:port"; else the whole value.
+    if (!value.empty() && value.front() == '[') {
+      const size_t close = value.find("]:");
+      ip = close == std::string::npos ? "" : value.substr(1, close - 1);
+      int port = 0;
+      if (close != std::string::npos && (!absl::SimpleAtoi(value.substr(close + 2), &port) || port < 0 || port > 65535)) ip = "";
+    } else if (std::count(value.begin(), value.end(), ':') == 1) {
+      const size_t colon = value.find(':');
+      ip = value.substr(0, colon);
+      int port = 0;
+      if (!absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 0 || port > 65535) ip = "";
+    }
+    if (!IsIpLiteral(ip)) {
+      p.Add(absl::StrCat(where, ".", it.key(), ": invalid address '", value,
+                         "', it needs to be an IP address with an optional port (1.2.3.4, 1.2.3.4:443, [::1]:443)"));
+      ok = false;
+      continue;
+    }
+    out[key] = value;
+  }
+  if (!ok) return std::nullopt;
   return out;
 }
 
@@ -566,6 +667,49 @@ absl::Status ValidateTrendStats(const std::vector<std::string>& stats) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<absl::Duration> ParseDnsTtl(const std::string& text) {
+  // k6's parseTTL (internal/js/runner.go).
+  if (text == "inf") return absl::InfiniteDuration();
+  if (text == "0") return absl::ZeroDuration();
+  absl::StatusOr<absl::Duration> d = ParseDuration(text.empty() ? "5m" : text);
+  if (!d.ok() || *d < absl::ZeroDuration()) return absl::InvalidArgumentError(absl::StrCat("invalid DNS TTL: ", text));
+  return *d;
+}
+
+absl::Duration DnsConfig::Ttl() const {
+  absl::StatusOr<absl::Duration> d = ParseDnsTtl(ttl.value_or("5m"));
+  return d.ok() ? *d : absl::Minutes(5);  // checked when parsed
+}
+
+absl::StatusOr<DnsConfig> ParseDnsText(const std::string& text) {
+  // k6's DNSConfig.UnmarshalText (lib/types/dns.go).
+  if (text == "ttl=5m,select=random,policy=preferIPv4") return DnsConfig{};
+  std::map<std::string, std::string> params;
+  for (absl::string_view entry : absl::StrSplit(text, ',')) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(entry, absl::MaxSplits('=', 1));
+    if (kv.second.empty()) return absl::InvalidArgumentError(absl::StrCat("no value for key ", entry));
+    params[kv.first] = kv.second;
+  }
+  json j = json::object();
+  for (const auto& [k, v] : params) {
+    if (k != "ttl" && k != "select" && k != "policy") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown DNS configuration field: ", k));
+    }
+    j[k] = v;
+  }
+  Problems p;
+  std::optional<DnsConfig> out = ReadDns(j, "dns", p);
+  if (!out) {
+    // One problem at a time, as k6 stops at the first; without the
+    // "dns.<field>: " prefix, which the caller's flag or variable replaces.
+    std::string message(p.ToStatus().message());
+    message = message.substr(0, message.find('\n'));
+    const size_t colon = message.find(": ");
+    return absl::InvalidArgumentError(colon == std::string::npos ? message : message.substr(colon + 2));
+  }
+  return *out;
+}
+
 absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::string& where,
                                          std::vector<std::string>* warnings) {
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -577,8 +721,8 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
   // k6 options that do nothing for gRPC (HTTP-only, cloud, DNS, ...):
   // accepted, kept as given for exec.test.options, not applied.
   static const std::set<std::string> kPassedThrough = {
-      "paused", "rps", "dns", "maxRedirects", "batch", "batchPerHost", "httpDebug", "blacklistIPs",
-      "blockHostnames", "hosts", "noConnectionReuse", "noVUConnectionReuse", "ext", "cloud",
+      "paused", "rps", "maxRedirects", "batch", "batchPerHost", "httpDebug", "blacklistIPs",
+      "blockHostnames", "noConnectionReuse", "noVUConnectionReuse", "ext", "cloud",
       "metricSamplesBufferSize", "noCookiesReset", "discardResponseBodies", "localIPs"};
   // Keys of k6's config file beside the options, and Barrage's older
   // spellings: accepted and ignored.
@@ -683,6 +827,10 @@ absl::StatusOr<Options> ParseOptionsJson(const std::string& text, const std::str
       if (auto s = ReadCipherSuites(v, w, p)) o.tls_cipher_suites = *s;
     } else if (k == "tlsAuth") {
       if (auto a = ReadTlsAuth(v, w, p)) o.tls_auth = *a;
+    } else if (k == "dns") {
+      if (auto d = ReadDns(v, w, p)) o.dns = *d;
+    } else if (k == "hosts") {
+      if (auto h = ReadHosts(v, w, p)) o.hosts = *h;
     } else if (k == "minIterationDuration") {
       if (auto d = ReadDuration(v, w, p)) o.min_iteration_duration = *d;
     } else if (k == "userAgent") {
@@ -812,6 +960,11 @@ absl::StatusOr<Options> OptionsFromEnvironment(const std::function<const char*(c
   duration("K6_HANDLE_SUMMARY_TIMEOUT", o.handle_summary_timeout);
   duration("K6_MIN_ITERATION_DURATION", o.min_iteration_duration);
   if (auto v = get("K6_USER_AGENT")) o.user_agent = *v;
+  if (auto v = get("K6_DNS")) {
+    absl::StatusOr<DnsConfig> dns = ParseDnsText(*v);
+    if (dns.ok()) o.dns = *dns;
+    else p.Add(absl::StrCat("K6_DNS: ", dns.status().message()));
+  }
   if (auto v = get("K6_CONSOLE_OUTPUT")) o.console_output = *v;
   if (auto v = get("K6_TLS_CIPHER_SUITES")) {
     o.tls_cipher_suites = SplitList(*v);
@@ -862,6 +1015,10 @@ Options MergeOptions(const Options& lower, const Options& higher, std::vector<st
   BARRAGE_MERGE(tls_version);
   BARRAGE_MERGE(tls_cipher_suites);
   BARRAGE_MERGE(tls_auth);
+  BARRAGE_MERGE(dns.ttl);  // field by field, as k6's Options.Apply
+  BARRAGE_MERGE(dns.select);
+  BARRAGE_MERGE(dns.policy);
+  BARRAGE_MERGE(hosts);
   BARRAGE_MERGE(console_output);
   BARRAGE_MERGE(execution_segment);
   BARRAGE_MERGE(execution_segment_sequence);
@@ -996,7 +1153,11 @@ std::string OptionsToJson(const Options& o, const std::vector<Scenario>& scenari
   j["noTeardown"] = OrNull(o.no_teardown, same);
   j["teardownTimeout"] = OrNull(o.teardown_timeout, DurationJson);
   passthrough("rps");
-  passthrough("dns", {{"ttl", nullptr}, {"select", nullptr}, {"policy", nullptr}});
+  nlohmann::ordered_json dns = nlohmann::ordered_json::object();  // k6's field order
+  dns["ttl"] = OrNull(o.dns.ttl, same);
+  dns["select"] = OrNull(o.dns.select, same);
+  dns["policy"] = OrNull(o.dns.policy, same);
+  j["dns"] = dns;
   passthrough("maxRedirects");
   j["userAgent"] = OrNull(o.user_agent, same);
   passthrough("batch");
@@ -1038,7 +1199,7 @@ std::string OptionsToJson(const Options& o, const std::vector<Scenario>& scenari
   });
   passthrough("blacklistIPs");
   passthrough("blockHostnames");
-  passthrough("hosts");
+  j["hosts"] = OrNull(o.hosts, same);
   passthrough("noConnectionReuse");
   passthrough("noVUConnectionReuse");
   j["minIterationDuration"] = OrNull(o.min_iteration_duration, DurationJson);

@@ -101,6 +101,29 @@ struct TlsAuth {
   std::optional<std::string> password;
 };
 
+// k6's `dns` option (lib/types/dns.go), as given: each field unset until a
+// source sets it, merged field by field as k6 merges them. Values are
+// checked when parsed (ParseDnsTtl, IsDnsSelect, IsDnsPolicy).
+struct DnsConfig {
+  std::optional<std::string> ttl;     // "inf", "0", a duration, a number of ms
+  std::optional<std::string> select;  // first, random, roundRobin
+  std::optional<std::string> policy;  // preferIPv4, preferIPv6, onlyIPv4, onlyIPv6, any
+  // After k6's defaults (ttl 5m, select random, policy preferIPv4).
+  std::string Select() const { return select.value_or("random"); }
+  std::string Policy() const { return policy.value_or("preferIPv4"); }
+  absl::Duration Ttl() const;  // InfiniteDuration for "inf", zero for "0" (no cache)
+};
+
+// The dns option's ttl as k6's runner reads it: "inf" (k6 caches for a
+// year; here for ever), "0" (no cache), else a duration ("1m", "2d",
+// "1000" is ms). kInvalidArgument `invalid DNS TTL: <value>`.
+absl::StatusOr<absl::Duration> ParseDnsTtl(const std::string& text);
+// The text form of --dns and K6_DNS ("ttl=1m,select=roundRobin,policy=any"),
+// with k6's errors (`unknown DNS configuration field: x`, `no value for key
+// x`, `x does not belong to DNSSelect values`). k6's default text itself
+// sets nothing, so the default of its --dns flag overrides nothing.
+absl::StatusOr<DnsConfig> ParseDnsText(const std::string& text);
+
 // Each field is unset until a source sets it; Merge fills from higher sources.
 struct Options {
   std::optional<int64_t> vus;
@@ -125,6 +148,11 @@ struct Options {
   std::optional<TlsVersions> tls_version;
   std::optional<std::vector<std::string>> tls_cipher_suites;  // k6's (Go's) names, validated
   std::optional<std::vector<TlsAuth>> tls_auth;
+  DnsConfig dns;
+  // hosts (k6's NullHosts): lower-case name patterns ("api.test",
+  // "api.test:443", "*.test", "*.test:443") to an address ("127.0.0.2" or
+  // "127.0.0.2:8443", "[::1]:8443"), as given. Checked when parsed.
+  std::optional<std::map<std::string, std::string>> hosts;
   // K6_CONSOLE_OUTPUT / --console-output; like k6, not read from a script
   // or config file (k6's field is json:"-").
   std::optional<std::string> console_output;

@@ -24,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/grpc/stream_call.h"
@@ -709,9 +710,22 @@ class ConnectOp : public QueueTag {
     Finish(absl::UnavailableError(absl::StrCat("failed to connect to ", address_, ": ", reason)));
   }
 
+ public:
+  // A connection to a resolved name: what it needs to look it up again.
+  void SetResolution(std::shared_ptr<const Connection::Rebuild> rebuild, std::vector<std::string> addresses,
+                     absl::Time next_lookup) {
+    rebuild_ = std::move(rebuild);
+    addresses_ = std::move(addresses);
+    next_lookup_ = next_lookup;
+  }
+
+ private:
   void Succeed() {
     Connection::Connected connected;
     connected.connection = std::shared_ptr<Connection>(new Connection(address_, channel_, lease_));
+    connected.connection->rebuild_ = std::move(rebuild_);
+    connected.connection->addresses_ = std::move(addresses_);
+    connected.connection->next_lookup_ = next_lookup_;
     if (!reflect_) {
       Finish(std::move(connected));
       return;
@@ -749,6 +763,9 @@ class ConnectOp : public QueueTag {
   const std::string tls_roots_;  // empty: the system's
   std::unique_ptr<DiagnosisTag> diagnosis_tag_;
   std::string diagnosis_;
+  std::shared_ptr<const Connection::Rebuild> rebuild_;
+  std::vector<std::string> addresses_;
+  absl::Time next_lookup_ = absl::InfiniteFuture();
   bool cancelled_ = false;
   grpc_connectivity_state watched_ = GRPC_CHANNEL_IDLE;
 };
@@ -779,10 +796,67 @@ absl::Status ValidateAddress(const std::string& address) {
   return absl::OkStatus();
 }
 
+struct Connection::Rebuild {
+  ConnectParams params;  // the channel-bound ones; reflection's cleared
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  grpc::ChannelArguments args;
+};
+
+namespace {
+
+// A channel for params (its own, or a place on a shared one). resolved:
+// the addresses a name resolved to (ConnectParams::dns), of which
+// dns->select picks; nullptr: gRPC resolves params.address itself.
+std::pair<std::shared_ptr<grpc::Channel>, std::shared_ptr<void>> MakeChannel(
+    const ConnectParams& params, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+    const grpc::ChannelArguments& args, const std::vector<std::string>* resolved) {
+  auto create = [&]() {
+    if (resolved == nullptr) return grpc::CreateCustomChannel(params.address, creds, args);
+    std::vector<std::string> chosen;
+    switch (params.dns->select) {
+      case DnsSelect::kFirst:
+        chosen = {resolved->front()};
+        break;
+      case DnsSelect::kRandom:
+        chosen = {(*resolved)[RandomIndex(resolved->size())]};
+        break;
+      case DnsSelect::kRoundRobin:
+        chosen = *resolved;
+        break;
+    }
+    grpc::ChannelArguments with_policy = args;
+    // pick_first, gRPC's default, would send every call to one address.
+    if (chosen.size() > 1) with_policy.SetLoadBalancingPolicyName("round_robin");
+    return grpc::CreateCustomChannel(GrpcTarget(chosen), creds, with_policy);
+  };
+  if (params.connection_sharing == 0) return {create(), nullptr};
+  // Connections share a channel only when their names resolved alike; a
+  // random pick is made once per shared channel (when it is made).
+  std::string key = SharingKey(params);
+  if (resolved != nullptr) {
+    absl::StrAppend(&key, absl::StrJoin(*resolved, ","), ";", static_cast<int>(params.dns->select), ";");
+  }
+  auto [channel, lease] = ChannelPool::Get().Acquire(key, params.connection_sharing, create);
+  return {std::move(channel), std::move(lease)};
+}
+
+}  // namespace
+
 std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDone done) {
   if (absl::Status valid = ValidateAddress(params.address); !valid.ok()) {
     done(valid);
     return nullptr;
+  }
+  // A name with dns settings: resolved here (resolver.h). IP literals go
+  // to gRPC as they are, as before.
+  std::optional<Resolution> resolution;
+  if (params.dns != nullptr) {
+    absl::StatusOr<Resolution> r = Resolve(params.address, *params.dns);
+    if (!r.ok()) {
+      done(absl::UnavailableError(absl::StrCat("failed to connect to ", params.address, ": ", r.status().message())));
+      return nullptr;
+    }
+    if (!r->literal) resolution = *std::move(r);
   }
   grpc::ChannelArguments args;
   // Its own subchannel, so its own TCP connection, as every k6 client has.
@@ -796,6 +870,10 @@ std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDo
   if (!params.authority.empty()) {
     args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, params.authority);
     if (!params.plaintext) args.SetSslTargetNameOverride(params.authority);
+  } else if (resolution) {
+    // The target is now "ipv4:…": the server still sees, and TLS still
+    // verifies, the name the script gave.
+    args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, params.address);
   }
   if (!params.user_agent.empty()) args.SetUserAgentPrefix(params.user_agent);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeCredentials(params);
@@ -803,20 +881,41 @@ std::function<void()> Connection::Connect(const ConnectParams& params, ConnectDo
     done(creds.status());
     return nullptr;
   }
-  std::shared_ptr<grpc::Channel> channel;
-  std::shared_ptr<void> lease;
-  if (params.connection_sharing == 0) {
-    channel = grpc::CreateCustomChannel(params.address, *creds, args);
-  } else {
-    // A channel made here has no Connection yet: if this dial fails, the
-    // lease goes with the op and the channel with it, unless others joined.
-    std::tie(channel, lease) = ChannelPool::Get().Acquire(SharingKey(params), params.connection_sharing, [&] {
-      return grpc::CreateCustomChannel(params.address, *creds, args);
-    });
-  }
+  // A channel made here has no Connection yet: if this dial fails, the
+  // lease goes with the op and the channel with it, unless others joined.
+  auto [channel, lease] = MakeChannel(params, *creds, args, resolution ? &resolution->addresses : nullptr);
   auto* op = new ConnectOp(params, std::move(channel), std::move(lease), std::move(done));
+  if (resolution && !resolution->fixed) {
+    auto rebuild = std::make_shared<Rebuild>();
+    rebuild->params = params;
+    rebuild->params.reflect = false;
+    rebuild->params.reflect_metadata.clear();
+    rebuild->creds = *creds;
+    rebuild->args = args;
+    op->SetResolution(std::move(rebuild), std::move(resolution->addresses), resolution->expires);
+  }
   if (!op->Start() || params.cq == nullptr || params.reflect) return nullptr;
   return [op] { op->Cancel(); };
+}
+
+void Connection::MaybeRefresh() {
+  const absl::Time now = absl::Now();
+  if (now < next_lookup_) return;
+  // At most one lookup a second per connection, whatever the ttl: ttl 0
+  // (k6: no cache, a lookup per dial) must not cost a lookup per call.
+  next_lookup_ = now + absl::Seconds(1);
+  absl::StatusOr<Resolution> r = Resolve(address_, *rebuild_->params.dns);
+  // A name that stopped resolving keeps its channel: its calls go on, or
+  // fail on their own, and the name is tried again.
+  if (!r.ok()) return;
+  next_lookup_ = std::max(r->expires, next_lookup_);
+  if (r->addresses == addresses_) return;
+  auto [channel, lease] = MakeChannel(rebuild_->params, rebuild_->creds, rebuild_->args, &r->addresses);
+  addresses_ = std::move(r->addresses);
+  stub_ = std::make_unique<GenericStub>(channel);
+  ReleaseChannel(std::move(channel_));  // calls in flight hold it until they end
+  channel_ = std::move(channel);
+  lease_ = std::move(lease);  // the old place, given back: a shared channel may close
 }
 
 Connection::Connection(std::string address, std::shared_ptr<grpc::Channel> channel, std::shared_ptr<void> lease)
@@ -951,6 +1050,7 @@ void Connection::UnaryCall(const MethodInfo& method, std::string request_bytes, 
     done(ClosedConnectionResult());
     return;
   }
+  if (rebuild_ != nullptr) MaybeRefresh();
   if (absl::Status st = ValidateMetadata(options.metadata); !st.ok()) {
     done(InvalidMetadataResult(st));
     return;
@@ -985,6 +1085,7 @@ grpc::ClientContext* Connection::UnaryCall(const MethodInfo& method, std::string
     done(ClosedConnectionResult());
     return nullptr;
   }
+  if (rebuild_ != nullptr) MaybeRefresh();
   if (absl::Status st = ValidateMetadata(options.metadata); !st.ok()) {
     done(InvalidMetadataResult(st));
     return nullptr;
@@ -1023,6 +1124,7 @@ StreamCall* Connection::StartStream(const MethodInfo& method, const CallOptions&
                                     std::optional<absl::Duration> timeout, grpc::CompletionQueue* cq,
                                     StreamCallHandlers handlers) {
   if (stub_ == nullptr) return nullptr;
+  if (rebuild_ != nullptr) MaybeRefresh();
   std::unique_ptr<StreamCall> call(new StreamCall(channel_, method.client_streaming, std::move(handlers)));
   StreamCall* raw = call.get();
   raw->Start(*stub_, method.full_method, options, timeout, cq, std::move(call));

@@ -23,9 +23,12 @@
 #include "absl/time/time.h"
 #include "agent/grpc/compression.h"
 #include "agent/grpc/proto_registry.h"
+#include "agent/grpc/resolver.h"
 
 namespace grpc {
 class Channel;
+class ChannelArguments;
+class ChannelCredentials;
 class CompletionQueue;
 template <class R, class W>
 class TemplatedGenericStub;
@@ -73,6 +76,17 @@ struct ConnectParams {
   // workers, tests/bench/sharing.sh); per worker it costs no more.
   static constexpr int kShareUnlimited = -1;
   int connection_sharing = 0;
+  // k6's dns and hosts options (resolver.h). Set: a host name in address is
+  // resolved here, not by gRPC, and the channel dials what `select` picks
+  // from its addresses: the first, one at random (per connection; with
+  // connectionSharing per shared channel), or all of them with gRPC's
+  // round_robin policy (roundRobin: the calls of the connection are spread
+  // over every address). The authority and the TLS name stay the host
+  // name. A call made after dns->ttl looks the name up again; when the
+  // addresses changed, the connection moves to a new channel (calls in
+  // flight finish on the old one). Unset, or an IP literal: gRPC resolves
+  // the address itself, as before.
+  std::shared_ptr<const DnsSettings> dns;
   // The completion queue the caller polls (an agent worker's): the dial is
   // watched there and `done` runs on its thread. Unset: a queue and thread
   // of this library.
@@ -186,7 +200,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection& operator=(const Connection&) = delete;
 
   // Starts a unary call of `method` with the serialized request and calls
-  // `done` once with the outcome. `method` (and so its registry) must stay
+  // `done` once with the outcome. A connection to a resolved name (see
+  // ConnectParams::dns) may move to a new channel when a call starts, so
+  // its calls, streams and Close() must come from one thread at a time. `method` (and so its registry) must stay
   // alive until `done` runs: the method path is not copied. After Close(),
   // done gets kUnavailable at once. Not to be called concurrently with
   // Close(); concurrent calls are fine.
@@ -211,6 +227,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close();
 
   const std::string& address() const { return address_; }
+  // The addresses the connection's channel dials (ConnectParams::dns),
+  // empty when gRPC resolves the address itself: for tests.
+  const std::vector<std::string>& resolved_addresses() const { return addresses_; }
 
   // How many shared channels are open in this process (connectionSharing),
   // and how many connections use them: for tests and benchmarks.
@@ -219,6 +238,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   friend class ConnectOp;
   Connection(std::string address, std::shared_ptr<grpc::Channel> channel, std::shared_ptr<void> lease);
+  // What a connection to a resolved name needs to make its channel again.
+  struct Rebuild;
+  // Looks the name up again once its time has come; moves to a new channel
+  // when the addresses changed.
+  void MaybeRefresh();
 
   const std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -226,6 +250,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // This connection's place on a shared channel (nullptr: its own channel);
   // given back by Close().
   std::shared_ptr<void> lease_;
+  std::shared_ptr<const Rebuild> rebuild_;  // nullptr: nothing to re-resolve
+  std::vector<std::string> addresses_;     // what the name resolved to
+  absl::Time next_lookup_ = absl::InfiniteFuture();
 };
 
 // grpc-go's name of a status code ("Unimplemented"), for k6's error texts.

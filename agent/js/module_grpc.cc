@@ -217,6 +217,16 @@ void AddStatusTag(bool enabled, metrics::TagSet& tags, int code) {
   if (enabled) tags["status"] = absl::StrCat(code);
 }
 
+// expected_response, as k6 tags an HTTP request's samples (httpext's
+// transport.go): "true" or "false" as the response callback judges the
+// status, only when there is a callback and the tag is among systemTags.
+// On every sample of the call (grpc_req_duration, grpc_reqs,
+// grpc_req_failed); forgiven: a stream the script itself cancelled.
+void AddExpectedTag(bool enabled, metrics::TagSet& tags, const ExpectedStatuses* expected, int code,
+                    bool forgiven = false) {
+  if (enabled && expected != nullptr) tags["expected_response"] = forgiven || expected->Match(code) ? "true" : "false";
+}
+
 GrpcModuleState& ModuleState(Runtime& rt) {
   if (rt.grpc_module() == nullptr) rt.grpc_module() = std::make_shared<GrpcModuleState>();
   return *rt.grpc_module();
@@ -328,6 +338,16 @@ void ApplyTestWideTls(const Options& options, bool own_tls, gc::ConnectParams& p
   params.tls_password = chosen->password.value_or("");
 }
 
+// k6's dns and hosts options (issue 16 item 2), as the connection takes them.
+std::shared_ptr<const gc::DnsSettings> DnsSettingsOf(const Options& options) {
+  auto dns = std::make_shared<gc::DnsSettings>();
+  dns->ttl = options.dns.Ttl();
+  dns->select = gc::ParseDnsSelect(options.dns.Select());
+  dns->policy = gc::ParseDnsPolicy(options.dns.Policy());
+  if (options.hosts) dns->hosts = *options.hosts;
+  return dns;
+}
+
 // connect(id, address, params): params already checked by the JS half.
 absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   BARRAGE_ASSIGN_OR_RETURN(GrpcClientState * client, ClientAt(rt, ctx));
@@ -397,6 +417,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   // agent, so the server sees "<value> grpc-go/…"; here "<value> grpc-c++/…".
   params.user_agent = rt.options().UserAgent(kBarrageVersion);
   params.cq = rt.host().completion_queue();
+  params.dns = DnsSettingsOf(rt.options());
   absl::StatusOr<gc::Connection::Connected> result = absl::UnknownError("connect did not finish");
   rt.host().Block([&](VuHost::Resume resume) {
     // The VU context ending cancels the dial (when Connect gives a
@@ -421,6 +442,7 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   for (const gc::ReflectionCall& call : result->reflection_calls) {
     metrics::TagSet tags;
     AddStatusTag(rt.system_tag("status"), tags, call.code);
+    AddExpectedTag(rt.system_tag("expected_response"), tags, ModuleState(rt).response_callback.get(), call.code);
     EmitCallSamples(rt.host(), rt.EncodeTags(&tags), call.elapsed, call.code,
                     ModuleState(rt).response_callback.get());
   }
@@ -725,6 +747,10 @@ void RecordCall(Runtime& rt, const CallParams& params, const std::string& addres
   }
   key.push_back('\0');
   key += std::to_string(result.code);
+  // expected_response's value, or none (no callback, or the tag is off).
+  const std::shared_ptr<const ExpectedStatuses> expected = ExpectedFor(rt, params);
+  const bool expected_tag = rt.system_tag("expected_response") && expected != nullptr;
+  key.push_back(!expected_tag ? '-' : expected->Match(result.code) ? 't' : 'f');
   for (const auto& [k, v] : params.tags) {
     key.push_back('\0');
     key += k;
@@ -737,6 +763,7 @@ void RecordCall(Runtime& rt, const CallParams& params, const std::string& addres
     metrics::TagSet tags = params.tags;
     AddSystemTags(rt, tags, address, method);
     AddStatusTag(rt.system_tag("status"), tags, result.code);
+    AddExpectedTag(expected_tag, tags, expected.get(), result.code);
     GrpcModuleState::CallSeries series(rt.EncodeTags(&tags));
     series.tags_epoch = rt.tags_epoch();
     if (it != cache.end()) {
@@ -746,7 +773,7 @@ void RecordCall(Runtime& rt, const CallParams& params, const std::string& addres
       it = cache.emplace(std::move(key), std::move(series)).first;
     }
   }
-  EmitCallSamples(rt.host(), it->second, result.elapsed, result.code, ExpectedFor(rt, params).get());
+  EmitCallSamples(rt.host(), it->second, result.elapsed, result.code, expected.get());
   rt.AddData(result.bytes_sent, result.bytes_received);
 }
 
@@ -826,10 +853,12 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
   grpc::ClientContext* context = connection->UnaryCall(
       *call->method, std::move(call->request), call->params.options, cq,
       [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id,
-       status_tag = rt.system_tag("status"), expected = ExpectedFor(rt, call->params)](gc::CallResult result) mutable {
+       status_tag = rt.system_tag("status"), expected_tag = rt.system_tag("expected_response"),
+       expected = ExpectedFor(rt, call->params)](gc::CallResult result) mutable {
         pending->done = true;
         if (result.started) {
           AddStatusTag(status_tag, tags, result.code);
+          AddExpectedTag(expected_tag, tags, expected.get(), result.code);
           EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, expected.get());
           rt.AddData(result.bytes_sent, result.bytes_received);
         }
@@ -881,6 +910,7 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
   const gc::CallResult result = BlockingUnaryCall(rt, *connection, *kCheck, request.SerializeAsString(), options);
   metrics::TagSet tags;
   AddStatusTag(rt.system_tag("status"), tags, result.code);
+  AddExpectedTag(rt.system_tag("expected_response"), tags, ModuleState(rt).response_callback.get(), result.code);
   EmitCallSamples(rt.host(), rt.EncodeTags(&tags), result.elapsed, result.code,
                   ModuleState(rt).response_callback.get());
   rt.AddData(result.bytes_sent, result.bytes_received);
@@ -1039,6 +1069,8 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
     client->streams.erase(stream_id);
     metrics::TagSet tags = stream->tags;
     AddStatusTag(rt.system_tag("status"), tags, result.code);
+    AddExpectedTag(rt.system_tag("expected_response"), tags, stream->expected.get(), result.code,
+                   stream->cancelled_by_script && result.code == 1);
     // A stream is one call for grpc_reqs and grpc_req_failed, counted when
     // it ends with its final status, as its grpc_req_duration sample is.
     EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, stream->expected.get(),

@@ -467,6 +467,10 @@ void AddTestFlags(CLI::App* cmd, RunFlags& f) {
   cmd->add_flag("--insecure-skip-tls-verify", f.insecure_skip_tls_verify,
                 "do not verify the target's TLS certificate");
   cmd->add_option("--console-output", f.console_output, "write console.log() & co. to FILE instead of the log");
+  cmd->add_option("--dns", f.dns,
+                  "DNS resolver configuration of gRPC connections, e.g. ttl=1m,select=roundRobin,policy=any "
+                  "(default ttl=5m,select=random,policy=preferIPv4; ttl 'inf' caches for ever, '0' not at all, "
+                  "a number is ms)");
   cmd->add_option("--summary-export", f.summary_export, "write the end-of-test summary as JSON to FILE");
   cmd->add_option("--summary-trend-stats", f.summary_trend_stats, "trend stats in the summary, e.g. avg,p(99)");
   cmd->add_option("--summary-time-unit", f.summary_time_unit, "s, ms or us");

@@ -214,6 +214,11 @@ absl::StatusOr<Options> OptionsFromFlags(const RunFlags& f) {
   }
   if (f.insecure_skip_tls_verify) o.insecure_skip_tls_verify = true;
   if (f.console_output) o.console_output = *f.console_output;
+  if (f.dns) {
+    absl::StatusOr<DnsConfig> dns = ParseDnsText(*f.dns);
+    if (!dns.ok()) return absl::InvalidArgumentError(absl::StrCat("--dns: ", dns.status().message()));
+    o.dns = *dns;
+  }
   if (f.no_setup) o.no_setup = true;
   if (f.no_teardown) o.no_teardown = true;
   if (f.throw_errors) o.throw_errors = true;

@@ -53,6 +53,7 @@ struct RunFlags {
   std::optional<std::string> min_iteration_duration;
   bool insecure_skip_tls_verify = false;
   std::optional<std::string> console_output;
+  std::optional<std::string> dns;  // --dns ttl=1m,select=roundRobin,policy=any
   // Runtime settings (k6's RuntimeOptions and global flags): flags, then K6_*.
   std::optional<std::string> summary_mode;        // compact, full, legacy, disabled
   std::optional<std::string> compatibility_mode;  // extended, base

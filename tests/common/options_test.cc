@@ -104,6 +104,51 @@ TEST(OptionsTest, UnknownKeysWarnAndHttpOptionsAreIgnored) {
   EXPECT_THAT(warnings, ElementsAre(HasSubstr("wat")));
 }
 
+// k6's dns option: JSON in the script, its text form in --dns and K6_DNS,
+// merged field by field; k6's parseTTL.
+TEST(OptionsTest, DnsIsReadMergedAndWrittenAsK6Does) {
+  Options script = Parse(R"({"dns":{"ttl":"1m","select":"roundRobin"},"hosts":{"A.test":"127.0.0.2","*.b.test:443":"[::1]:8443"}})");
+  EXPECT_EQ(script.dns.ttl, "1m");
+  EXPECT_EQ(script.dns.Select(), "roundRobin");
+  EXPECT_EQ(script.dns.Policy(), "preferIPv4");
+  EXPECT_EQ(script.dns.Ttl(), absl::Minutes(1));
+  ASSERT_TRUE(script.hosts.has_value());
+  EXPECT_EQ(script.hosts->at("a.test"), "127.0.0.2");  // lower case, as k6 keeps them
+  absl::StatusOr<DnsConfig> flag = ParseDnsText("policy=onlyIPv6,ttl=inf");
+  ASSERT_TRUE(flag.ok()) << flag.status();
+  Options flags;
+  flags.dns = *flag;
+  Options merged = MergeOptions(script, flags);
+  EXPECT_EQ(merged.dns.Select(), "roundRobin");  // not set by the flag: the script's
+  EXPECT_EQ(merged.dns.Policy(), "onlyIPv6");
+  EXPECT_EQ(merged.dns.Ttl(), absl::InfiniteDuration());
+  // k6's --dns default sets nothing, so it overrides nothing.
+  absl::StatusOr<DnsConfig> def = ParseDnsText("ttl=5m,select=random,policy=preferIPv4");
+  ASSERT_TRUE(def.ok());
+  EXPECT_FALSE(def->ttl || def->select || def->policy);
+  // The JSON the agents get reads back the same.
+  nlohmann::json j = nlohmann::json::parse(OptionsToJson(merged, {}));
+  EXPECT_EQ(j["dns"], nlohmann::json::parse(R"({"ttl":"inf","select":"roundRobin","policy":"onlyIPv6"})"));
+  Options back = Parse(j.dump());
+  EXPECT_EQ(back.dns.policy, "onlyIPv6");
+  EXPECT_EQ(*back.hosts, *merged.hosts);
+  EXPECT_EQ(ParseDnsTtl("0").value(), absl::ZeroDuration());
+  EXPECT_EQ(ParseDnsTtl("1500").value(), absl::Milliseconds(1500));  // ms without a unit
+  EXPECT_EQ(ParseDnsTtl("2d").value(), absl::Hours(48));
+  EXPECT_EQ(ParseDnsTtl("-1s").status().message(), "invalid DNS TTL: -1s");
+}
+
+TEST(OptionsTest, K6DnsFromTheEnvironment) {
+  auto env = [](const char* value) {
+    return OptionsFromEnvironment([value](const char* name) { return std::string(name) == "K6_DNS" ? value : nullptr; });
+  };
+  absl::StatusOr<Options> o = env("select=first");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->dns.Select(), "first");
+  EXPECT_THAT(env("select").status().message(), HasSubstr("K6_DNS: no value for key select"));
+  EXPECT_THAT(env("ttl=x").status().message(), HasSubstr("K6_DNS: invalid DNS TTL: x"));
+}
+
 TEST(OptionsTest, VusFromAHigherSourceReplacesScenariosAsInK6V21) {
   Options script = Parse(R"({"scenarios":{"s":{"executor":"constant-vus","vus":2,"duration":"5s"}}})");
   Options flags;

@@ -84,6 +84,15 @@ gpr_timespec DeadlineAfter(absl::Duration d) {
 // clients can check what they sent and how they read headers and trailers.
 constexpr std::string_view kEchoPrefix = "x-echo-";
 
+// The address the process's (last started) server listens on, for header
+// x-served-by: tests that put several targets behind one name count the
+// calls each got (client-side load balancing).
+std::mutex served_by_mu;
+std::string& ServedBy() {
+  static auto* address = new std::string;
+  return *address;
+}
+
 }  // namespace
 }  // namespace barrage::target
 
@@ -107,6 +116,7 @@ namespace {
 // Compression: a request with metadata x-report-encoding gets header
 // x-request-encoding, the algorithm its messages were sent with ("gzip");
 // one with x-reply-encoding: gzip|deflate gets its replies compressed so.
+// x-report-target: header x-served-by, the address this server listens on.
 bool EchoMetadata(grpc::ServerContextBase& context) {
   bool any = false;
   std::string user_agent;
@@ -122,6 +132,11 @@ bool EchoMetadata(grpc::ServerContextBase& context) {
       if (value == "deflate") context.set_compression_algorithm(GRPC_COMPRESS_DEFLATE);
     }
     if (key == "user-agent") user_agent.assign(value.data(), value.size());
+    if (key == "x-report-target") {
+      std::lock_guard<std::mutex> lock(served_by_mu);
+      context.AddInitialMetadata("x-served-by", ServedBy());
+      any = true;
+    }
     if (!key.starts_with(grpc::string_ref(kEchoPrefix.data(), kEchoPrefix.size()))) continue;
     std::string k(key.data(), key.size());
     std::string v(value.data(), value.size());
@@ -589,6 +604,10 @@ absl::StatusOr<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetOp
     for (const std::string& name : options.not_serving) health->SetServingStatus(name, false);
   }
   impl->address = absl::StrCat(options.listen.substr(0, colon), ":", impl->port);
+  {
+    std::lock_guard<std::mutex> lock(served_by_mu);
+    ServedBy() = impl->address;
+  }
 
   for (auto& queue : impl->queues) {
     for (int i = 0; i < kPostedPerQueue; ++i) new UnaryCall(impl.get(), queue.get());
