@@ -320,7 +320,6 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
   absl::StatusOr<std::string> r = rt->Call(s.exec, data);
   rt->set_group("");
   state.iteration_in_scenario++;
-  rt->set_iteration(rt->iteration() + 1);  // __ITER counts every iteration the VU began, as k6's does
   // The VU's tags now: the script may have changed them (exec.vu.tags),
   // with the group "" (set above).
   Vu::IterationSeries& series = vu.iteration_series();
@@ -340,6 +339,7 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
   vu.EmitSeries(series.data_received, static_cast<double>(received));
   if ((vu.Interrupted() || stopped_) && (!r.ok() || vu.Interrupted())) {
     // Cut short by gracefulStop, gracefulRampDown or an abort.
+    rt->set_iteration(rt->iteration() + 1);
     iterations_interrupted_++;
     return false;
   }
@@ -349,6 +349,10 @@ bool Engine::RunIteration(Vu& vu, ScenarioRun& run, const std::optional<std::str
   }
   vu.EmitSeries(series.iterations, 1);
   vu.EmitSeries(series.iteration_duration, MillisSince(t0));
+  // __ITER counts every iteration the VU began, as k6's does; moved on
+  // after the iteration's own samples, which carry its number as k6's
+  // "iter" metadata.
+  rt->set_iteration(rt->iteration() + 1);
   iterations_completed_++;
   run.completed++;
   // minIterationDuration: a complete iteration shorter than it is padded
@@ -620,6 +624,17 @@ absl::Status Engine::Collect(metrics::MetricStore& into, bool sample_vus) {
     pool_.worker(0).Emit("vus_max", tags, static_cast<double>(vus_max_.load()), now);
   }
   return pool_.DrainInto(into);
+}
+
+std::map<std::string, metrics::MetricDef> Engine::Definitions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return defs_;
+}
+
+std::vector<RawSampleBatch> Engine::TakeRawSamples() {
+  std::vector<RawSampleBatch> out;
+  for (int i = 0; i < pool_.size(); ++i) out.push_back(pool_.worker(i).TakeRawSamples());
+  return out;
 }
 
 void Engine::AddArrivalVu(ScenarioRun& run) {

@@ -109,6 +109,15 @@ class Engine : public VuOwner {
   // false, so VUs stopping at the end do not become the gauges' last value,
   // unless no sample was taken at all.
   absl::Status Collect(metrics::MetricStore& into, bool sample_vus = true);
+  // --out json/csv: every sample is kept as measured too, at most
+  // max_pending per worker (Worker::KeepRawSamples). Before Run.
+  void KeepRawSamples(size_t max_pending) { pool_.KeepRawSamples(max_pending); }
+  // One batch per worker, each in the order its VUs measured them.
+  std::vector<RawSampleBatch> TakeRawSamples();
+  size_t raw_pending() const { return pool_.raw_pending(); }
+  int threads() { return pool_.size(); }
+  // Every metric defined so far (built-in and the script's).
+  std::map<std::string, metrics::MetricDef> Definitions() const;
   EngineProgress Progress() const;
 
   // Set when the script called exec.test.abort().

@@ -95,6 +95,9 @@ class Session {
     }
   }
   void SendDelta(bool sample_vus);
+  // --out json/csv: the raw samples kept so far, in messages under
+  // max_message_bytes; `defs` are the engine's metric definitions.
+  void SendRawSamples(const std::map<std::string, metrics::MetricDef>& defs);
   // Several times a second until the session ends: heartbeats, the join
   // deadline, the interrupt.
   void Tick();
@@ -119,6 +122,8 @@ class Session {
   bool lifecycle_active_ = false;
   Options test_options_;
   absl::Duration interval_ = absl::Seconds(1);
+  bool raw_samples_ = false;  // Assignment.raw_samples
+  std::mutex raw_mu_;         // one SendRawSamples at a time: a worker's batches stay in order
   std::thread runner_;
   std::thread lifecycle_;
   std::atomic<bool> running_{false};
@@ -357,6 +362,10 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
     std::lock_guard<std::mutex> lock(engine_mu_);
     engine_ = std::make_unique<Engine>(config);
   }
+  raw_samples_ = a.raw_samples();
+  if (raw_samples_) {
+    engine_->KeepRawSamples(std::max<size_t>(1024, options_.max_raw_pending / std::max(1, engine_->threads())));
+  }
   // A failed init keeps the engine: handleSummary() may still run on it,
   // as k6 renders the summary after a VU's init failed.
   absl::Status init = engine_->InitVus();
@@ -452,6 +461,61 @@ void Session::SendDelta(bool sample_vus) {
     std::lock_guard<std::mutex> lock(*options_.local_metrics_mu);
     (void)options_.local_metrics->Merge(delta);
   }
+  // After the delta, which defines every metric they name.
+  if (raw_samples_) SendRawSamples(delta.defs());
+}
+
+void Session::SendRawSamples(const std::map<std::string, metrics::MetricDef>& defs) {
+  std::lock_guard<std::mutex> lock(raw_mu_);  // the runner and the lifecycle thread both send
+  // A message's size is estimated as it grows (a sample is at most 40
+  // bytes on the wire; a name or tag set its bytes plus 8), and cut at half
+  // the limit, far from gRPC's refusal.
+  const size_t budget = options_.max_message_bytes / 2;
+  for (RawSampleBatch& batch : engine_->TakeRawSamples()) {
+    AgentMessage m;
+    v1::RawSamples* out = m.mutable_raw_samples();
+    out->set_dropped(batch.dropped);
+    std::vector<int64_t> metric_at(batch.metrics.size(), -1), tags_at(batch.tag_sets.size(), -1);
+    size_t bytes = 0;
+    auto flush = [&] {
+      if (out->samples_size() == 0 && out->dropped() == 0) return;
+      Send(m);
+      m.Clear();
+      out = m.mutable_raw_samples();
+      std::fill(metric_at.begin(), metric_at.end(), -1);
+      std::fill(tags_at.begin(), tags_at.end(), -1);
+      bytes = 0;
+    };
+    for (const RawSampleBatch::Sample& s : batch.samples) {
+      if (bytes > budget) flush();
+      if (metric_at[s.metric] < 0) {
+        metric_at[s.metric] = out->metrics_size();
+        v1::MetricDefinition* d = out->add_metrics();
+        const std::string& name = batch.metrics[s.metric];
+        d->set_name(name);
+        auto def = defs.find(name);
+        if (def != defs.end()) {
+          d->set_type(static_cast<v1::MetricType>(static_cast<int>(def->second.type) + 1));
+          d->set_contains(static_cast<v1::ValueType>(static_cast<int>(def->second.contains) + 1));
+        }
+        bytes += name.size() + 8;
+      }
+      if (tags_at[s.tag_set] < 0) {
+        tags_at[s.tag_set] = out->tag_sets_size();
+        out->add_tag_sets(batch.tag_sets[s.tag_set]);
+        bytes += batch.tag_sets[s.tag_set].size() + 8;
+      }
+      v1::RawSample* r = out->add_samples();
+      r->set_metric(static_cast<uint32_t>(metric_at[s.metric]));
+      r->set_tag_set(static_cast<uint32_t>(tags_at[s.tag_set]));
+      r->set_value(s.value);
+      r->set_time_unix_ns(s.time_ns);
+      if (s.vu >= 0) r->set_vu(static_cast<uint64_t>(s.vu));
+      if (s.iter >= 0) r->set_iter(s.iter);
+      bytes += 40;
+    }
+    flush();
+  }
 }
 
 void Session::StartRun(const v1::Start& s) {
@@ -489,6 +553,9 @@ void Session::StartRun(const v1::Start& s) {
       if (absl::Now() >= early) {
         early = absl::InfiniteFuture();
         Send(ProgressMessage(engine_->Progress(), /*final=*/false));
+      }
+      if (raw_samples_ && engine_->raw_pending() >= options_.raw_flush_samples) {
+        SendRawSamples(engine_->Definitions());
       }
       if (absl::Now() < next) continue;
       next += interval_;

@@ -67,6 +67,12 @@ struct SessionOptions {
   // Metric deltas go in messages of at most this many bytes: gRPC refuses
   // messages over 64 MB, and one interval of unique tags can exceed that.
   size_t max_message_bytes = 4 << 20;
+  // --out json/csv (Assignment.raw_samples): samples measured and not yet
+  // sent, at most. Past it new ones are dropped and counted (the controller
+  // reports them); they go out every interval, and sooner once
+  // raw_flush_samples wait. 2^20 samples are about 40 MB.
+  size_t max_raw_pending = 1 << 20;
+  size_t raw_flush_samples = 1 << 16;
 };
 
 // Runs one session to its end. OK after End; kUnavailable when the

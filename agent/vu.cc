@@ -220,10 +220,18 @@ std::unique_ptr<js::VuHost::Timer> Vu::StartTimer(absl::Duration after, std::fun
 absl::Status Vu::DefineMetric(const metrics::MetricDef& def) { return owner_.DefineMetric(def); }
 
 void Vu::Emit(const std::string& metric, const std::string& encoded_tags, double value) {
-  worker_.Emit(metric, encoded_tags, value, NowNs());
+  worker_.Emit(metric, encoded_tags, value, NowNs(), this);
 }
 
-void Vu::EmitSeries(metrics::SeriesRef& series, double value) { worker_.Emit(series, value, NowNs()); }
+std::pair<int64_t, int64_t> RawMetadata(const Vu* vu) {
+  // k6 (js/runner.go) sets them as metadata when systemTags has them: the
+  // VU's __VU and the __ITER of the iteration under way.
+  if (vu == nullptr || vu->runtime_const() == nullptr) return {-1, -1};
+  const js::Runtime& rt = *vu->runtime_const();
+  return {rt.system_tag("vu") ? rt.vu_id() : -1, rt.system_tag("iter") ? rt.iteration() : -1};
+}
+
+void Vu::EmitSeries(metrics::SeriesRef& series, double value) { worker_.Emit(series, value, NowNs(), this); }
 
 void Vu::Log(js::LogLevel level, std::string_view message) {
   static constexpr Severity kMap[] = {Severity::kDebug, Severity::kInfo, Severity::kWarning, Severity::kError};

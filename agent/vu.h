@@ -49,6 +49,7 @@ class Vu : public js::VuHost {
   int64_t id() const { return id_; }
   Worker& worker() { return worker_; }
   js::Runtime* runtime() { return runtime_.get(); }
+  const js::Runtime* runtime_const() const { return runtime_.get(); }
   void set_runtime(std::unique_ptr<js::Runtime> rt) { runtime_ = std::move(rt); }
   VuScenarioState& scenario_state() { return scenario_state_; }
   // The series of the per-iteration samples (Engine::RunIteration), kept

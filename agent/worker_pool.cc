@@ -57,14 +57,50 @@ void Worker::Run() {
   while (cq_.Next(&tag, &ok)) static_cast<grpc_client::QueueTag*>(tag)->Complete(ok);
 }
 
-void Worker::Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns) {
+void Worker::Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns,
+                  const Vu* vu) {
   std::lock_guard<std::mutex> lock(mu_);
-  Record(metric, encoded_tags, store_.SeriesAggregate(metric, encoded_tags), value, time_ns);
+  Record(metric, encoded_tags, store_.SeriesAggregate(metric, encoded_tags), value, time_ns, vu);
 }
 
-void Worker::Emit(metrics::SeriesRef& series, double value, int64_t time_ns) {
+void Worker::Emit(metrics::SeriesRef& series, double value, int64_t time_ns, const Vu* vu) {
   std::lock_guard<std::mutex> lock(mu_);
-  Record(series.metric, series.encoded_tags, store_.Resolve(series), value, time_ns);
+  Record(series.metric, series.encoded_tags, store_.Resolve(series), value, time_ns, vu);
+}
+
+void Worker::KeepRaw(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns,
+                     const Vu* vu) {
+  if (raw_.samples.size() >= raw_max_) {
+    raw_.dropped++;
+    return;
+  }
+  auto intern = [](std::unordered_map<std::string, uint32_t>& index, std::vector<std::string>& names,
+                   const std::string& name) {
+    auto it = index.find(name);
+    if (it != index.end()) return it->second;
+    const auto i = static_cast<uint32_t>(names.size());
+    names.push_back(name);
+    index.emplace(name, i);
+    return i;
+  };
+  const auto [vu_id, iter] = RawMetadata(vu);
+  raw_.samples.push_back({intern(raw_.metric_index, raw_.metrics, metric),
+                          intern(raw_.tag_index, raw_.tag_sets, encoded_tags), value, time_ns, vu_id, iter});
+  raw_pending_.store(raw_.samples.size(), std::memory_order_relaxed);
+}
+
+void Worker::KeepRawSamples(size_t max_pending) {
+  std::lock_guard<std::mutex> lock(mu_);
+  keep_raw_ = true;
+  raw_max_ = max_pending;
+}
+
+RawSampleBatch Worker::TakeRawSamples() {
+  RawSampleBatch out;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::swap(out, raw_);
+  raw_pending_.store(0, std::memory_order_relaxed);
+  return out;
 }
 
 absl::Status Worker::Define(const metrics::MetricDef& def) {
@@ -108,6 +144,16 @@ absl::Status WorkerPool::Define(const metrics::MetricDef& def) {
     if (!st.ok()) return st;
   }
   return absl::OkStatus();
+}
+
+void WorkerPool::KeepRawSamples(size_t max_pending_per_worker) {
+  for (auto& w : workers_) w->KeepRawSamples(max_pending_per_worker);
+}
+
+size_t WorkerPool::raw_pending() const {
+  size_t n = 0;
+  for (const auto& w : workers_) n += w->raw_pending();
+  return n;
 }
 
 absl::Status WorkerPool::DrainInto(metrics::MetricStore& into) {

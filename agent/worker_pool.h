@@ -17,11 +17,13 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/completion_queue.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -29,6 +31,32 @@
 #include "common/metrics/metric_store.h"
 
 namespace barrage::agent {
+
+class Vu;
+
+// Samples as measured, for --out json/csv (control.proto's RawSamples), in
+// the order a worker's VUs emitted them. Names and tag sets are interned
+// per batch, so a sample costs no allocation once its series was seen, and
+// a batch maps onto the wire message as it is.
+struct RawSampleBatch {
+  struct Sample {
+    uint32_t metric;   // index into metrics
+    uint32_t tag_set;  // index into tag_sets
+    double value;
+    int64_t time_ns;
+    int64_t vu;    // k6's "vu" metadata; -1: none
+    int64_t iter;  // k6's "iter" metadata; -1: none
+  };
+  std::vector<std::string> metrics;
+  std::vector<std::string> tag_sets;  // EncodeTagSet's form
+  std::vector<Sample> samples;
+  uint64_t dropped = 0;  // beyond the worker's bound since the last batch
+  std::unordered_map<std::string, uint32_t> metric_index, tag_index;
+};
+
+// The "vu" and "iter" metadata of a VU's sample when its systemTags
+// enable them (vu.cc); -1 for none.
+std::pair<int64_t, int64_t> RawMetadata(const Vu* vu);
 
 class Worker {
  public:
@@ -57,10 +85,19 @@ class Worker {
   grpc::CompletionQueue* cq() { return &cq_; }
   bool OnThisThread() const { return std::this_thread::get_id() == thread_id_; }
 
-  void Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns);
+  // `vu`: the VU that measured it, for the raw samples' metadata.
+  void Emit(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns,
+            const Vu* vu = nullptr);
   // The same for a series a call site keeps (the hot path: no string work).
-  void Emit(metrics::SeriesRef& series, double value, int64_t time_ns);
+  void Emit(metrics::SeriesRef& series, double value, int64_t time_ns, const Vu* vu = nullptr);
   absl::Status Define(const metrics::MetricDef& def);
+  // From now on every sample is also kept as measured (RawSampleBatch), up
+  // to max_pending; past that they are counted as dropped, so a controller
+  // slower than the VUs cannot grow this process's memory without end.
+  void KeepRawSamples(size_t max_pending);
+  // The samples kept since the last call; raw_pending() says how many wait.
+  RawSampleBatch TakeRawSamples();
+  size_t raw_pending() const { return raw_pending_.load(std::memory_order_relaxed); }
   // Moves this worker's samples into `into` and clears them.
   absl::Status DrainInto(metrics::MetricStore& into);
 
@@ -90,16 +127,22 @@ class Worker {
   grpc::CompletionQueue cq_;
   std::thread thread_;
   std::thread::id thread_id_;
-  std::mutex mu_;  // guards store_; uncontended but for the once-a-second drain
+  std::mutex mu_;  // guards store_ and raw_; uncontended but for the once-a-second drain
   metrics::MetricStore store_;
   // Every sample of this worker's VUs passes here, under mu_, once its
-  // series is found: the one place to observe samples.
+  // series is found: the one place to observe samples. With --out
+  // json/csv it is also kept as measured; off, that is one test.
   void Record(const std::string& metric, const std::string& encoded_tags, metrics::Aggregate& agg, double value,
-              int64_t time_ns) {
-    (void)metric;
-    (void)encoded_tags;
+              int64_t time_ns, const Vu* vu) {
     agg.Add(value, time_ns);
+    if (keep_raw_) [[unlikely]] KeepRaw(metric, encoded_tags, value, time_ns, vu);
   }
+  void KeepRaw(const std::string& metric, const std::string& encoded_tags, double value, int64_t time_ns,
+               const Vu* vu);
+  bool keep_raw_ = false;
+  size_t raw_max_ = 0;
+  RawSampleBatch raw_;
+  std::atomic<size_t> raw_pending_{0};
 };
 
 // Sets up a process that runs VUs; call before the first gRPC object exists.
@@ -129,6 +172,8 @@ class WorkerPool {
   Worker& worker(int i) { return *workers_[i]; }
   absl::Status Define(const metrics::MetricDef& def);
   absl::Status DrainInto(metrics::MetricStore& into);
+  void KeepRawSamples(size_t max_pending_per_worker);
+  size_t raw_pending() const;
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;

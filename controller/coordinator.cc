@@ -521,10 +521,6 @@ absl::Status Coordinator::OnMessage(Agent& a, const AgentMessage& m) {
         violation = std::string(st.message());
         break;
       }
-      if (keep_intervals_) {
-        metrics::MergeReport ignored;  // counted once, above
-        (void)metrics::MergeFromProto(m.metrics(), interval_, config_.limits, "", &ignored);
-      }
       if (dropped_.dropped_series + dropped_.dropped_samples > dropped_before && !drop_warned_) {
         drop_warned_ = true;
         const std::string warning =
@@ -534,6 +530,22 @@ absl::Status Coordinator::OnMessage(Agent& a, const AgentMessage& m) {
         barrage::Log(Severity::kWarning, warning);
         lock.lock();
       }
+      break;
+    }
+    case AgentMessage::kRawSamples: {
+      if (!config_.raw_samples) {
+        violation = "raw samples it was not asked for";
+        break;
+      }
+      if (a.state != State::kRunning && a.lifecycle_pending.empty()) {
+        violation = out_of_turn("raw samples");
+        break;
+      }
+      // Queued by the outputs, not merged here: no reason to hold mu_.
+      lock.unlock();
+      const absl::Status st = config_.raw_samples(m.raw_samples());
+      lock.lock();
+      if (!st.ok()) violation = absl::StrCat("raw samples: ", st.message());
       break;
     }
     case AgentMessage::kProgress: {
@@ -727,6 +739,7 @@ absl::Status Coordinator::Assign(absl::Duration timeout, v1::Failure* failure) {
     as->set_metrics_interval_ms(absl::ToInt64Milliseconds(config_.metrics_interval));
     as->set_threads(config_.threads);
     as->set_skip_vus_memory_check(!config_.vus_memory_check);
+    as->set_raw_samples(static_cast<bool>(config_.raw_samples));
     Send(a, std::move(m));
   }
   std::unique_lock<std::mutex> lock(mu_);
@@ -993,18 +1006,6 @@ std::vector<AgentSummary> Coordinator::Agents() const {
                    kStates[static_cast<int>(a->state)], a->segment});
   }
   return out;
-}
-
-void Coordinator::KeepIntervals() {
-  std::lock_guard<std::mutex> lock(mu_);
-  keep_intervals_ = true;
-}
-
-void Coordinator::TakeInterval(metrics::MetricStore& into) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [name, def] : interval_.defs()) (void)into.Define(def);
-  (void)into.Merge(interval_);
-  interval_.Clear();
 }
 
 void Coordinator::WithMetrics(const std::function<void(metrics::MetricStore&)>& fn) {

@@ -96,6 +96,12 @@ struct CoordinatorConfig {
   // none ever. A new one while Assign or RunLifecycle waits cuts the wait
   // short (k6 interrupts setup() and the VUs' init on the first signal).
   std::function<int()> stop_signals;
+  // --out json/csv: set, agents are asked to forward every sample
+  // (Assignment.raw_samples) and each RawSamples message, checked against
+  // the session's state as deltas are, is handed here on the gRPC thread
+  // that read it, without the coordinator's lock. An error is the agent's
+  // protocol violation. Unset, RawSamples is one.
+  std::function<absl::Status(const v1::RawSamples&)> raw_samples;
 };
 
 struct AgentSummary {
@@ -175,10 +181,6 @@ class Coordinator final : public v1::Control::CallbackService {
 
   // The merged metrics so far; fn runs under the coordinator's lock.
   void WithMetrics(const std::function<void(metrics::MetricStore&)>& fn);
-  // The deltas merged since the last call (for --out), moved into `into`.
-  // Only kept once KeepIntervals() was called.
-  void KeepIntervals();
-  void TakeInterval(metrics::MetricStore& into);
 
  private:
   class SessionReactor;
@@ -221,8 +223,6 @@ class Coordinator final : public v1::Control::CallbackService {
   metrics::MetricStore total_;
   metrics::MergeReport dropped_;
   bool drop_warned_ = false;
-  bool keep_intervals_ = false;
-  metrics::MetricStore interval_;
   std::vector<std::string> exports_;
   bool stopping_ = false;  // the housekeeping thread ends
   std::condition_variable housekeeping_cv_;

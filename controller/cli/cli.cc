@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -75,6 +76,16 @@ std::string SelfDir() {
 
 // What the coordinator needs: the archive every agent runs from, the
 // consolidated options, the env and the split.
+controller::OutputSettings OutputSettingsFor(const Options& options) {
+  controller::OutputSettings s;
+  s.thresholds = options.thresholds.value_or(std::map<std::string, std::vector<ThresholdSpec>>{});
+  s.system_tags = options.SystemTags();
+  for (const char* k : {"K6_CSV_FILENAME", "K6_CSV_TIME_FORMAT", "K6_CSV_SAVE_INTERVAL"}) {
+    if (const char* v = std::getenv(k)) s.env[k] = v;
+  }
+  return s;
+}
+
 absl::StatusOr<controller::CoordinatorConfig> MakeCoordinatorConfig(const RunFlags& flags, const AgentPlan& plan,
                                                                     const ControlPlaneSettings& control,
                                                                     const Prepared& prepared) {
@@ -363,6 +374,13 @@ int RunCommand(const RunFlags& command_line) {
   // 2. The control plane, its observers and the agents.
   absl::StatusOr<controller::CoordinatorConfig> cc = MakeCoordinatorConfig(flags, *plan, *control, prepared);
   if (!cc.ok()) return ConfigError(std::string(cc.status().message()));
+  // --out: agents forward their samples only when an output wants them.
+  absl::StatusOr<std::unique_ptr<controller::SampleOutputs>> outputs =
+      controller::SampleOutputs::Open(flags.outs, OutputSettingsFor(prepared.options));
+  if (!outputs.ok()) return ConfigError(std::string(outputs.status().message()));
+  if (!(*outputs)->empty()) {
+    cc->raw_samples = [out = outputs->get()](const v1::RawSamples& batch) { return out->Accept(batch); };
+  }
   // A lost local agent is described by its process (exit status, last
   // stderr lines); set once the agents are started, read on this thread.
   LocalAgents* local_agents = nullptr;
@@ -375,8 +393,6 @@ int RunCommand(const RunFlags& command_line) {
   if (!exporter.ok()) return ConfigError(std::string(exporter.status().message()));
   absl::StatusOr<std::unique_ptr<dashboard::Dashboard>> web = StartWebDashboard(flags, coordinator, prepared, state);
   if (!web.ok()) return ConfigError(std::string(web.status().message()));
-  absl::StatusOr<std::unique_ptr<IntervalOutputs>> outputs = IntervalOutputs::Open(flags.outs, coordinator);
-  if (!outputs.ok()) return ConfigError(std::string(outputs.status().message()));
   ControlPlane cp;
   if (int code = StartServer(flags, *plan, coordinator, cp); code != 0) return code;
   if (int code = StartAgents(flags, *plan, *control, cp); code != 0) {
@@ -534,7 +550,7 @@ int Main(int argc, char** argv) {
                              "(repeatable)"));
   run->add_option("--prometheus-max-series", f.prometheus_max_series,
                   "with --prometheus: series exported at most; the rest are dropped with a warning (default 10000)");
-  Repeatable(run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: per-interval points in k6's layouts (repeatable)"));
+  Repeatable(run->add_option("-o,--out", f.outs, "json=FILE or csv=FILE: every sample, in k6's layouts (.gz: gzipped; repeatable)"));
   run->add_flag("--dashboard{" + std::string(dashboard::kDefaultAddress) + "}", f.dashboard,
                 "serve a live web dashboard (default " + std::string(dashboard::kDefaultAddress) +
                     "; --dashboard=ADDR for another address; also K6_WEB_DASHBOARD=true)");

@@ -14,45 +14,6 @@
 
 namespace barrage::cli {
 
-absl::StatusOr<std::unique_ptr<IntervalOutputs>> IntervalOutputs::Open(const std::vector<std::string>& specs,
-                                                                     controller::Coordinator& coordinator) {
-  std::unique_ptr<IntervalOutputs> out(new IntervalOutputs(coordinator));
-  for (const std::string& spec : specs) {
-    absl::StatusOr<std::unique_ptr<controller::Output>> output = controller::Output::Open(spec);
-    if (!output.ok()) return output.status();
-    out->outputs_.push_back(*std::move(output));
-  }
-  if (!out->empty()) coordinator.KeepIntervals();
-  return out;
-}
-
-void IntervalOutputs::AddVus(const metrics::TagSet& tags, int64_t vus, int64_t vus_max, absl::Time at) {
-  if (empty()) return;
-  for (const char* g : {"vus", "vus_max"}) {
-    (void)controller_samples_.Define({g, metrics::MetricType::kGauge, metrics::ValueType::kDefault});
-  }
-  controller_samples_.Add("vus", tags, static_cast<double>(vus), absl::ToUnixNanos(at));
-  controller_samples_.Add("vus_max", tags, static_cast<double>(vus_max), absl::ToUnixNanos(at));
-}
-
-void IntervalOutputs::Write(absl::Time at) {
-  if (empty()) return;
-  metrics::MetricStore interval;
-  coordinator_.TakeInterval(interval);
-  for (const auto& [name, def] : controller_samples_.defs()) (void)interval.Define(def);
-  (void)interval.Merge(controller_samples_);
-  controller_samples_.Clear();
-  for (auto& out : outputs_) {
-    if (absl::Status st = out->Write(interval, at); !st.ok()) barrage::Log(Severity::kError, st.message());
-  }
-}
-
-void IntervalOutputs::Close() {
-  for (auto& out : outputs_) {
-    if (absl::Status st = out->Close(); !st.ok()) barrage::Log(Severity::kError, st.message());
-  }
-}
-
 namespace {
 
 // A setup() or teardown() that failed: logged as k6 logs it, and the exit
@@ -161,7 +122,6 @@ class ScenarioLoop {
       total.Add("vus_max", test_tags_, static_cast<double>(progress.vus_max), absl::ToUnixNanos(now));
     });
     in_.outputs.AddVus(test_tags_, progress.vus_active, progress.vus_max, now);
-    in_.outputs.Write(now);
   }
 
   void EvaluateThresholds(absl::Time now, absl::Time test_start) {
@@ -260,7 +220,8 @@ RunOutcome RunTest(const RunInput& in) {
     RunTeardown(in, outcome);
   }
   ReportLostAgents(in.coordinator, outcome, "");
-  in.outputs.Write(absl::Now());
+  // Everything the agents sent came before their Done (or their loss):
+  // written, and the files finished (gzip included), whatever ended the run.
   in.outputs.Close();
   outcome.test_duration = absl::Now() - test_start;
   if (!in.flags.quiet) {

@@ -29,33 +29,13 @@ struct RunState {
   std::atomic<bool> thresholds_passing{true};
 };
 
-// --out json=FILE / csv=FILE: the points of each interval that ended, with
-// the vus gauges the controller samples itself.
-class IntervalOutputs {
- public:
-  // Opens every spec; asks the coordinator to keep intervals when any is given.
-  static absl::StatusOr<std::unique_ptr<IntervalOutputs>> Open(const std::vector<std::string>& specs,
-                                                             controller::Coordinator& coordinator);
-  bool empty() const { return outputs_.empty(); }
-  void AddVus(const metrics::TagSet& tags, int64_t vus, int64_t vus_max, absl::Time at);
-  // The interval that just ended, to every output.
-  void Write(absl::Time at);
-  void Close();
-
- private:
-  explicit IntervalOutputs(controller::Coordinator& coordinator) : coordinator_(coordinator) {}
-  controller::Coordinator& coordinator_;
-  std::vector<std::unique_ptr<controller::Output>> outputs_;
-  metrics::MetricStore controller_samples_;  // the vus gauges, sampled here
-};
-
 struct RunInput {
   controller::Coordinator& coordinator;
   const Prepared& prepared;
   const RunFlags& flags;
   const AgentPlan& plan;
   RunState& state;
-  IntervalOutputs& outputs;
+  controller::SampleOutputs& outputs;  // --out: the vus gauges go there too; closed at the end
 };
 
 struct RunOutcome {
