@@ -111,8 +111,8 @@ export const options = {
   EXPECT_EQ(s["metrics"]["grpc_req_failed"]["thresholds"]["rate<0.01"].get<bool>(), true);  // true: crossed
   EXPECT_EQ(s["metrics"]["grpc_reqs"]["thresholds"]["count==40"].get<bool>(), false);
 
-  // --out json: points aggregated per interval and tag set, with
-  // grpc_req_duration's tags; a rate point's value is its share of 1s.
+  // --out json: one point per sample, with grpc_req_duration's tags; a
+  // rate point's value is 1 for a failed call, 0 for an expected one.
   std::map<std::string, int> samples;
   std::map<std::string, double> failed_by_name;
   std::set<std::string> keys;
@@ -121,10 +121,9 @@ export const options = {
     nlohmann::json j = nlohmann::json::parse(line);
     if (j["type"] != "Point") continue;
     const std::string metric = j["metric"];
-    const int count = j["data"]["aggregate"]["count"].get<int>();
-    samples[metric] += count;
+    samples[metric]++;
     if (metric != "grpc_req_failed") continue;
-    failed_by_name[j["data"]["tags"]["name"]] += j["data"]["value"].get<double>() * count;
+    failed_by_name[j["data"]["tags"]["name"]] += j["data"]["value"].get<double>();
     for (const auto& [k, v] : j["data"]["tags"].items()) keys.insert(k);
   }
   EXPECT_EQ(samples["grpc_reqs"], 40);
