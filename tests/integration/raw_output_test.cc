@@ -220,8 +220,39 @@ TEST_F(RawOutputTest, WithoutVuAndIterThereIsNoMetadata) {
   testutil::RunResult run = Barrage({"-q", "-e", "TARGET=" + address_, "--out", "json=" + dir_ + "/f.json", script});
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   const std::string text = ReadMaybeGzip(dir_ + "/f.json");
-  EXPECT_THAT(text, HasSubstr("\"type\":\"Point\""));
+  EXPECT_EQ(ParseJson(text).points["grpc_reqs"], 20);  // one per call
   EXPECT_THAT(text, ::testing::Not(HasSubstr("metadata")));
+}
+
+// What a lost agent sent is kept and written; the files are finished.
+TEST_F(RawOutputTest, AKilledAgentLeavesFinishedFilesWithWhatItSent) {
+  const std::string script = Script(
+      "{ scenarios: { s: { executor: 'constant-vus', vus: 2, duration: '30s', gracefulStop: '1s' } } }");
+  auto controller = testutil::ChildProcess::Start(
+      testutil::BinaryPath("barrage"),
+      {"run", "--listen", "127.0.0.1:0", "--expect-agents", "2", "--agent-timeout", "20s", "-e", "TARGET=" + address_,
+       "--out", "json=" + dir_ + "/f.json.gz", "--summary-export", dir_ + "/summary.json", script});
+  absl::StatusOr<std::string> line = controller->WaitForLine("control plane listening on ([0-9.:]+)", 20s);
+  ASSERT_TRUE(line.ok()) << line.status();
+  const size_t at = line->find("listening on ") + 13;
+  const std::string address = line->substr(at, line->find_first_of(", ", at) - at);
+  auto a1 = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"),
+                                          {"--controller", address, "--once", "--name", "a-1"});
+  auto a2 = testutil::ChildProcess::Start(testutil::BinaryPath("barrage-agent"),
+                                          {"--controller", address, "--once", "--name", "a-2"});
+  ASSERT_TRUE(controller->WaitForLine("running \\(", 30s).ok()) << controller->stderr_text();
+  std::this_thread::sleep_for(2500ms);
+  a2->Signal(SIGKILL);
+  EXPECT_EQ(controller->Wait(30s), 111) << controller->stderr_text();
+  EXPECT_EQ(a1->Wait(15s), 0);
+  bool complete = false;
+  const JsonFile f = ParseJson(ReadMaybeGzip(dir_ + "/f.json.gz", &complete));
+  EXPECT_TRUE(complete) << "the gzip stream is not finished";
+  const int reqs = Count(Export(), "grpc_reqs");
+  EXPECT_GT(f.points.at("grpc_reqs"), 0);
+  // The killed agent's last batch may have gone out with or without its
+  // delta; everything else matches.
+  EXPECT_LE(std::abs(f.points.at("grpc_reqs") - reqs), reqs / 10 + 1) << reqs;
 }
 
 TEST_F(RawOutputTest, CtrlCMidRunLeavesFinishedFilesWithEverySampleSoFar) {

@@ -474,7 +474,7 @@ export default () => { if (exec.scenario.iterationInTest === 1) exec.test.fail('
   EXPECT_THAT(run.stdout_text, HasSubstr("3 complete and 0 interrupted iterations"));
 }
 
-TEST_F(RunTest, OutJsonAndCsvHoldPerIntervalPointsThatAddUpToTheSummary) {
+TEST_F(RunTest, OutJsonAndCsvHoldSamplesThatAddUpToTheSummary) {
   const std::string script = Write("out.js", R"(
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
