@@ -432,6 +432,18 @@ TEST_F(NonsenseTest, MetricsAfterDone) {
   EXPECT_EQ(Export(export_path_)["metrics"]["iterations"]["count"].get<int>(), 2);
 }
 
+// Raw samples (--out json/csv) only when the assignment asked for them.
+TEST_F(NonsenseTest, RawSamplesNobodyAskedFor) {
+  ReadyAndStarted();
+  v1::AgentMessage m;
+  v1::RawSamples* raw = m.mutable_raw_samples();
+  raw->add_metrics()->set_name("iterations");
+  raw->add_tag_sets("");
+  raw->add_samples()->set_value(1);
+  ASSERT_TRUE(agent_->Send(m));
+  ExpectRefused("raw samples it was not asked for");
+}
+
 TEST_F(NonsenseTest, ProgressThatWouldOverflow) {
   ReadyAndStarted();
   v1::AgentMessage p;
