@@ -471,6 +471,7 @@ void Session::SendRawSamples(const std::map<std::string, metrics::MetricDef>& de
   // bytes on the wire; a name or tag set its bytes plus 8), and cut at half
   // the limit, far from gRPC's refusal.
   const size_t budget = options_.max_message_bytes / 2;
+  std::optional<std::map<std::string, metrics::MetricDef>> fresh;
   for (RawSampleBatch& batch : engine_->TakeRawSamples()) {
     AgentMessage m;
     v1::RawSamples* out = m.mutable_raw_samples();
@@ -486,17 +487,31 @@ void Session::SendRawSamples(const std::map<std::string, metrics::MetricDef>& de
       std::fill(tags_at.begin(), tags_at.end(), -1);
       bytes = 0;
     };
+    const size_t max_tag_bytes = metrics::WireLimits().max_tag_bytes;
     for (const RawSampleBatch::Sample& s : batch.samples) {
+      if (batch.tag_sets[s.tag_set].size() > max_tag_bytes) {
+        // The controller refuses such tag sets (as the deltas leave them
+        // out): counted, not sent.
+        out->set_dropped(out->dropped() + 1);
+        continue;
+      }
       if (bytes > budget) flush();
       if (metric_at[s.metric] < 0) {
         metric_at[s.metric] = out->metrics_size();
         v1::MetricDefinition* d = out->add_metrics();
         const std::string& name = batch.metrics[s.metric];
         d->set_name(name);
-        auto def = defs.find(name);
-        if (def != defs.end()) {
-          d->set_type(static_cast<v1::MetricType>(static_cast<int>(def->second.type) + 1));
-          d->set_contains(static_cast<v1::ValueType>(static_cast<int>(def->second.contains) + 1));
+        const metrics::MetricDef* def = nullptr;
+        if (auto it = defs.find(name); it != defs.end()) def = &it->second;
+        if (def == nullptr) {
+          // Defined after `defs` was taken: the engine has it now (a sample
+          // is only kept for a defined metric).
+          if (!fresh) fresh = engine_->Definitions();
+          if (auto it = fresh->find(name); it != fresh->end()) def = &it->second;
+        }
+        if (def != nullptr) {
+          d->set_type(static_cast<v1::MetricType>(static_cast<int>(def->type) + 1));
+          d->set_contains(static_cast<v1::ValueType>(static_cast<int>(def->contains) + 1));
         }
         bytes += name.size() + 8;
       }

@@ -34,7 +34,10 @@ class Output::File {
     if (absl::EndsWith(path, ".gz")) {
       file->gzip_ = true;
       // windowBits 15 + 16: a gzip header and trailer rather than zlib's.
-      if (deflateInit2(&file->z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      // Level 1: a load generator's CPU is better spent on load; measured
+      // in tests/bench/README.md ("raw outputs"), level 6 (k6's) doubled
+      // the cost per request of --out json and level 1 ... (see there).
+      if (deflateInit2(&file->z_, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         return absl::InternalError(absl::StrCat(path, ": zlib could not start"));
       }
     }

@@ -96,10 +96,11 @@ if ((callgrind)); then
     out_args "$kind"
     declare -A ir=()
     for n in "$requests" $((3 * requests)); do
-      (cd "$work" && valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "${client_pin[@]}" \
+      (cd "$work" && "${client_pin[@]}" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
         "$bin_dir/barrage" run -q --threads 1 -e "TARGET=$address" "${out[@]}" "unary_$n.js" \
         >"$work/run.out" 2>"$work/run.err") || { echo "raw_output.sh: $kind at $n failed" >&2; tail -5 "$work/run.err" >&2; exit 1; }
       ir[$n]=$(sed -n 's/^summary: *//p' "$work/cg.out")
+      [[ -n "${ir[$n]}" ]] || { echo "raw_output.sh: no instruction count from callgrind ($kind, $n)" >&2; exit 1; }
     done
     per=$(awk -v a="${ir[$requests]}" -v b="${ir[$((3 * requests))]}" -v n="$requests" 'BEGIN { printf "%.0f", (b - a) / (2 * n) }')
     [[ $kind == none ]] && base=$per

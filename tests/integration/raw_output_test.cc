@@ -89,8 +89,10 @@ JsonFile ParseJson(const std::string& text) {
     const nlohmann::json& data = j["data"];
     EXPECT_TRUE(data["value"].is_number()) << line;
     const std::string time = data["time"];
-    // RFC 3339 with nanoseconds at most, in UTC here (TZ=UTC).
-    EXPECT_TRUE(time.size() >= 20 && time[10] == 'T' && time.back() == 'Z') << time;
+    // RFC 3339 with nanoseconds at most, "Z" or the local offset.
+    EXPECT_TRUE(time.size() >= 20 && time[10] == 'T' &&
+                (time.back() == 'Z' || time[time.size() - 6] == '+' || time[time.size() - 6] == '-'))
+        << time;
     if (metric == "grpc_req_duration") {
       for (const auto& [k, v] : data["tags"].items()) f.request_tag_keys.insert(k);
       if (data.contains("metadata")) {
