@@ -88,6 +88,50 @@ TEST(EngineTest, SharedIterationsRunExactlyTheTotal) {
   EXPECT_EQ(engine.Progress().iterations_completed, 1000);
 }
 
+// --out json/csv: kept only when asked, every sample in order with k6's
+// metadata, and bounded: beyond the bound, counted as dropped.
+TEST(EngineTest, RawSamplesAreKeptOnlyWhenAskedAndBounded) {
+  EngineConfig config;
+  config.bundle = Record(
+      "import { check } from 'k6';\n"
+      "export const options = { systemTags: ['vu', 'iter', 'check'] };\n"
+      "export default () => { check(1, { 'one': (v) => v === 1 }); };\n");
+  config.scenarios = {Shared(2, 40)};
+  config.threads = 1;
+  Options options;
+  options.system_tags = std::vector<std::string>{"vu", "iter", "check"};
+  config.options = std::make_shared<const Options>(options);
+  {
+    Engine engine(config);
+    RunToEnd(engine);
+    EXPECT_EQ(engine.raw_pending(), 0u);  // not asked: nothing kept
+    for (const RawSampleBatch& b : engine.TakeRawSamples()) EXPECT_TRUE(b.samples.empty());
+  }
+  Engine engine(config);
+  ASSERT_TRUE(engine.InitVus().ok());
+  engine.KeepRawSamples(100);
+  engine.Run(std::nullopt);
+  std::vector<RawSampleBatch> batches = engine.TakeRawSamples();
+  ASSERT_EQ(batches.size(), 1u);
+  const RawSampleBatch& b = batches[0];
+  // 40 iterations x (checks, data_sent, data_received, iterations,
+  // iteration_duration) = 200 samples: 100 kept, 100 counted.
+  EXPECT_EQ(b.samples.size(), 100u);
+  EXPECT_EQ(b.dropped, 100u);
+  std::map<int64_t, int64_t> next_iter;  // by vu
+  int iterations = 0;
+  for (const RawSampleBatch::Sample& s : b.samples) {
+    EXPECT_GT(s.vu, 0);
+    if (b.metrics[s.metric] != "iterations") continue;
+    ++iterations;
+    EXPECT_EQ(s.iter, next_iter[s.vu]++) << "vu " << s.vu;  // __ITER of the iteration
+    EXPECT_EQ(s.value, 1);
+  }
+  EXPECT_EQ(iterations, 20);
+  EXPECT_LE(b.metrics.size(), 5u);  // interned
+  EXPECT_EQ(engine.raw_pending(), 0u);
+}
+
 TEST(EngineTest, PerVuIterationsAndSetupDataReachEveryVu) {
   EngineConfig config;
   config.bundle = Record(
