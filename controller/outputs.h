@@ -53,6 +53,7 @@ struct OutputSettings {
 // k6's JSON text of one value, as Go's encoding/json writes it: the
 // shortest form, in exponent form below 1e-6 and from 1e21 up.
 std::string GoJsonNumber(double v);
+void AppendGoJsonNumber(std::string& out, double v);
 // A JSON string as Go's encoding/json writes it without HTML escaping
 // (\u2028, \u2029 and invalid UTF-8 as \ufffd, as Go does).
 void AppendGoJsonString(std::string& out, std::string_view s);
