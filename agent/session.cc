@@ -122,7 +122,7 @@ class Session {
   bool lifecycle_active_ = false;
   Options test_options_;
   absl::Duration interval_ = absl::Seconds(1);
-  bool raw_samples_ = false;  // Assignment.raw_samples
+  std::atomic<bool> raw_samples_{false};  // Assignment.raw_samples; set by Prepare on the lifecycle thread
   std::mutex raw_mu_;         // one SendRawSamples at a time: a worker's batches stay in order
   std::thread runner_;
   std::thread lifecycle_;
