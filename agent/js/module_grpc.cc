@@ -217,15 +217,9 @@ void AddStatusTag(bool enabled, metrics::TagSet& tags, int code) {
   if (enabled) tags["status"] = absl::StrCat(code);
 }
 
-// expected_response, as k6 tags an HTTP request's samples (httpext's
-// transport.go): "true" or "false" as the response callback judges the
-// status, only when there is a callback and the tag is among systemTags.
-// On every sample of the call (grpc_req_duration, grpc_reqs,
-// grpc_req_failed); forgiven: a stream the script itself cancelled.
-void AddExpectedTag(bool enabled, metrics::TagSet& tags, const ExpectedStatuses* expected, int code,
-                    bool forgiven = false) {
-  if (enabled && expected != nullptr) tags["expected_response"] = forgiven || expected->Match(code) ? "true" : "false";
-}
+// No expected_response tag on gRPC samples (spec §2.1: they never carry
+// it, as k6's do not): the response callback's judgement shows in
+// grpc_req_failed only.
 
 GrpcModuleState& ModuleState(Runtime& rt) {
   if (rt.grpc_module() == nullptr) rt.grpc_module() = std::make_shared<GrpcModuleState>();
@@ -442,7 +436,6 @@ absl::StatusOr<int> ConnectImpl(duk_context* ctx, Runtime& rt) {
   for (const gc::ReflectionCall& call : result->reflection_calls) {
     metrics::TagSet tags;
     AddStatusTag(rt.system_tag("status"), tags, call.code);
-    AddExpectedTag(rt.system_tag("expected_response"), tags, ModuleState(rt).response_callback.get(), call.code);
     EmitCallSamples(rt.host(), rt.EncodeTags(&tags), call.elapsed, call.code,
                     ModuleState(rt).response_callback.get());
   }
@@ -747,10 +740,7 @@ void RecordCall(Runtime& rt, const CallParams& params, const std::string& addres
   }
   key.push_back('\0');
   key += std::to_string(result.code);
-  // expected_response's value, or none (no callback, or the tag is off).
   const std::shared_ptr<const ExpectedStatuses> expected = ExpectedFor(rt, params);
-  const bool expected_tag = rt.system_tag("expected_response") && expected != nullptr;
-  key.push_back(!expected_tag ? '-' : expected->Match(result.code) ? 't' : 'f');
   for (const auto& [k, v] : params.tags) {
     key.push_back('\0');
     key += k;
@@ -763,7 +753,6 @@ void RecordCall(Runtime& rt, const CallParams& params, const std::string& addres
     metrics::TagSet tags = params.tags;
     AddSystemTags(rt, tags, address, method);
     AddStatusTag(rt.system_tag("status"), tags, result.code);
-    AddExpectedTag(expected_tag, tags, expected.get(), result.code);
     GrpcModuleState::CallSeries series(rt.EncodeTags(&tags));
     series.tags_epoch = rt.tags_epoch();
     if (it != cache.end()) {
@@ -853,13 +842,11 @@ absl::StatusOr<int> AsyncInvokeImpl(duk_context* ctx, Runtime& rt) {
   grpc::ClientContext* context = connection->UnaryCall(
       *call->method, std::move(call->request), call->params.options, cq,
       [&rt, &host, &loop, op, pending, call, tags = std::move(tags), settle_id,
-       status_tag = rt.system_tag("status"), expected_tag = rt.system_tag("expected_response"),
-       expected = ExpectedFor(rt, call->params)](gc::CallResult result) mutable {
+       status_tag = rt.system_tag("status"), expected = ExpectedFor(rt, call->params)](gc::CallResult result) mutable {
         pending->done = true;
         if (result.started) {
           AddStatusTag(status_tag, tags, result.code);
-          AddExpectedTag(expected_tag, tags, expected.get(), result.code);
-          EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, expected.get());
+                EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, expected.get());
           rt.AddData(result.bytes_sent, result.bytes_received);
         }
         loop.Enqueue([call, settle_id, result = std::move(result)](duk_context* c) {
@@ -910,7 +897,6 @@ absl::StatusOr<int> HealthCheckImpl(duk_context* ctx, Runtime& rt) {
   const gc::CallResult result = BlockingUnaryCall(rt, *connection, *kCheck, request.SerializeAsString(), options);
   metrics::TagSet tags;
   AddStatusTag(rt.system_tag("status"), tags, result.code);
-  AddExpectedTag(rt.system_tag("expected_response"), tags, ModuleState(rt).response_callback.get(), result.code);
   EmitCallSamples(rt.host(), rt.EncodeTags(&tags), result.elapsed, result.code,
                   ModuleState(rt).response_callback.get());
   rt.AddData(result.bytes_sent, result.bytes_received);
@@ -1069,8 +1055,6 @@ absl::StatusOr<int> StreamOpenImpl(duk_context* ctx, Runtime& rt) {
     client->streams.erase(stream_id);
     metrics::TagSet tags = stream->tags;
     AddStatusTag(rt.system_tag("status"), tags, result.code);
-    AddExpectedTag(rt.system_tag("expected_response"), tags, stream->expected.get(), result.code,
-                   stream->cancelled_by_script && result.code == 1);
     // A stream is one call for grpc_reqs and grpc_req_failed, counted when
     // it ends with its final status, as its grpc_req_duration sample is.
     EmitCallSamples(host, metrics::EncodeTagSet(tags), result.elapsed, result.code, stream->expected.get(),

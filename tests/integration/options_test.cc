@@ -245,10 +245,10 @@ TEST_F(OptionsTest, SystemTagsChooseTheTagsSamplesCarry) {
   const std::string all = dir_ + "/all.json", few = dir_ + "/few.json", env = dir_ + "/env.json";
   testutil::RunResult run = Run(Cat(Target(), {"-q", "--out", "json=" + all, script}));
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
-  // expected_response: the default response callback (OK only) judges
-  // every call, as k6's does HTTP requests.
-  EXPECT_EQ(RequestTagKeys(all), (std::set<std::string>{"expected_response", "group", "method", "name", "scenario",
-                                                         "service", "status", "url"}));
+  // Never expected_response on gRPC samples (spec §2.1), although it is a
+  // default system tag.
+  EXPECT_EQ(RequestTagKeys(all),
+            (std::set<std::string>{"group", "method", "name", "scenario", "service", "status", "url"}));
   // --system-tags replaces the set; the test's own tags stay.
   run = Run(Cat(Target(), {"-q", "--system-tags", "status,method", "--tag", "team=a", "--out", "json=" + few, script}));
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
