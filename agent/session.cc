@@ -117,9 +117,10 @@ class Session {
   std::mutex write_mu_;
   bool closed_ = false;  // WritesDone was called; guarded by write_mu_
   std::atomic<int64_t> last_sent_ns_{0};
-  std::mutex engine_mu_;  // engine_ (the pointer) and lifecycle_active_ for StopRun on other threads
+  std::mutex engine_mu_;  // engine_ (the pointer), lifecycle_active_ and ready_ for other threads
   std::unique_ptr<Engine> engine_;
   bool lifecycle_active_ = false;
+  bool ready_ = false;  // every VU initialised and Ready sent: only now may a Start run the engine
   Options test_options_;
   absl::Duration interval_ = absl::Seconds(1);
   std::atomic<bool> raw_samples_{false};  // Assignment.raw_samples; set by Prepare on the lifecycle thread
@@ -380,6 +381,10 @@ absl::Status Session::Prepare(const std::string& archive_bytes, const v1::Assign
   for (const std::string& e : {"setup", "teardown", "handleSummary"}) {
     if (engine_->HasExport(e)) ready.mutable_ready()->add_exports(e);
   }
+  {
+    std::lock_guard<std::mutex> lock(engine_mu_);
+    ready_ = true;
+  }
   Send(ready);
   return absl::OkStatus();
 }
@@ -539,8 +544,13 @@ void Session::StartRun(const v1::Start& s) {
     // that guards it. (The controller's Start follows our Ready, but that
     // order runs through another process, and a controller out of turn
     // must not make this a race: ThreadSanitizer, StreamTest.*.)
+    // Nor may a Start before our Ready run the engine while its VUs are
+    // still being initialised on the lifecycle thread.
     std::lock_guard<std::mutex> lock(engine_mu_);
-    if (engine_ == nullptr) return;
+    if (engine_ == nullptr || !ready_) {
+      barrage::Log(Severity::kWarning, "the controller sent Start before this agent was ready: ignored");
+      return;
+    }
   }
   if (running_ || runner_.joinable()) return;
   running_ = true;
