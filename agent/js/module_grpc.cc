@@ -741,12 +741,7 @@ void RecordCall(Runtime& rt, const CallParams& params, const std::string& addres
   key.push_back('\0');
   key += std::to_string(result.code);
   const std::shared_ptr<const ExpectedStatuses> expected = ExpectedFor(rt, params);
-  for (const auto& [k, v] : params.tags) {
-    key.push_back('\0');
-    key += k;
-    key.push_back('\0');
-    key += v;
-  }
+  Runtime::AppendTagsKey(key, params.tags);
   auto& cache = ModuleState(rt).call_series;
   auto it = cache.find(key);
   if (it == cache.end() || it->second.tags_epoch != rt.tags_epoch()) {

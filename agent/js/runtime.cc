@@ -967,20 +967,22 @@ metrics::TagSet Runtime::SampleTags(const metrics::TagSet* extra) const {
   return tags;
 }
 
+void Runtime::AppendTagsKey(std::string& key, const metrics::TagSet& tags) {
+  for (const auto& [k, v] : tags) {
+    key.push_back('\0');
+    key += k;
+    key.push_back('\0');
+    key += v;
+  }
+}
+
 std::string Runtime::EncodeTags(const metrics::TagSet* extra) const {
   // Samples repeat the same few tag sets (per group, check, method and
   // status), so encoded sets are cached by a cheap flat key instead of
   // building and escaping a map per sample. The cache is bounded: scripts
   // with high-cardinality tags just miss it.
   std::string key = group_;
-  if (extra != nullptr) {
-    for (const auto& [k, v] : *extra) {
-      key.push_back('\0');
-      key += k;
-      key.push_back('\0');
-      key += v;
-    }
-  }
+  if (extra != nullptr) AppendTagsKey(key, *extra);
   auto it = encoded_cache_.find(key);
   if (it != encoded_cache_.end()) return it->second;
   std::string encoded = metrics::EncodeTagSet(SampleTags(extra));
@@ -998,14 +1000,7 @@ metrics::SeriesRef& Runtime::SeriesFor(const std::string& metric, const metrics:
   std::string key = metric;
   key.push_back('\0');
   key += group_;
-  if (extra != nullptr) {
-    for (const auto& [k, v] : *extra) {
-      key.push_back('\0');
-      key += k;
-      key.push_back('\0');
-      key += v;
-    }
-  }
+  if (extra != nullptr) AppendTagsKey(key, *extra);
   auto it = series_cache_.find(key);
   if (it != series_cache_.end()) return it->second;
   if (series_cache_.size() >= 4096) series_cache_.clear();  // high-cardinality tags: just misses

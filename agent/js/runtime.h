@@ -121,6 +121,9 @@ class Runtime : public HeapHooks {
   const Options& options() const;
   // The same, encoded (EncodeTagSet), cached.
   std::string EncodeTags(const metrics::TagSet* extra) const;
+  // Appends "\0key\0value" for each tag: the flat cache key of a tag set
+  // (EncodeTags, SeriesFor and the gRPC module's call series use it).
+  static void AppendTagsKey(std::string& key, const metrics::TagSet& tags);
   void EmitSample(const std::string& metric, double value, const metrics::TagSet* extra);
   // The series of `metric` with SampleTags(extra), kept per VU, so that
   // EmitSample encodes a tag set once, not per sample. Valid until the next
