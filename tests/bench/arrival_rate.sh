@@ -24,17 +24,10 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$BIN/barrage" ] || { echo "arrival_rate: $BIN/barrage is missing; build first" >&2; exit 1; }
 work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-start_target() {  # $1 = name, rest = flags; sets addr
-  "$BIN/barrage-target" --listen 127.0.0.1:0 "${@:2}" >"$work/$1.log" 2>&1 &
-  pids+=($!)
-  addr=
-  for _ in $(seq 100); do
-    addr=$(sed -n 's/^barrage-target listening on \(.*\)$/\1/p' "$work/$1.log"); [ -n "$addr" ] && break; sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "arrival_rate: barrage-target did not start" >&2; cat "$work/$1.log" >&2; exit 1; }
-}
+bin_dir=$BIN
+# shellcheck source=tests/bench/target.sh
+source tests/bench/target.sh
+trap 'stop_targets; rm -rf "$work"' EXIT
 # Runs barrage; $1 = name, rest = flags. Leaves $work/NAME.json and .err.
 run() {
   local name=$1; shift
@@ -47,10 +40,12 @@ count() {  # $1 = name, $2 = metric: its count, 0 when absent
 delays() {  # the engine's per-scenario start-delay line
   grep -o 'start delay p50=[0-9.]*ms p99=[0-9.]*ms max=[0-9.]*ms' "$work/$1.err" | tail -1
 }
-start_target fast
-fast=$addr
-start_target slow --latency 5ms
-slow=$addr
+target_log=fast start_target arrival_rate ""
+fast=$address
+target_flags=(--latency 5ms)
+target_log=slow start_target arrival_rate ""
+unset target_flags
+slow=$address
 want=$((RATE * 10))
 fail=0
 exact() {  # $1 = got, $2 = want: a split or starved schedule must add up exactly

@@ -64,12 +64,12 @@ for n in $AGENTS; do
   if [ "$got" != "$sent" ] || [ "$got_samples" != "$samples" ]; then echo "  MISMATCH: merged totals differ from what was sent"; fail=1; fi
 done
 
-"$BIN/barrage-target" --listen 127.0.0.1:0 >"$work/target.log" 2>&1 &
-pids+=($!)
-addr=
-for _ in $(seq 100); do
-  addr=$(sed -n 's/^barrage-target listening on \(.*\)$/\1/p' "$work/target.log"); [ -n "$addr" ] && break; sleep 0.1
-done
+bin_dir=$BIN
+# shellcheck source=tests/bench/target.sh
+source tests/bench/target.sh
+start_target distributed ""
+pids+=("$target_pid")
+addr=$address
 "$BIN/barrage" run -v -q --no-summary --agents 4 -u 8 -d 3s -e TARGET="$addr" tests/bench/unary_nolog.js \
   >"$work/skew.out" 2>"$work/skew.err" || fail=1
 grep -o 'scenarios started [0-9.]* ms after' "$work/skew.err" | awk '{print $3}' | sort -n >"$work/skew.txt"

@@ -32,19 +32,17 @@ BIN=$(cd "$BIN" && pwd)
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
-start_target() {  # $1: listen address, $2: its number; sets addr
-  : >"$work/target-$2.log"  # before the child opens it: sed reads it at once
-  "$BIN/barrage-target" --listen "$1" >"$work/target-$2.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    addr=$(sed -n 's/^barrage-target listening on \(.*\)$/\1/p' "$work/target-$2.log"); [ -n "$addr" ] && break; sleep 0.1
-  done
-  [ -n "${addr:-}" ] || { echo "lb_spread: barrage-target on $1 did not start" >&2; exit 1; }
+bin_dir=$BIN
+# shellcheck source=tests/bench/target.sh
+source tests/bench/target.sh
+start_one() {  # $1: listen address, $2: its number
+  target_listen=$1 target_log=target-$2 start_target "lb_spread (target on $1)" ""
+  pids+=("$target_pid")
 }
-start_target 127.0.0.1:0 1
-port=${addr##*:}
-start_target "127.0.0.2:$port" 2
-start_target "127.0.0.3:$port" 3
+start_one 127.0.0.1:0 1
+port=${address##*:}
+start_one "127.0.0.2:$port" 2
+start_one "127.0.0.3:$port" 3
 printf '127.0.0.1 localhost\n127.0.0.1 backends.test\n127.0.0.2 backends.test\n127.0.0.3 backends.test\n' >"$work/hosts"
 # Exit 77 (ctest: skipped) where namespaces are not allowed (e.g. a
 # container whose seccomp profile refuses unshare).

@@ -23,14 +23,12 @@ done
 [ -x "$BIN/barrage" ] || { echo "sharing: $BIN/barrage is missing; build first" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
-target_pid=""
-trap '[ -n "$target_pid" ] && kill $target_pid 2>/dev/null; rm -rf "$work"' EXIT
-"$BIN/barrage-target" --listen 127.0.0.1:0 >"$work/target.log" 2>&1 &
-target_pid=$!
-for _ in $(seq 100); do
-  addr=$(sed -n 's/^barrage-target listening on \(.*\)$/\1/p' "$work/target.log"); [ -n "$addr" ] && break; sleep 0.1
-done
-[ -n "${addr:-}" ] || { echo "sharing: barrage-target did not start" >&2; exit 1; }
+bin_dir=$BIN
+# shellcheck source=tests/bench/target.sh
+source tests/bench/target.sh
+trap 'stop_targets; rm -rf "$work"' EXIT
+start_target sharing ""
+addr=$address
 cp tests/bench/sharing.js "$work/"
 cp -rL tests/bench/definitions "$work/"
 
