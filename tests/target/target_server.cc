@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/tsan_annotations.h"
 #include "hello/hello.grpc.pb.h"
+#include "tests/target/route_guide_service.h"
 
 namespace barrage::target {
 namespace {
@@ -462,6 +463,8 @@ struct TargetServer::Impl {
 
   const TargetOptions options;
   HelloServiceImpl service;
+  FeatureExplorerService feature_explorer;  // k6's examples' services (route_guide_service.h)
+  RouteGuideService route_guide;
   std::vector<std::unique_ptr<Queue>> queues;
   // Declared after the queues: destroyed before them.
   std::unique_ptr<grpc::Server> server;
@@ -582,6 +585,8 @@ absl::StatusOr<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetOp
   // then share it silently instead of the second one failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&impl->service);
+  builder.RegisterService(&impl->feature_explorer);
+  builder.RegisterService(&impl->route_guide);
   for (int i = 0; i < options.threads; ++i) {
     auto queue = std::make_unique<Queue>();
     queue->cq = builder.AddCompletionQueue();

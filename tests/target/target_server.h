@@ -1,5 +1,6 @@
 // The gRPC server behind barrage-target: hello.HelloService (as grpcbin
-// answers it), the standard health service and server reflection (each can
+// answers it), the route guide service of k6's examples
+// (route_guide_service.h), the standard health service and server reflection (each can
 // be left out), plaintext or TLS (mutual with a client CA). Request metadata
 // keyed "x-echo-*" comes back as response headers and trailers on every method;
 // "x-report-encoding" gets the request's compression back as header
