@@ -63,7 +63,7 @@ for seg in 0:1/3 1/3:2/3 2/3:1; do
   pids+=($!)
   parts+=("$name")
 done
-for p in "${pids[@]:2}"; do wait "$p"; done
+for p in "${pids[@]}"; do wait "$p"; done
 sum=0; line=
 for name in "${parts[@]}"; do
   n=$(count "$name" iterations); d=$(count "$name" dropped_iterations)
