@@ -25,12 +25,106 @@ namespace {
 // named that line. Babel's normal layout (a statement per line) and its
 // source map give each generated line the user's line instead
 // (source_map.h); the map's text costs about 5 % of Babel's time.
+//
+// arrowsAsMethods, a plugin of ours: Babel 6 turns an arrow function into a
+// function expression, named after the variable or key it is assigned to
+// (`(r) => …` in `{'status is OK': (r) => …}` becomes `function
+// statusIsOK(r) {…}`). Duktape gives such a function two reference cycles
+// (its name binding is an environment holding the function, and its
+// `prototype.constructor` is the function), so each one a VU's iteration
+// makes, with the iteration's environment hanging off it, outlives the
+// iteration until the next mark-and-sweep (tests/bench/README.md, "Busy
+// VUs over time"). An arrow is neither constructable nor bound to its own
+// name in ES2015; a method definition is neither in Duktape either, so
+// after Babel's passes (post: the es2015 preset turns method definitions
+// back into functions while it runs) each function Babel made from an arrow
+// ("shadow" functions: arrows, and the closures Babel makes for loops and
+// classes, whose `this` and `arguments` it has already made the outer
+// function's) becomes `{ NAME(params) {…} }.NAME`, or `{ ''(…) {…} }['']`
+// without a name: `.name` stays Babel's name (or ''), `new` is a TypeError,
+// there is no `prototype`, and the body sees the outer binding of NAME (the
+// es2015 function-name transform names a function only where that binding
+// is the function itself, or it renames the outer binding). A function
+// whose body or parameters mention its own name stays as it is: Babel's
+// own code may rely on the binding (regenerator's `_callee` passes itself).
+// The object around the method is acyclic: reference counting frees it at
+// once. Cost: one more walk of the tree, plus one of each named arrow's body
+// (nested named arrows are few levels deep); no measurable time against
+// Babel's own passes (3,000 arrows: within the noise), and a few more bytes
+// of output per arrow.
 constexpr char kTransformFn[] = R"JS(
-(function (src, filename) {
+(function () {
+function arrowsAsMethods(babel) {
+  var t = babel.types, keys = t.VISITOR_KEYS;
+  // Whether an identifier spelled `name` occurs under `root` (property names
+  // and inner bindings count too: a false yes only keeps a function as is).
+  function mentions(root, name) {
+    var stack = [root];
+    while (stack.length > 0) {
+      var node = stack.pop(), fields = keys[node.type];
+      if (node.type === 'Identifier' && node.name === name) return true;
+      if (!fields) continue;
+      for (var i = 0; i < fields.length; i++) {
+        var child = node[fields[i]];
+        if (Array.isArray(child)) {
+          for (var j = 0; j < child.length; j++) {
+            if (child[j] !== null && typeof child[j] === 'object') stack.push(child[j]);
+          }
+        } else if (child !== null && typeof child === 'object') {
+          stack.push(child);
+        }
+      }
+    }
+    return false;
+  }
+  function convertible(node) {
+    if (node === null || typeof node !== 'object' || node.type !== 'FunctionExpression' || !node.shadow ||
+        node.generator || node.async) {
+      return false;
+    }
+    if (!node.id) return true;
+    for (var i = 0; i < node.params.length; i++) if (mentions(node.params[i], node.id.name)) return false;
+    return !mentions(node.body, node.id.name);
+  }
+  function asMethod(fn) {
+    var named = !!fn.id, name = named ? fn.id.name : '';
+    var method = t.objectMethod('method', named ? t.identifier(name) : t.stringLiteral(''), fn.params, fn.body);
+    var object = t.objectExpression([method]);
+    var out = t.memberExpression(object, named ? t.identifier(name) : t.stringLiteral(''), !named);
+    // The user's position, for the source map (and so for stack lines).
+    out.loc = object.loc = method.loc = method.key.loc = fn.loc;
+    out.start = object.start = method.start = fn.start;
+    out.end = object.end = method.end = fn.end;
+    return out;
+  }
+  return {
+    visitor: {},
+    post: function (file) {
+      var stack = [file.ast.program];
+      while (stack.length > 0) {
+        var node = stack.pop(), fields = keys[node.type];
+        if (!fields) continue;
+        for (var i = 0; i < fields.length; i++) {
+          var child = node[fields[i]];
+          if (Array.isArray(child)) {
+            for (var j = 0; j < child.length; j++) {
+              if (convertible(child[j])) child[j] = asMethod(child[j]);
+              if (child[j] !== null && typeof child[j] === 'object') stack.push(child[j]);
+            }
+          } else if (child !== null && typeof child === 'object') {
+            if (convertible(child)) child = node[fields[i]] = asMethod(child);
+            stack.push(child);
+          }
+        }
+      }
+    }
+  };
+}
+return function (src, filename) {
   try {
     var out = Babel.transform(src, {
       presets: ['es2015', 'es2016', 'es2017'],
-      plugins: ['transform-object-rest-spread'],
+      plugins: ['transform-object-rest-spread', arrowsAsMethods],
       sourceMaps: true, compact: false, comments: false, filename: filename,
       sourceType: 'module', babelrc: false, ast: false });
     return { code: out.code, mappings: out.map.mappings };
@@ -43,7 +137,8 @@ constexpr char kTransformFn[] = R"JS(
     return { error: (e.name || 'Error') + ': ' + msg, line: loc.line || 0,
              column: loc.column === undefined ? 0 : loc.column, frame: e.codeFrame || '' };
   }
-})
+};
+})()
 )JS";
 
 // Where babel-standalone 6.26.0 (pinned in scripts/js/package-lock.json)

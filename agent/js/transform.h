@@ -14,6 +14,9 @@
 // "<file>:<line>:<col>: SyntaxError: <reason>" with Babel's code frame.
 // `const` is the one thing Duktape accepts with other semantics (function-
 // scoped, no TDZ), so a file using it always goes through Babel.
+// Babel's arrow functions come out as method definitions: not
+// constructable, no `prototype`, no binding of their own name, as in
+// ES2015, and so no reference cycles (transform.cc, arrowsAsMethods).
 //
 // Babel is loaded (about 150 ms and 40 MB) only when a file first needs it.
 // Not thread-safe: one caller at a time.

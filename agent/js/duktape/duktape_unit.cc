@@ -72,6 +72,13 @@ int DropUnusedPrototypes(duk_context* ctx) {
   return dropped;
 }
 
+size_t CountHeapObjects(duk_context* ctx) {
+  duk_heap* heap = reinterpret_cast<duk_hthread*>(ctx)->heap;
+  size_t n = 0;
+  for (duk_heaphdr* h = heap->heap_allocated; h != nullptr; h = DUK_HEAPHDR_GET_NEXT(heap, h)) ++n;
+  return n;
+}
+
 JsonObjectInfo InspectObjectForJson(duk_context* ctx, duk_idx_t idx) {
   duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
   duk_hobject* obj = duk_require_hobject(thr, idx);

@@ -53,6 +53,11 @@ void SetGcCountdown(duk_context* ctx, int allocations);
 // fn.prototype gives undefined afterwards. Returns how many it dropped.
 int DropUnusedPrototypes(duk_context* ctx);
 
+// How many objects and buffers the heap holds (strings not counted),
+// garbage that only mark-and-sweep can free included: the count before and
+// after a duk_gc tells how much of it there was (tests).
+size_t CountHeapObjects(duk_context* ctx);
+
 // Marks the C stack that code on this thread runs on from now until the
 // mark goes out of scope (restoring the previous one): a coroutine's own
 // stack while it runs. Without a mark, the thread's own stack is used,

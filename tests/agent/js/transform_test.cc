@@ -137,6 +137,28 @@ TEST_F(TransformTest, SecondRunComesFromTheCacheWithoutBabel) {
   EXPECT_EQ(t->counts().babel, 1);
 }
 
+// Babel's functions from arrows come out as method definitions, which
+// Duktape makes without a prototype or a name binding (transform.cc,
+// arrowsAsMethods); a function that names itself stays a function.
+TEST_F(TransformTest, ArrowsBecomeMethodDefinitions) {
+  auto t = Make();
+  absl::StatusOr<TransformedModule> out = t->Transform(
+      "import { check } from 'k6';\n"
+      "export default () => {\n"
+      "  check(1, { 'status is OK': (r) => r === 1 });\n"
+      "  return [1].map((x) => x);\n"
+      "};\n"
+      "const again = (n) => (n > 0 ? again(n - 1) : 0);\n",
+      "/a/arrows.js");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->code, HasSubstr("statusIsOK(r) {"));
+  EXPECT_THAT(out->code, Not(HasSubstr("function statusIsOK")));
+  EXPECT_THAT(out->code, HasSubstr("''(x) {"));
+  EXPECT_THAT(out->code, HasSubstr("function again(n)"));
+  EXPECT_EQ(out->lines.Original(LineOf(out->code, "r === 1")), 3u);
+  EXPECT_EQ(out->lines.Original(LineOf(out->code, "return x")), 4u);
+}
+
 TEST_F(TransformTest, DamagedCacheEntryIsIgnoredAndRewritten) {
   TransformedModule good;
   {
