@@ -974,12 +974,22 @@ void QueueDataDispatch(EventLoop& loop, std::shared_ptr<GrpcClientState::Stream>
     duk_push_heapptr(c, stream->js_handlers);
     duk_get_prop_literal(c, -1, "data");
     const duk_idx_t handlers = duk_get_top_index(c);
-    PushObjectWithRoom(c, 1);
-    duk_push_number(c, ts);
-    DefineOwnLiteral(c, -2, "ts");
+    // The event's metadata ({ts}), one object for all the handlers, made
+    // only for a handler that can read it: most take (message) or nothing,
+    // and Duktape drops an argument beyond a function's formals unless it
+    // uses `arguments` (IgnoresArgument). Saves an object per message.
+    duk_push_undefined(c);
     const duk_idx_t meta = duk_get_top_index(c);
+    bool meta_made = false;
     for (duk_uarridx_t i = 0; i < duk_get_length(c, handlers); ++i) {
       duk_get_prop_index(c, handlers, i);
+      if (!meta_made && !IgnoresArgument(c, -1, 1)) {
+        PushObjectWithRoom(c, 1);
+        duk_push_number(c, ts);
+        DefineOwnLiteral(c, -2, "ts");
+        duk_replace(c, meta);
+        meta_made = true;
+      }
       duk_dup(c, self);
       duk_dup(c, arg);
       duk_dup(c, meta);
