@@ -6,9 +6,21 @@
 namespace barrage::agent::grpc_client {
 namespace {
 
+// Messages up to this size are copied into the slice that carries them
+// (up to 23 bytes gRPC keeps inside the slice itself, no allocation);
+// larger ones hand their string over, copy-free.
+constexpr size_t kCopyBelow = 256;
+
 std::string Flatten(grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
   std::string out;
+  // A message that came in one slice (most small ones) is copied from it
+  // directly, without the vector of slices Dump fills.
+  if (grpc::Slice single; buffer.TrySingleSlice(&single).ok()) {
+    out.assign(reinterpret_cast<const char*>(single.begin()), single.size());
+    buffer.Clear();
+    return out;
+  }
+  std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return out;
   size_t total = 0;
   for (const auto& s : slices) total += s.size();
@@ -55,6 +67,10 @@ void StreamCall::Write(std::string bytes) {
     Fail(13, "SendMsg called after CloseSend");
     return;
   }
+  if (queue_.empty() && CanWrite()) {  // the common case: nothing waits, so no queueing
+    StartWrite(std::move(bytes));
+    return;
+  }
   queue_.push_back(std::move(bytes));
   MaybeWrite();
 }
@@ -77,24 +93,37 @@ void StreamCall::StartRead() {
   rw_->Read(&read_buffer_, &tags_[kRead]);
 }
 
+void StreamCall::SetWriteBuffer(std::string bytes) {
+  if (bytes.size() < kCopyBelow) {
+    grpc::Slice slice(bytes.data(), bytes.size());
+    write_buffer_ = grpc::ByteBuffer(&slice, 1);
+    return;
+  }
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  write_buffer_ = grpc::ByteBuffer(&slice, 1);
+}
+
+void StreamCall::StartWrite(std::string bytes) {
+  write_size_ = WireMessageSize(bytes, compression_);
+  SetWriteBuffer(std::move(bytes));
+  writing_ = true;
+  StartOp(kWrite);
+  if (!client_streams_) {
+    // The only message of a unary or server-streaming call: it half-closes.
+    half_closed_ = true;
+    rw_->WriteLast(write_buffer_, grpc::WriteOptions(), &tags_[kWrite]);
+  } else {
+    rw_->Write(write_buffer_, &tags_[kWrite]);
+  }
+}
+
 void StreamCall::MaybeWrite() {
-  if (!started_ || writing_ || finishing_ || failure_.has_value()) return;
+  if (!CanWrite()) return;
   if (!queue_.empty()) {
     std::string bytes = std::move(queue_.front());
     queue_.pop_front();
-    write_size_ = WireMessageSize(bytes, compression_);
-    auto* owned = new std::string(std::move(bytes));
-    grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-    write_buffer_ = grpc::ByteBuffer(&slice, 1);
-    writing_ = true;
-    StartOp(kWrite);
-    if (!client_streams_) {
-      // The only message of a unary or server-streaming call: it half-closes.
-      half_closed_ = true;
-      rw_->WriteLast(write_buffer_, grpc::WriteOptions(), &tags_[kWrite]);
-    } else {
-      rw_->Write(write_buffer_, &tags_[kWrite]);
-    }
+    StartWrite(std::move(bytes));
     return;
   }
   if (half_close_wanted_ && !half_closed_) {

@@ -61,7 +61,10 @@ class StreamCall {
              std::unique_ptr<StreamCall> self);
   void OnComplete(Op op, bool ok);
   void StartOp(Op) { ++outstanding_; }
+  bool CanWrite() const { return started_ && !writing_ && !finishing_ && !failure_.has_value(); }
   void MaybeWrite();
+  void StartWrite(std::string bytes);  // CanWrite() holds
+  void SetWriteBuffer(std::string bytes);
   void StartRead();
 
   std::shared_ptr<grpc::Channel> channel_;  // a Close() mid-stream must not free it

@@ -52,6 +52,13 @@ struct GrpcModuleState {
   // own tags (module_grpc.cc RecordCall): after a call site's first call,
   // its samples build no tag set and encode nothing.
   std::unordered_map<std::string, CallSeries> call_series;
+
+  // Open streams by their JS object (Duktape heap pointer), for
+  // stream.write(), which runs once per message: the client's index and the
+  // stream's id, so that write reads neither from the object. An entry goes
+  // when its stream finishes, while the object is still held by async.js's
+  // table of open streams, so no other object can have its address then.
+  std::unordered_map<const void*, std::pair<int, int64_t>> stream_objects;
 };
 
 struct GrpcClientState {

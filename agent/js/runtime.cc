@@ -32,8 +32,6 @@
 namespace barrage::agent::js {
 namespace {
 
-constexpr char kRuntimeKey[] = "\xff" "runtime";
-
 // Allocations a VU's init may make before its first voluntary collection
 // (Runtime::Init).
 constexpr int kInitGcBudget = 50000;
@@ -503,11 +501,14 @@ Runtime::~Runtime() {
 }
 
 Runtime& Runtime::From(duk_context* ctx) {
-  duk_push_global_stash(ctx);
-  duk_get_prop_literal(ctx, -1, kRuntimeKey);  // every native call: the literal cache skips interning
-  auto* rt = static_cast<Runtime*>(duk_get_pointer(ctx, -1));
-  duk_pop_2(ctx);
-  return *rt;
+  // Every native call comes here: the heap's user data (Init gives
+  // CreateHeap `this` as its hooks) is a copy of four pointers, where the
+  // global stash's pointer it replaced was a property lookup (about 700
+  // instructions).
+  // Only a Runtime's heap has natives that call this.
+  duk_memory_functions funcs;
+  duk_get_memory_functions(ctx, &funcs);
+  return *static_cast<Runtime*>(static_cast<HeapHooks*>(funcs.udata));
 }
 
 std::string Runtime::MainDir() const {
@@ -664,10 +665,6 @@ absl::Status Runtime::Init() {
   // for up to kInitGcBudget allocations, then the usual countdown again, so
   // an init context that makes much garbage is still collected as it goes.
   SetGcCountdown(ctx_, kInitGcBudget);
-  duk_push_global_stash(ctx_);
-  duk_push_pointer(ctx_, this);
-  duk_put_prop_string(ctx_, -2, kRuntimeKey);
-  duk_pop(ctx_);
 
   // Built-in metrics every test has (spec §2.1, §2.2).
   using metrics::MetricType;

@@ -8,6 +8,8 @@
 // Standard k6 API (v0.49+), it runs unchanged on k6:
 //   k6 run -e TARGET=127.0.0.1:9001 -e VUS=32 -e DURATION=10s stream_echo.js
 // VUS and DURATION come through -e, not -u/-d, which would replace the scenario.
+// -e MESSAGES=N ends each stream after N replies instead (callgrind counts per
+// message: the difference between two values of N is start-up free).
 import { Client, Stream } from 'k6/net/grpc';
 
 const client = new Client();
@@ -31,6 +33,7 @@ function millis(text) {
 
 const VUS = parseInt(__ENV.VUS || '32', 10);
 const DURATION_MS = millis(__ENV.DURATION || '10s');
+const MESSAGES = parseInt(__ENV.MESSAGES || '0', 10);
 
 export const options = {
   scenarios: {
@@ -48,9 +51,10 @@ export const options = {
 export default function () {
   if (__ITER === 0) client.connect(__ENV.TARGET || '127.0.0.1:9001', { plaintext: true });
   const deadline = Date.now() + DURATION_MS;
+  let left = MESSAGES > 0 ? MESSAGES : Infinity;
   const stream = new Stream(client, 'hello.HelloService/BidiHello');
   stream.on('data', () => {
-    if (Date.now() < deadline) {
+    if (--left > 0 && Date.now() < deadline) {
       stream.write({ greeting: 'x' });
     } else {
       stream.end();

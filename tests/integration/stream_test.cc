@@ -186,6 +186,43 @@ export default () => {
   EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0) << run.stderr_text;
 }
 
+// A data event's metadata ({ts}) is made only for handlers that can read
+// it (module_grpc.cc): a handler with fewer formals and no `arguments` or
+// eval never sees it. Every handler that can, by whatever means, gets it,
+// one object shared by all handlers of the event, as before.
+TEST_F(StreamTest, DataMetadataReachesEveryHandlerThatCanReadIt) {
+  const std::string script = Write("meta_ts.js", std::string(kHead) + R"(
+export const options = { iterations: 1, vus: 1, thresholds: { checks: ['rate==1'] } };
+export default () => {
+  client.connect(__ENV.TARGET, { plaintext: true });
+  const now = Date.now() / 1000;
+  const seen = [];
+  let events = 0;
+  const s = new Stream(client, 'hello.HelloService/LotsOfReplies');
+  s.on('data', () => { events++; });  // cannot see the metadata: none made for it
+  s.on('data', function (d) { seen.push(['arguments', d, arguments[1]]); });
+  s.on('data', (d, meta) => { seen.push(['formal', d, meta]); });
+  s.on('data', function (d) { seen.push(['eval', d, eval('arguments[1]')]); });
+  s.on('data', (d, ...rest) => { seen.push(['rest', d, rest[0]]); });
+  s.on('end', () => {
+    check(seen, {
+      'every reader got it': (v) => v.length === 4 * events && events === 10,
+      'a number of seconds': (v) => v.every((e) => typeof e[2].ts === 'number' && Math.abs(e[2].ts - now) < 30),
+      'one object per event': (v) => v.every((e, i) => e[2] === v[i - i % 4][2] && (i < 4 || e[2] !== v[i - 4][2])),
+      'the message first': (v) => v.every((e) => typeof e[1].reply === 'string'),
+    });
+    console.log('seen ' + seen.length + ' of ' + events + ' events: ' + seen.slice(0, 4).map((e) => e[0] + '=' + JSON.stringify(e[2])).join(' '));
+  });
+  s.write({ greeting: 'x' });
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  nlohmann::json s = Export(dir_ + "/summary.json");
+  EXPECT_EQ(s["metrics"]["checks"]["fails"].get<int>(), 0) << run.stderr_text;
+  EXPECT_EQ(s["metrics"]["checks"]["passes"].get<int>(), 4) << run.stderr_text;
+}
+
 TEST_F(StreamTest, NoErrorHandlerOnlyWarns) {
   const std::string failing = StartTarget({"--stream-error-after", "0"});
   const std::string script = Write("noerr.js", std::string(kHead) + R"(
@@ -261,6 +298,43 @@ export default () => {
   EXPECT_THAT(run.stderr_text, HasSubstr("Error: handler broke"));
   EXPECT_THAT(run.stderr_text, HasSubstr("throw.js:10"));
   EXPECT_EQ(Count("iterations"), 2);  // a failed iteration still counts, as in k6
+}
+
+// module_grpc.cc dispatches `data` through pointers to the Stream object
+// and its handlers, which async.js's table of open streams keeps alive.
+// Here nothing in the script holds its streams, the handlers make enough
+// garbage for collections to run mid-stream, and the first iteration fails
+// with data still queued for the other streams (its loop is reset): every
+// later message still reaches its handler, on the right stream.
+TEST_F(StreamTest, StreamsNobodyHoldsSurviveCollectionsAndAFailedIteration) {
+  const std::string script = Write("gc.js", std::string(kHead) + R"(
+export const options = { iterations: 3, vus: 1 };
+export default () => {
+  if (__ITER === 0) client.connect(__ENV.TARGET, { plaintext: true });
+  let got = 0, ended = 0, wrong = 0;
+  for (let i = 0; i < 20; i++) {
+    const s = new Stream(client, 'hello.HelloService/LotsOfReplies');
+    s.on('data', function (d) {
+      if (this !== s || d.reply !== 'hello g' + i) wrong++;
+      const junk = [];
+      for (let j = 0; j < 200; j++) junk.push({ j: j, text: 'x' + j });
+      got++;
+      if (__ITER === 0 && got === 15) throw new Error('stop the first iteration');
+    });
+    s.on('end', () => {
+      if (++ended === 20) console.log('iteration ' + __ITER + ': ' + got + ' messages, ' + wrong + ' wrong');
+    });
+    s.write({ greeting: 'g' + i });
+  }
+};
+)");
+  testutil::RunResult run = RunScript(script, {"-q"});
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("stop the first iteration"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("iteration 1: 200 messages, 0 wrong"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("iteration 2: 200 messages, 0 wrong"));
+  EXPECT_THAT(run.stderr_text, Not(HasSubstr("iteration 0:")));
+  EXPECT_EQ(Count("iterations"), 3);
 }
 
 TEST_F(StreamTest, WriteRulesAndUnknownEvents) {

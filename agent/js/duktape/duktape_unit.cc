@@ -161,6 +161,13 @@ void DefineOwnLiteral(duk_context* ctx, duk_idx_t obj, const char* literal) {
   duk_xdef_prop_wec(thr, obj);
 }
 
+bool IgnoresArgument(duk_context* ctx, duk_idx_t idx, duk_idx_t n) {
+  duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
+  duk_hobject* h = duk_get_hobject(thr, idx);
+  if (h == nullptr || !DUK_HOBJECT_IS_COMPFUNC(h) || DUK_HOBJECT_HAS_CREATEARGS(h)) return false;
+  return reinterpret_cast<duk_hcompfunc*>(h)->nargs <= n;
+}
+
 void PushArrayWithRoom(duk_context* ctx, duk_uint_t n) {
   duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
   duk_push_array(ctx);

@@ -56,6 +56,14 @@ void DefineOwnProperty(duk_context* ctx, duk_idx_t obj, const char* key, duk_siz
 // The same with a key that is a string literal (static, never changed):
 // Duktape's literal cache then finds its interned string by address.
 void DefineOwnLiteral(duk_context* ctx, duk_idx_t obj, const char* literal);
+// Whether the value at idx is a compiled (ECMAScript) function that cannot
+// see its argument number n (0-based): it declares at most n formals and
+// neither uses `arguments` nor may call eval (Duktape's CREATEARGS flag), so
+// Duktape drops that argument when it sets up the call. False for anything
+// else (native, bound or lightweight functions, non-functions). Lets a
+// caller skip building an argument nobody can read.
+bool IgnoresArgument(duk_context* ctx, duk_idx_t idx, duk_idx_t n);
+
 // Pushes a new array with room for n elements.
 void PushArrayWithRoom(duk_context* ctx, duk_uint_t n);
 // arr[index] = the value on top, which is popped. The caller sets the
