@@ -1152,24 +1152,26 @@ absl::StatusOr<int> StreamCancelImpl(duk_context* ctx, Runtime& rt) {
 void InstallGrpcModule(duk_context* ctx) {
   // [.. __b]
   duk_push_object(ctx);
-  PutFunction(ctx, -1, "newClient", Native<NewClientImpl>, 0);
-  PutFunction(ctx, -1, "load", Native<LoadImpl>, 3);
-  PutFunction(ctx, -1, "loadProtoset", Native<LoadProtosetImpl>, 2);
-  PutFunction(ctx, -1, "connected", Native<ConnectedImpl>, 1);
-  PutFunction(ctx, -1, "hasMethod", Native<HasMethodImpl>, 2);
-  PutFunction(ctx, -1, "parseDuration", Native<ParseDurationImpl>, 1);
-  PutFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
-  PutFunction(ctx, -1, "close", Native<CloseImpl>, 1);
-  PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
+  // Lightweight functions (values.h), but for the two scripts see as
+  // Client.prototype.invoke and Stream.prototype.write.
+  PutHiddenFunction(ctx, -1, "newClient", Native<NewClientImpl>, 0);
+  PutHiddenFunction(ctx, -1, "load", Native<LoadImpl>, 3);
+  PutHiddenFunction(ctx, -1, "loadProtoset", Native<LoadProtosetImpl>, 2);
+  PutHiddenFunction(ctx, -1, "connected", Native<ConnectedImpl>, 1);
+  PutHiddenFunction(ctx, -1, "hasMethod", Native<HasMethodImpl>, 2);
+  PutHiddenFunction(ctx, -1, "parseDuration", Native<ParseDurationImpl>, 1);
+  PutHiddenFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
+  PutHiddenFunction(ctx, -1, "close", Native<CloseImpl>, 1);
+  PutHiddenFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
   PutFunction(ctx, -1, "invokeMethod", Native<InvokeMethodImpl>, 3);
-  PutFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
-  PutFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
-  PutFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 4);
+  PutHiddenFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
+  PutHiddenFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
+  PutHiddenFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 4);
   PutFunction(ctx, -1, "streamWrite", Native<StreamWriteImpl>, 1);
-  PutFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
-  PutFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
-  PutFunction(ctx, -1, "expectedStatuses", Native<ExpectedStatusesImpl>, 1);
-  PutFunction(ctx, -1, "setResponseCallback", Native<SetResponseCallbackImpl>, 1);
+  PutHiddenFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
+  PutHiddenFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
+  PutHiddenFunction(ctx, -1, "expectedStatuses", Native<ExpectedStatusesImpl>, 1);
+  PutHiddenFunction(ctx, -1, "setResponseCallback", Native<SetResponseCallbackImpl>, 1);
   duk_put_prop_string(ctx, -2, "grpc");
   RunEmbeddedInstaller(ctx, "barrage:k6/net/grpc.js", kGrpcJs);
 }
