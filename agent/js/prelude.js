@@ -1,8 +1,8 @@
 // Barrage runtime prelude: runs first in every VU heap (Duktape 2.7, ES5.1
-// plus some ES2015). It fills what Babel's output and k6 scripts need and
-// Duktape lacks, and builds the JS halves of the k6 modules on top of the
-// native primitives in the hidden object __b (see runtime.cc). Written in
-// ES5: it is not passed through Babel.
+// plus some ES2015). It builds what every script has of the k6 modules on
+// top of the native primitives in the hidden object __b (see runtime.cc);
+// the rest (polyfills, console, k6/metrics, ...) is loaded on first use.
+// Written in ES5: it is not passed through Babel.
 (function (global) {
   'use strict';
   var b = global.__b;
@@ -39,7 +39,7 @@
   b.modules['k6'] = k6;
 
   // Duktape.errCreate, which words error texts as k6 does, is native
-  // (runtime.cc, ErrCreateImpl).
+  // (runtime.cc, ErrCreate); so is naming the exports (NameExportsImpl).
 
   // e.lineNumber is Duktape's: the line of the first frame that has a file.
   // When that frame is in a helper Babel added to a module (line 0: the
@@ -61,5 +61,4 @@
       }
     });
   }
-
 })(this);

@@ -374,13 +374,14 @@ constexpr Library kLibraries[] = {
     {"metrics", "barrage:metrics.js", kMetricsJs, true},
     {"summary", "barrage:summary.js", kSummaryJs, true},
 };
-constexpr int kAsyncLibrary = 3;
+// Indices in kLibraries.
+constexpr int kPromise = 0, kCollections = 2, kAsync = 3, kPolyfills = 4, kConsole = 5, kMetrics = 6, kSummary = 7;
 
 // Loads library i into the heap unless it is there already.
 void LoadLibrary(duk_context* ctx, Runtime& rt, int i) {
   const uint32_t bit = 1u << i;
   if ((rt.libraries_loaded() & bit) != 0) return;
-  rt.libraries_loaded() |= bit;  // first: an installer may read its own stubs
+  rt.libraries_loaded() |= bit;  // before it runs: never twice, even when its installer fails
   const Library& lib = kLibraries[i];
   if (lib.installer != nullptr) {
     PushEmbeddedScript(ctx, lib.file, lib.installer, 0);
@@ -392,7 +393,7 @@ void LoadLibrary(duk_context* ctx, Runtime& rt, int i) {
     if (lib.drop_prototypes) DropUnusedPrototypes(ctx, lib.file);
     return;
   }
-  if (i == 0) {
+  if (i == kPromise) {
     // It looks for the global object as `self`, `window` or `global`, none
     // of which a k6 script has: it gets `global` as a wrapper's parameter.
     static const std::string* wrapped = new std::string(
@@ -418,7 +419,7 @@ absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime& rt) {
 // __b.loadAsync(): the asynchronous half (async.js), from the stubs that
 // need it (k6/net/grpc's asyncInvoke).
 absl::StatusOr<int> LoadAsyncImpl(duk_context* ctx, Runtime& rt) {
-  LoadLibrary(ctx, rt, kAsyncLibrary);
+  LoadLibrary(ctx, rt, kAsync);
   return 0;
 }
 
@@ -444,7 +445,6 @@ struct LazyProperty {
   bool enumerable;
   OnSet on_set;
 };
-constexpr int kCollections = 2, kAsync = 3, kPolyfills = 4, kConsole = 5, kMetrics = 6, kSummary = 7;
 constexpr LazyProperty kLazyProperties[] = {
     {Holder::kArrayPrototype, nullptr, kPolyfills, false, OnSet::kLoadThenPut},
     {Holder::kStringPrototype, nullptr, kPolyfills, false, OnSet::kLoadThenPut},
@@ -541,11 +541,24 @@ void DefineLazyStubs(duk_context* ctx) {
       case Holder::kObject: duk_get_global_string(ctx, "Object"); break;
       case Holder::kArray: duk_get_global_string(ctx, "Array"); break;
       case Holder::kNumber: duk_get_global_string(ctx, "Number"); break;
-      case Holder::kArrayPrototype: duk_get_global_string(ctx, "Array"); duk_get_prop_string(ctx, -1, "prototype"); duk_remove(ctx, -2); break;
-      case Holder::kStringPrototype: duk_get_global_string(ctx, "String"); duk_get_prop_string(ctx, -1, "prototype"); duk_remove(ctx, -2); break;
-      case Holder::kUint8ArrayPrototype: duk_get_global_string(ctx, "Uint8Array"); duk_get_prop_string(ctx, -1, "prototype"); duk_remove(ctx, -2); break;
+      case Holder::kArrayPrototype: duk_get_global_string(ctx, "Array"); break;
+      case Holder::kStringPrototype: duk_get_global_string(ctx, "String"); break;
+      case Holder::kUint8ArrayPrototype: duk_get_global_string(ctx, "Uint8Array"); break;
       case Holder::kModules: duk_get_prop_string(ctx, b, "modules"); break;
-      case Holder::kGrpc: duk_get_prop_string(ctx, b, "modules"); duk_get_prop_string(ctx, -1, "k6/net/grpc"); duk_remove(ctx, -2); break;
+      case Holder::kGrpc:
+        duk_get_prop_string(ctx, b, "modules");
+        duk_get_prop_string(ctx, -1, "k6/net/grpc");
+        duk_remove(ctx, -2);
+        break;
+    }
+    if (p.holder == Holder::kArrayPrototype || p.holder == Holder::kStringPrototype ||
+        p.holder == Holder::kUint8ArrayPrototype) {
+      if (duk_is_object(ctx, -1)) {
+        duk_get_prop_string(ctx, -1, "prototype");
+      } else {
+        duk_push_undefined(ctx);
+      }
+      duk_remove(ctx, -2);
     }
     if (p.key != nullptr) {
       duk_push_string(ctx, p.key);
@@ -594,8 +607,8 @@ duk_ret_t ErrCreate(duk_context* ctx) {
   if (reference) {
     // /^identifier '(.*)' undefined$/
     constexpr std::string_view kHead = "identifier '", kTail = "' undefined";
-    if (msg != nullptr && m.size() >= kHead.size() + kTail.size() && m.substr(0, kHead.size()) == kHead && m.substr(m.size() - kTail.size()) == kTail &&
-        m.find('\n') == std::string_view::npos) {
+    if (msg != nullptr && m.size() >= kHead.size() + kTail.size() && m.substr(0, kHead.size()) == kHead &&
+        m.substr(m.size() - kTail.size()) == kTail && m.find('\n') == std::string_view::npos) {
       const std::string name(m.substr(kHead.size(), m.size() - kHead.size() - kTail.size()));
       duk_pop(ctx);
       duk_push_lstring(ctx, name.data(), name.size());
@@ -646,6 +659,7 @@ absl::StatusOr<int> NameExportsImpl(duk_context* ctx, Runtime&) {
   duk_pop(ctx);
   return 0;
 }
+
 absl::StatusOr<int> PromisesLoadedImpl(duk_context*, Runtime& rt) {
   rt.set_promises_loaded();
   return 0;
