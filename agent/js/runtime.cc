@@ -355,6 +355,9 @@ constexpr char kMetricsJs[] =
 constexpr char kSummaryJs[] =
 #include "agent/js/summary_js.inc"
     ;
+constexpr char kGrpcConnectJs[] =
+#include "agent/js/grpc_connect_js.inc"
+    ;
 
 struct Library {
   const char* name;
@@ -373,6 +376,7 @@ constexpr Library kLibraries[] = {
     {"console", "barrage:console.js", kConsoleJs, true},
     {"metrics", "barrage:metrics.js", kMetricsJs, true},
     {"summary", "barrage:summary.js", kSummaryJs, true},
+    {"grpc-connect", "barrage:k6/net/grpc-connect.js", kGrpcConnectJs, true},
 };
 // Indices in kLibraries.
 constexpr int kPromise = 0, kCollections = 2, kAsync = 3, kPolyfills = 4, kConsole = 5, kMetrics = 6, kSummary = 7;

@@ -411,6 +411,53 @@ export function handleSummary() { if (WHERE === 'handleSummary') console.log(pro
   EXPECT_THAT(host_.logs, ElementsAre(expected.at("default")));
 }
 
+// k6/net/grpc's connect() is native for the parameters scripts pass most;
+// the JS with k6's checks of everything else is loaded on first need, from
+// any context, and words its errors as before (module_grpc.cc,
+// ClientConnectImpl).
+TEST_F(RuntimeTest, ConnectChecksLoadOnFirstNeedWithK6Texts) {
+  const std::string script = R"(
+import grpc from 'k6/net/grpc';
+const c = new grpc.Client();
+function probe() {
+  const out = [WHERE, typeof c.connect, c.connect.length, JSON.stringify(c.connect.name)];
+  for (const p of [{ plaintext: 'yes' }, { timeout: true }, { maxSendSize: -1 }, { tls: { cert: 1 } }, { bogus: 1 }, 'str']) {
+    try { c.connect('127.0.0.1:1', p); } catch (e) { out.push(e.message); }
+  }
+  return out.join('|');
+}
+if (WHERE === 'init') { try { c.connect('127.0.0.1:1', { plaintext: 'yes' }); } catch (e) { console.log(e.message); } }
+export function setup() { if (WHERE === 'setup') console.log(probe()); }
+export default function () { if (WHERE === 'default') console.log(probe()); }
+export function teardown() { if (WHERE === 'teardown') console.log(probe()); }
+export function handleSummary() { if (WHERE === 'handleSummary') console.log(probe()); return {}; }
+)";
+  const std::string texts =
+      "|function|2|\"\""
+      "|invalid grpc.connect() parameters: invalid plaintext value: '\"yes\"', it needs to be boolean"
+      "|invalid timeout value: unable to use type bool as a duration value"
+      "|invalid grpc.connect() parameters: invalid maxSendSize value: '-1, it needs to be a positive integer"
+      "|invalid grpc.connect() parameters: invalid tls cert value: 'map[string]interface {}{\"cert\":1}', it needs to "
+      "be a PEM formatted string"
+      "|invalid grpc.connect() parameters: unknown connect param: \"bogus\""
+      "|invalid grpc.connect() parameters: params must be an object";
+  for (const std::string where : {"init", "default", "setup", "teardown", "handleSummary"}) {
+    SCOPED_TRACE(where);
+    host_.logs.clear();
+    auto rt = Init("const WHERE = '" + where + "';\n" + script);
+    ASSERT_TRUE(rt.ok()) << rt.status();
+    if (where == "init") {
+      EXPECT_THAT(host_.logs, ElementsAre("connecting to a gRPC server in the init context is not supported"));
+      EXPECT_FALSE((*rt)->LibraryLoaded("grpc-connect"));
+      continue;
+    }
+    EXPECT_FALSE((*rt)->LibraryLoaded("grpc-connect"));
+    ASSERT_TRUE((*rt)->Call(where, std::nullopt, where == "handleSummary").ok());
+    EXPECT_TRUE((*rt)->LibraryLoaded("grpc-connect"));
+    EXPECT_THAT(host_.logs, ElementsAre(where + texts));
+  }
+}
+
 // A script (or a bundle's own polyfills) writing a lazily loaded name gets
 // what writing it did when every heap had it: its value, with the
 // property's attributes; a global it sets replaces the library's.
