@@ -1148,8 +1148,6 @@ absl::StatusOr<int> StreamCancelImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
-}  // namespace
-
 // Client.prototype.connect(address, params). Native for what scripts pass
 // most: a string address and params of the right types (or none). Anything
 // else (tls, reflectMetadata, a value k6 refuses, an unknown name) goes to
@@ -1158,7 +1156,9 @@ absl::StatusOr<int> StreamCancelImpl(duk_context* ctx, Runtime& rt) {
 // (about 10 KB each). For the parameters taken here, the object handed to
 // ConnectImpl is the one that JS builds.
 absl::StatusOr<int> ClientConnectImpl(duk_context* ctx, Runtime& rt) {
-  if (rt.in_init()) return absl::InvalidArgumentError("connecting to a gRPC server in the init context is not supported");
+  if (rt.in_init()) {
+    return absl::InvalidArgumentError("connecting to a gRPC server in the init context is not supported");
+  }
   // [address params]
   duk_push_object(ctx);  // p, at 2
   duk_push_false(ctx);
@@ -1243,6 +1243,8 @@ absl::StatusOr<int> ClientConnectImpl(duk_context* ctx, Runtime& rt) {
   duk_push_true(ctx);
   return 1;
 }
+
+}  // namespace
 
 void InstallGrpcModule(duk_context* ctx) {
   // [.. __b]
