@@ -1,6 +1,7 @@
 #include "agent/js/module_grpc.h"
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <optional>
 #include <tuple>
@@ -1190,31 +1191,137 @@ absl::StatusOr<int> StreamCancelImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
+// Client.prototype.connect(address, params). Native for what scripts pass
+// most: a string address and params of the right types (or none). Anything
+// else (tls, reflectMetadata, a value k6 refuses, an unknown name) goes to
+// the JS of grpc_connect_js.inc, loaded on first need, which checks in k6's
+// order with k6's texts: the same function every heap carried before
+// (about 10 KB each). For the parameters taken here, the object handed to
+// ConnectImpl is the one that JS builds.
+absl::StatusOr<int> ClientConnectImpl(duk_context* ctx, Runtime& rt) {
+  if (rt.in_init()) {
+    return absl::InvalidArgumentError("connecting to a gRPC server in the init context is not supported");
+  }
+  // [address params]
+  duk_push_object(ctx);  // p, at 2
+  duk_push_false(ctx);
+  duk_put_prop_string(ctx, 2, "plaintext");
+  duk_push_int(ctx, 60000);
+  duk_put_prop_string(ctx, 2, "timeout");
+  duk_push_int(ctx, 0);
+  duk_put_prop_string(ctx, 2, "maxReceiveSize");
+  duk_push_int(ctx, 0);
+  duk_put_prop_string(ctx, 2, "maxSendSize");
+  duk_push_string(ctx, "");
+  duk_put_prop_string(ctx, 2, "authority");
+  duk_push_false(ctx);
+  duk_put_prop_string(ctx, 2, "reflect");
+  bool native = duk_is_string(ctx, 0);
+  if (native && !duk_is_null_or_undefined(ctx, 1)) {
+    native = duk_is_object(ctx, 1) && !duk_is_function(ctx, 1);
+    if (native) duk_enum(ctx, 1, DUK_ENUM_OWN_PROPERTIES_ONLY);  // Object.keys' order
+    while (native && duk_next(ctx, -1, /*get_value=*/1)) {
+      // [... enum key v]
+      duk_size_t key_len = 0;
+      const char* key = duk_safe_to_lstring(ctx, -2, &key_len);
+      const std::string k(key, key_len);
+      auto integer = [](double v) { return std::isfinite(v) && std::floor(v) == v; };
+      if (k == "plaintext" || k == "reflect") {
+        native = duk_is_boolean(ctx, -1);
+      } else if (k == "timeout") {
+        if (duk_is_string(ctx, -1)) {
+          absl::StatusOr<absl::Duration> d = ParseDuration(duk_get_string(ctx, -1));
+          native = d.ok();
+          if (native) {
+            duk_pop(ctx);
+            duk_push_number(ctx, absl::ToDoubleMilliseconds(*d));
+          }
+        } else {
+          native = duk_is_number(ctx, -1);
+        }
+      } else if (k == "maxReceiveSize" || k == "maxSendSize") {
+        // Past 2^63 goja exports a float64, which k6 refuses.
+        const double v = duk_is_number(ctx, -1) ? duk_get_number(ctx, -1) : -1;
+        native = integer(v) && v >= 0 && v < 9223372036854775808.0;
+      } else if (k == "authority" || k == "compression") {
+        native = duk_is_string(ctx, -1);
+      } else if (k == "connectionSharing") {
+        if (duk_is_boolean(ctx, -1)) {
+          const bool share = duk_get_boolean(ctx, -1);
+          duk_pop(ctx);
+          duk_push_int(ctx, share ? -1 : 0);  // -1: no limit
+        } else {
+          native = duk_is_number(ctx, -1) && integer(duk_get_number(ctx, -1)) && duk_get_number(ctx, -1) >= 1;
+        }
+      } else {
+        native = false;  // tls, reflectMetadata, unknown names
+      }
+      if (native) duk_put_prop_lstring(ctx, 2, k.data(), k.size());
+      duk_set_top(ctx, 4);  // [address params p enum]
+    }
+  }
+  if (!native) {
+    duk_set_top(ctx, 2);
+    duk_get_global_string(ctx, "__b");
+    duk_get_prop_string(ctx, -1, "loadLibrary");
+    duk_push_string(ctx, "grpc-connect");
+    duk_call(ctx, 1);
+    duk_pop(ctx);
+    duk_get_prop_string(ctx, -1, "grpc");
+    duk_get_prop_string(ctx, -1, "connectJs");
+    duk_push_this(ctx);
+    duk_dup(ctx, 0);
+    duk_dup(ctx, 1);
+    duk_call_method(ctx, 2);
+    return 1;
+  }
+  // ConnectImpl's arguments: [id address p].
+  duk_set_top(ctx, 3);
+  duk_remove(ctx, 1);
+  duk_push_this(ctx);
+  duk_get_prop_string(ctx, -1, "_id");
+  duk_remove(ctx, -2);
+  duk_insert(ctx, 0);
+  BARRAGE_RETURN_IF_ERROR(ConnectImpl(ctx, rt).status());
+  duk_push_true(ctx);
+  return 1;
+}
+
 }  // namespace
 
 void InstallGrpcModule(duk_context* ctx) {
   // [.. __b]
   duk_push_object(ctx);
-  PutFunction(ctx, -1, "newClient", Native<NewClientImpl>, 0);
-  PutFunction(ctx, -1, "load", Native<LoadImpl>, 3);
-  PutFunction(ctx, -1, "loadProtoset", Native<LoadProtosetImpl>, 2);
-  PutFunction(ctx, -1, "connected", Native<ConnectedImpl>, 1);
-  PutFunction(ctx, -1, "hasMethod", Native<HasMethodImpl>, 2);
-  PutFunction(ctx, -1, "parseDuration", Native<ParseDurationImpl>, 1);
-  PutFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
-  PutFunction(ctx, -1, "close", Native<CloseImpl>, 1);
-  PutFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
+  // Lightweight functions (values.h), but for the two scripts see as
+  // Client.prototype.invoke and Stream.prototype.write.
+  PutHiddenFunction(ctx, -1, "newClient", Native<NewClientImpl>, 0);
+  PutHiddenFunction(ctx, -1, "load", Native<LoadImpl>, 3);
+  PutHiddenFunction(ctx, -1, "loadProtoset", Native<LoadProtosetImpl>, 2);
+  PutHiddenFunction(ctx, -1, "connected", Native<ConnectedImpl>, 1);
+  PutHiddenFunction(ctx, -1, "hasMethod", Native<HasMethodImpl>, 2);
+  PutHiddenFunction(ctx, -1, "parseDuration", Native<ParseDurationImpl>, 1);
+  PutHiddenFunction(ctx, -1, "connect", Native<ConnectImpl>, 3);
+  PutHiddenFunction(ctx, -1, "close", Native<CloseImpl>, 1);
+  PutHiddenFunction(ctx, -1, "invoke", Native<InvokeImpl>, 4);
   PutFunction(ctx, -1, "invokeMethod", Native<InvokeMethodImpl>, 3);
-  PutFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
-  PutFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
-  PutFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 5);
+  PutHiddenFunction(ctx, -1, "asyncInvoke", Native<AsyncInvokeImpl>, 5);
+  PutHiddenFunction(ctx, -1, "healthCheck", Native<HealthCheckImpl>, 2);
+  PutHiddenFunction(ctx, -1, "streamOpen", Native<StreamOpenImpl>, 5);
   PutFunction(ctx, -1, "streamWrite", Native<StreamWriteImpl>, 1);
-  PutFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
-  PutFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
-  PutFunction(ctx, -1, "expectedStatuses", Native<ExpectedStatusesImpl>, 1);
-  PutFunction(ctx, -1, "setResponseCallback", Native<SetResponseCallbackImpl>, 1);
+  PutHiddenFunction(ctx, -1, "streamEnd", Native<StreamEndImpl>, 2);
+  PutHiddenFunction(ctx, -1, "streamCancel", Native<StreamCancelImpl>, 2);
+  PutHiddenFunction(ctx, -1, "expectedStatuses", Native<ExpectedStatusesImpl>, 1);
+  PutHiddenFunction(ctx, -1, "setResponseCallback", Native<SetResponseCallbackImpl>, 1);
   duk_put_prop_string(ctx, -2, "grpc");
   RunEmbeddedInstaller(ctx, "barrage:k6/net/grpc.js", kGrpcJs);
+  // Client.prototype.connect: a function object, as scripts see it (length
+  // 2 and name "", as the JS function it replaces).
+  duk_get_prop_string(ctx, -1, "modules");
+  duk_get_prop_string(ctx, -1, "k6/net/grpc");
+  duk_get_prop_string(ctx, -1, "Client");
+  duk_get_prop_string(ctx, -1, "prototype");
+  PutFunction(ctx, -1, "connect", Native<ClientConnectImpl>, 2);
+  duk_pop_n(ctx, 4);
 }
 
 }  // namespace barrage::agent::js

@@ -329,47 +329,335 @@ absl::StatusOr<int> TimerClearImpl(duk_context* ctx, Runtime& rt) {
   return 0;
 }
 
-// The embedded npm libraries (scripts/js) and our async.js, loaded on first
-// use by the prelude.
-absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime&) {
-  const std::string name = duk_safe_to_string(ctx, 0);
-  if (name == "promise-polyfill") {
-    // It looks for the global object as `self`, `window` or `global`, none
-    // of which a k6 script has: it gets `global` as a wrapper's parameter.
-    static const std::string* wrapped = new std::string(
-        absl::StrCat("(function (global) {", absl::string_view(PromisePolyfillSource().data(), PromisePolyfillSource().size()), "\n})(this);"));
-    PushEmbeddedScript(ctx, "barrage:promise-polyfill.js", *wrapped, 0);
-  } else if (name == "regenerator-runtime") {
-    PushEmbeddedScript(ctx, "barrage:regenerator-runtime.js", RegeneratorRuntimeSource(), 0);
-  } else if (name == "collections") {
-    // Map and Set (prelude.js loads them on first use): an installer called
-    // with the global object.
-    static constexpr char kCollectionsJs[] =
+// The embedded libraries, each loaded into a heap on its first use: npm's
+// (scripts/js), and our own JS that most scripts never call (functions
+// loaded from bytecode cost their bytecode and an object each in every
+// heap, tests/bench/README.md, "Idle VUs"). Ours are installers called with
+// (global, __b); each replaces the loading stubs of kLazyProperties that
+// name it.
+constexpr char kCollectionsJs[] =
 #include "agent/js/collections_js.inc"
-        ;
-    PushEmbeddedScript(ctx, "barrage:collections.js", kCollectionsJs, 0);
-    duk_call(ctx, 0);
-    duk_push_global_object(ctx);
-    duk_call(ctx, 1);
-    duk_pop(ctx);
-    return 0;
-  } else if (name == "async") {
-    // Our own installer (prelude.js loads it on first use): called with the
-    // global object and __b.
-    static constexpr char kAsyncJs[] =
+    ;
+constexpr char kAsyncJs[] =
 #include "agent/js/async_js.inc"
-        ;
-    PushEmbeddedScript(ctx, "barrage:async.js", kAsyncJs, 0);
-    duk_call(ctx, 0);
+    ;
+constexpr char kPolyfillsJs[] =
+#include "agent/js/polyfills_js.inc"
+    ;
+constexpr char kConsoleJs[] =
+#include "agent/js/console_js.inc"
+    ;
+constexpr char kMetricsJs[] =
+#include "agent/js/metrics_js.inc"
+    ;
+constexpr char kSummaryJs[] =
+#include "agent/js/summary_js.inc"
+    ;
+constexpr char kGrpcConnectJs[] =
+#include "agent/js/grpc_connect_js.inc"
+    ;
+
+struct Library {
+  const char* name;
+  const char* file;         // the name stack traces show
+  const char* installer;    // our own: an installer's source; nullptr: npm's (below)
+  // Its functions lose their unused prototypes once loaded, as the
+  // prelude's (DropUnusedPrototypes): the ones that were in the prelude.
+  bool drop_prototypes;
+};
+constexpr Library kLibraries[] = {
+    {"promise-polyfill", "barrage:promise-polyfill.js", nullptr, false},
+    {"regenerator-runtime", "barrage:regenerator-runtime.js", nullptr, false},
+    {"collections", "barrage:collections.js", kCollectionsJs, false},
+    {"async", "barrage:async.js", kAsyncJs, false},
+    {"polyfills", "barrage:polyfills.js", kPolyfillsJs, true},
+    {"console", "barrage:console.js", kConsoleJs, true},
+    {"metrics", "barrage:metrics.js", kMetricsJs, true},
+    {"summary", "barrage:summary.js", kSummaryJs, true},
+    {"grpc-connect", "barrage:k6/net/grpc-connect.js", kGrpcConnectJs, true},
+};
+// Indices in kLibraries.
+constexpr int kPromise = 0, kCollections = 2, kAsync = 3, kPolyfills = 4, kConsole = 5, kMetrics = 6, kSummary = 7;
+
+// Loads library i into the heap unless it is there already.
+void LoadLibrary(duk_context* ctx, Runtime& rt, int i) {
+  const uint32_t bit = 1u << i;
+  if ((rt.libraries_loaded() & bit) != 0) return;
+  rt.libraries_loaded() |= bit;  // before it runs: never twice, even when its installer fails
+  const Library& lib = kLibraries[i];
+  if (lib.installer != nullptr) {
+    PushEmbeddedScript(ctx, lib.file, lib.installer, 0);
+    duk_call(ctx, 0);  // the program evaluates to the installer
     duk_push_global_object(ctx);
     duk_get_global_string(ctx, "__b");
     duk_call(ctx, 2);
     duk_pop(ctx);
-    return 0;
+    if (lib.drop_prototypes) DropUnusedPrototypes(ctx, lib.file);
+    return;
+  }
+  if (i == kPromise) {
+    // It looks for the global object as `self`, `window` or `global`, none
+    // of which a k6 script has: it gets `global` as a wrapper's parameter.
+    static const std::string* wrapped = new std::string(
+        absl::StrCat("(function (global) {", absl::string_view(PromisePolyfillSource().data(), PromisePolyfillSource().size()), "\n})(this);"));
+    PushEmbeddedScript(ctx, lib.file, *wrapped, 0);
   } else {
-    return absl::NotFoundError(absl::StrCat("no embedded library ", name));
+    PushEmbeddedScript(ctx, lib.file, RegeneratorRuntimeSource(), 0);
   }
   duk_call(ctx, 0);
+  duk_pop(ctx);
+}
+
+absl::StatusOr<int> LoadLibraryImpl(duk_context* ctx, Runtime& rt) {
+  const std::string name = duk_safe_to_string(ctx, 0);
+  for (int i = 0; i < static_cast<int>(std::size(kLibraries)); ++i) {
+    if (name != kLibraries[i].name) continue;
+    LoadLibrary(ctx, rt, i);
+    return 0;
+  }
+  return absl::NotFoundError(absl::StrCat("no embedded library ", name));
+}
+
+// __b.loadAsync(): the asynchronous half (async.js), from the stubs that
+// need it (k6/net/grpc's asyncInvoke).
+absl::StatusOr<int> LoadAsyncImpl(duk_context* ctx, Runtime& rt) {
+  LoadLibrary(ctx, rt, kAsync);
+  return 0;
+}
+
+// ---- loading stubs ----------------------------------------------------------
+// Names whose library is loaded the first time a script reads them (or, for
+// the polyfills, writes them). Each is an accessor property whose getter
+// and setter are two native functions shared by every stub of the heap
+// (__b.lazyGet, __b.lazySet): Duktape passes them the key as an extra
+// argument, which names the library. The library then replaces the stubs
+// it serves with its values.
+enum class Holder {
+  kGlobal, kObject, kArray, kNumber, kArrayPrototype, kStringPrototype, kUint8ArrayPrototype, kModules, kGrpc
+};
+enum class OnSet {
+  kNone,          // no setter: modules' members (a write fails, as on a getter)
+  kReplace,       // the script's value replaces the stub; the library is not loaded
+  kLoadThenPut,   // as if the library's value were there: load it, then assign
+};
+struct LazyProperty {
+  Holder holder;
+  const char* key;  // nullptr: Symbol.iterator
+  int library;      // index in kLibraries
+  bool enumerable;
+  OnSet on_set;
+};
+constexpr LazyProperty kLazyProperties[] = {
+    {Holder::kArrayPrototype, nullptr, kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, nullptr, kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kUint8ArrayPrototype, nullptr, kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kObject, "entries", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kObject, "values", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kArrayPrototype, "includes", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kArrayPrototype, "find", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kArrayPrototype, "findIndex", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kArrayPrototype, "fill", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kArray, "from", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kArray, "of", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "includes", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "startsWith", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "endsWith", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "repeat", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "padStart", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "padEnd", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "trimStart", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kStringPrototype, "trimEnd", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kNumber, "isInteger", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kNumber, "isFinite", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kNumber, "isNaN", kPolyfills, false, OnSet::kLoadThenPut},
+    {Holder::kGlobal, "Map", kCollections, false, OnSet::kReplace},
+    {Holder::kGlobal, "Set", kCollections, false, OnSet::kReplace},
+    {Holder::kGlobal, "console", kConsole, true, OnSet::kReplace},
+    {Holder::kGlobal, "setTimeout", kAsync, false, OnSet::kReplace},
+    {Holder::kGlobal, "clearTimeout", kAsync, false, OnSet::kReplace},
+    {Holder::kGlobal, "setInterval", kAsync, false, OnSet::kReplace},
+    {Holder::kGlobal, "clearInterval", kAsync, false, OnSet::kReplace},
+    {Holder::kGlobal, "Promise", kAsync, false, OnSet::kReplace},
+    {Holder::kGlobal, "regeneratorRuntime", kAsync, false, OnSet::kReplace},
+    {Holder::kModules, "k6/timers", kAsync, true, OnSet::kNone},
+    {Holder::kModules, "k6/metrics", kMetrics, true, OnSet::kNone},
+    {Holder::kModules, "k6-summary", kSummary, true, OnSet::kNone},
+    {Holder::kGrpc, "Stream", kAsync, true, OnSet::kNone},
+};
+constexpr char kSymbolIterator[] = DUK_WELLKNOWN_SYMBOL("Symbol.iterator");
+
+const LazyProperty* FindLazyProperty(duk_context* ctx, duk_idx_t key_idx) {
+  duk_size_t len = 0;
+  const char* key = duk_is_string(ctx, key_idx) ? duk_get_lstring(ctx, key_idx, &len) : nullptr;  // symbols too
+  if (key == nullptr) return nullptr;
+  const std::string_view k(key, len);
+  for (const LazyProperty& p : kLazyProperties) {
+    if (k == (p.key != nullptr ? std::string_view(p.key) : std::string_view(kSymbolIterator))) return &p;
+  }
+  return nullptr;
+}
+
+// The stubs' getter: (key) with `this` the object read from. Loads the
+// library, which replaced the stub, and reads the property again.
+absl::StatusOr<int> LazyGetImpl(duk_context* ctx, Runtime& rt) {
+  const LazyProperty* p = FindLazyProperty(ctx, 0);
+  if (p == nullptr) return absl::InternalError("no library for this property");
+  // Loaded already: the library left this stub in place (our defect), and
+  // reading the property again would bring us back here. (A getter of one
+  // library may well run while another loads: regenerator-runtime reads
+  // [][Symbol.iterator].)
+  if ((rt.libraries_loaded() & (1u << p->library)) != 0) {
+    return absl::InternalError(absl::StrCat("library ", kLibraries[p->library].name, " left a loading stub"));
+  }
+  LoadLibrary(ctx, rt, p->library);
+  duk_push_this(ctx);
+  duk_dup(ctx, 0);
+  duk_get_prop(ctx, -2);
+  return 1;
+}
+
+// The stubs' setter: (value, key) with `this` the object written to.
+absl::StatusOr<int> LazySetImpl(duk_context* ctx, Runtime& rt) {
+  const LazyProperty* p = FindLazyProperty(ctx, 1);
+  if (p == nullptr) return absl::InternalError("no library for this property");
+  duk_push_this(ctx);
+  duk_dup(ctx, 1);
+  if (p->on_set == OnSet::kLoadThenPut) {
+    LoadLibrary(ctx, rt, p->library);
+  } else {
+    duk_del_prop(ctx, -2);
+    duk_dup(ctx, 1);
+  }
+  duk_dup(ctx, 0);
+  duk_put_prop(ctx, -3);
+  return 0;
+}
+
+// Defines the stubs of kLazyProperties whose holder lacks the name
+// (Duktape has some of the polyfills' names itself). __b at -1.
+void DefineLazyStubs(duk_context* ctx) {
+  const duk_idx_t b = duk_normalize_index(ctx, -1);
+  for (const LazyProperty& p : kLazyProperties) {
+    switch (p.holder) {
+      case Holder::kGlobal: duk_push_global_object(ctx); break;
+      case Holder::kObject: duk_get_global_string(ctx, "Object"); break;
+      case Holder::kArray: duk_get_global_string(ctx, "Array"); break;
+      case Holder::kNumber: duk_get_global_string(ctx, "Number"); break;
+      case Holder::kArrayPrototype: duk_get_global_string(ctx, "Array"); break;
+      case Holder::kStringPrototype: duk_get_global_string(ctx, "String"); break;
+      case Holder::kUint8ArrayPrototype: duk_get_global_string(ctx, "Uint8Array"); break;
+      case Holder::kModules: duk_get_prop_string(ctx, b, "modules"); break;
+      case Holder::kGrpc:
+        duk_get_prop_string(ctx, b, "modules");
+        duk_get_prop_string(ctx, -1, "k6/net/grpc");
+        duk_remove(ctx, -2);
+        break;
+    }
+    if (p.holder == Holder::kArrayPrototype || p.holder == Holder::kStringPrototype ||
+        p.holder == Holder::kUint8ArrayPrototype) {
+      if (duk_is_object(ctx, -1)) {
+        duk_get_prop_string(ctx, -1, "prototype");
+      } else {
+        duk_push_undefined(ctx);
+      }
+      duk_remove(ctx, -2);
+    }
+    if (p.key != nullptr) {
+      duk_push_string(ctx, p.key);
+    } else {
+      duk_push_lstring(ctx, kSymbolIterator, sizeof(kSymbolIterator) - 1);
+    }
+    bool present = true;
+    if (duk_is_object(ctx, -2)) {
+      present = duk_has_prop(ctx, -2);  // pops the key
+    } else {
+      duk_pop(ctx);
+    }
+    if (present) {
+      duk_pop(ctx);
+      continue;
+    }
+    if (p.key != nullptr) {
+      duk_push_string(ctx, p.key);
+    } else {
+      duk_push_lstring(ctx, kSymbolIterator, sizeof(kSymbolIterator) - 1);
+    }
+    duk_get_prop_string(ctx, b, "lazyGet");
+    duk_uint_t flags = DUK_DEFPROP_HAVE_GETTER | DUK_DEFPROP_SET_CONFIGURABLE |
+                       (p.enumerable ? DUK_DEFPROP_SET_ENUMERABLE : DUK_DEFPROP_CLEAR_ENUMERABLE);
+    if (p.on_set != OnSet::kNone) {
+      duk_get_prop_string(ctx, b, "lazySet");
+      flags |= DUK_DEFPROP_HAVE_SETTER;
+    }
+    duk_def_prop(ctx, -3 - (p.on_set != OnSet::kNone ? 1 : 0), flags);
+    duk_pop(ctx);
+  }
+}
+
+// Duktape.errCreate: error texts as k6 (goja) words them where users match
+// on them, in e.message as well as in logs: Duktape says "identifier 'x'
+// undefined" and "callstack limit". Native: it runs for every error made.
+duk_ret_t ErrCreate(duk_context* ctx) {
+  if (!duk_is_object(ctx, 0)) return 1;
+  duk_get_global_string(ctx, "ReferenceError");
+  const bool reference = duk_instanceof(ctx, 0, -1);
+  duk_pop(ctx);
+  duk_get_prop_string(ctx, 0, "message");
+  duk_size_t len = 0;
+  const char* msg = duk_is_string(ctx, -1) ? duk_get_lstring(ctx, -1, &len) : nullptr;
+  const std::string_view m = msg != nullptr ? std::string_view(msg, len) : std::string_view();
+  if (reference) {
+    // /^identifier '(.*)' undefined$/
+    constexpr std::string_view kHead = "identifier '", kTail = "' undefined";
+    if (msg != nullptr && m.size() >= kHead.size() + kTail.size() && m.substr(0, kHead.size()) == kHead &&
+        m.substr(m.size() - kTail.size()) == kTail && m.find('\n') == std::string_view::npos) {
+      const std::string name(m.substr(kHead.size(), m.size() - kHead.size() - kTail.size()));
+      duk_pop(ctx);
+      duk_push_lstring(ctx, name.data(), name.size());
+      duk_push_string(ctx, " is not defined");
+      duk_concat(ctx, 2);
+      duk_put_prop_string(ctx, 0, "message");
+    }
+  } else if (m == "callstack limit" || m == "C stack depth limit") {
+    duk_get_global_string(ctx, "RangeError");
+    if (duk_instanceof(ctx, 0, -1)) {
+      duk_push_string(ctx, "Maximum call stack size exceeded");
+      duk_put_prop_string(ctx, 0, "message");
+    }
+  }
+  duk_set_top(ctx, 1);
+  return 1;
+}
+
+// __b.nameExports(exports): exported functions without a name of their own
+// (`export default function () {}` becomes an anonymous function) are named
+// after their export in stack traces, as k6 shows `at default`.
+absl::StatusOr<int> NameExportsImpl(duk_context* ctx, Runtime&) {
+  if (!duk_is_object(ctx, 0) || duk_is_function(ctx, 0)) return 0;
+  duk_enum(ctx, 0, DUK_ENUM_OWN_PROPERTIES_ONLY);
+  while (duk_next(ctx, -1, 1)) {
+    // [... enum key fn]
+    if (duk_is_function(ctx, -1)) {
+      duk_get_prop_string(ctx, -1, "name");
+      const bool named = duk_to_boolean(ctx, -1);
+      duk_pop(ctx);
+      if (!named) {
+        // A frozen function keeps its (empty) name.
+        auto define = [](duk_context* c, void*) -> duk_ret_t {
+          // [... fn key]
+          duk_push_string(c, "name");
+          duk_dup(c, -2);
+          duk_def_prop(c, -4, DUK_DEFPROP_HAVE_VALUE | DUK_DEFPROP_SET_CONFIGURABLE);
+          return 0;
+        };
+        duk_dup(ctx, -1);
+        duk_dup(ctx, -3);
+        duk_safe_call(ctx, define, nullptr, 2, 1);
+        duk_pop(ctx);
+      }
+    }
+    duk_pop_2(ctx);
+  }
   duk_pop(ctx);
   return 0;
 }
@@ -695,22 +983,31 @@ absl::Status Runtime::Init() {
     duk_put_prop_string(c, -2, "modules");
     duk_push_object(c);
     duk_put_prop_string(c, -2, "cache");
-    PutFunction(c, -1, "log", Native<LogImpl>, 2);
-    PutFunction(c, -1, "inInit", Native<InInitImpl>, 0);
-    PutFunction(c, -1, "now", Native<NowImpl>, 0);
-    PutFunction(c, -1, "sleep", Native<SleepImpl>, 1);
-    PutFunction(c, -1, "checkNative", NativeCheck, 3);
-    PutFunction(c, -1, "emit", Native<EmitImpl>, 3);
-    PutFunction(c, -1, "groupEnter", Native<GroupEnterImpl>, 1);
-    PutFunction(c, -1, "groupExit", Native<GroupExitImpl>, 2);
-    PutFunction(c, -1, "defineMetric", Native<DefineMetricImpl>, 3);
-    PutFunction(c, -1, "throwOnBadValue", Native<ThrowOnBadValueImpl>, 0);
-    PutFunction(c, -1, "randomSeed", Native<RandomSeedImpl>, 1);
-    PutFunction(c, -1, "require", NativeRequire, 2);
-    PutFunction(c, -1, "timerStart", Native<TimerStartImpl>, 3);
-    PutFunction(c, -1, "timerClear", Native<TimerClearImpl>, 1);
-    PutFunction(c, -1, "loadLibrary", Native<LoadLibraryImpl>, 1);
-    PutFunction(c, -1, "promisesLoaded", Native<PromisesLoadedImpl>, 0);
+    // Hidden natives are lightweight functions (no object each); the ones
+    // scripts can see are not (their .name reads "", not "light_…").
+    PutHiddenFunction(c, -1, "log", Native<LogImpl>, 2);
+    PutHiddenFunction(c, -1, "inInit", Native<InInitImpl>, 0);
+    PutHiddenFunction(c, -1, "now", Native<NowImpl>, 0);
+    PutHiddenFunction(c, -1, "sleep", Native<SleepImpl>, 1);
+    PutFunction(c, -1, "checkNative", NativeCheck, 3);  // k6's check
+    PutHiddenFunction(c, -1, "emit", Native<EmitImpl>, 3);
+    PutHiddenFunction(c, -1, "groupEnter", Native<GroupEnterImpl>, 1);
+    PutHiddenFunction(c, -1, "groupExit", Native<GroupExitImpl>, 2);
+    PutHiddenFunction(c, -1, "defineMetric", Native<DefineMetricImpl>, 3);
+    PutHiddenFunction(c, -1, "throwOnBadValue", Native<ThrowOnBadValueImpl>, 0);
+    PutHiddenFunction(c, -1, "randomSeed", Native<RandomSeedImpl>, 1);
+    PutHiddenFunction(c, -1, "require", NativeRequire, 2);
+    PutHiddenFunction(c, -1, "timerStart", Native<TimerStartImpl>, 3);
+    PutHiddenFunction(c, -1, "timerClear", Native<TimerClearImpl>, 1);
+    PutHiddenFunction(c, -1, "loadLibrary", Native<LoadLibraryImpl>, 1);
+    PutHiddenFunction(c, -1, "loadAsync", Native<LoadAsyncImpl>, 0);
+    PutHiddenFunction(c, -1, "resetLoop", [](duk_context*) -> duk_ret_t { return 0; }, 0);  // async.js replaces it
+    PutHiddenFunction(c, -1, "promisesLoaded", Native<PromisesLoadedImpl>, 0);
+    PutHiddenFunction(c, -1, "nameExports", Native<NameExportsImpl>, 1);
+    // The loading stubs' accessors (kLazyProperties): objects, as accessors
+    // must be, and the libraries compare a property's getter with them.
+    PutFunction(c, -1, "lazyGet", Native<LazyGetImpl>, 1);
+    PutFunction(c, -1, "lazySet", Native<LazySetImpl>, 2);
     // A program whose completion value is the function.
     PushEmbeddedScript(c, "barrage:require.js",
                        "(function (dir) { return function require(name) { return __b.require(name, dir); }; })", 0);
@@ -733,14 +1030,21 @@ absl::Status Runtime::Init() {
     duk_put_prop_string(c, -2, "__ITER");
     PutFunction(c, -1, "open", Native<OpenImpl>, 2);
     duk_pop(c);
-    // The prelude: polyfills and the JS halves of the modules.
+    duk_get_global_string(c, "Duktape");
+    duk_push_c_function(c, ErrCreate, 1);
+    duk_put_prop_string(c, -2, "errCreate");
+    duk_pop(c);
+    // The prelude: the JS halves of the modules every script has.
     PushEmbeddedScript(c, "barrage:prelude.js", PreludeSource(), 0);
     duk_call(c, 0);
+    duk_pop(c);
+    duk_get_global_string(c, "__b");
+    DefineLazyStubs(c);
     duk_pop(c);
     // The prelude's and k6/net/grpc's functions are not constructors (the
     // ones that are have members on their prototypes and keep them): about
     // 8 KB less in every heap (tests/bench/README.md, "Idle VUs").
-    DropUnusedPrototypes(c);
+    DropUnusedPrototypes(c, "barrage:");
     return 0;
   };
   absl::Status st = SafeCall(ctx_, globals);
@@ -767,6 +1071,13 @@ absl::Status Runtime::Init() {
   // over-allocated by init saves memory for the rest of the VU's life.
   duk_gc(ctx_, DUK_GC_COMPACT);
   return absl::OkStatus();
+}
+
+bool Runtime::LibraryLoaded(std::string_view name) const {
+  for (int i = 0; i < static_cast<int>(std::size(kLibraries)); ++i) {
+    if (name == kLibraries[i].name) return (libraries_loaded_ & (1u << i)) != 0;
+  }
+  return false;
 }
 
 absl::StatusOr<std::string> Runtime::OptionsJson() {

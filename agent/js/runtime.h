@@ -156,6 +156,11 @@ class Runtime : public HeapHooks {
   struct TimerOp;
   std::map<int64_t, std::shared_ptr<TimerOp>>& timers() { return timers_; }
   void set_promises_loaded() { promises_loaded_ = true; }
+  // The embedded libraries loaded into this heap (runtime.cc, kLibraries),
+  // one bit each: each is loaded once, on first use.
+  uint32_t& libraries_loaded() { return libraries_loaded_; }
+  // Whether the library of that name ("console", "polyfills", ...) is.
+  bool LibraryLoaded(std::string_view name) const;
   absl::Status DefineMetric(const metrics::MetricDef& def);
 
   // HeapHooks: while the script's code runs (init, an exported function,
@@ -182,6 +187,7 @@ class Runtime : public HeapHooks {
   EventLoop loop_;
   std::map<int64_t, std::shared_ptr<TimerOp>> timers_;
   bool promises_loaded_ = false;
+  uint32_t libraries_loaded_ = 0;
   bool in_init_ = true;
   bool script_running_ = false;  // see ShouldInterrupt()
   int64_t iteration_ = 0;

@@ -258,6 +258,13 @@ void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_fu
   duk_put_prop_string(ctx, obj_idx, name);
 }
 
+void PutHiddenFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
+                       duk_idx_t nargs, duk_int_t magic) {
+  obj_idx = duk_normalize_index(ctx, obj_idx);
+  duk_push_c_lightfunc(ctx, fn, nargs, nargs == DUK_VARARGS ? 0 : nargs, magic);
+  duk_put_prop_string(ctx, obj_idx, name);
+}
+
 }  // namespace barrage::agent::js
 
 #include <mutex>

@@ -65,6 +65,12 @@ inline int64_t JsNumberToInt64(double d) {
 // Adds name: fn(nargs) to the object at obj_idx.
 void PutFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
                  duk_idx_t nargs);
+// The same as a lightweight function: no object in the heap, only the
+// property's slot (an object per native adds up over thousands of heaps).
+// Its .name reads "light_<address>_<flags>", so only for natives scripts
+// never see (those on __b and its module objects). nargs <= 14.
+void PutHiddenFunction(duk_context* ctx, duk_idx_t obj_idx, const char* name, duk_c_function fn,
+                       duk_idx_t nargs, duk_int_t magic = 0);
 
 // ---- implementation of the template --------------------------------------
 Runtime& RuntimeFrom(duk_context* ctx);

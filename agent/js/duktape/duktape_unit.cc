@@ -42,9 +42,18 @@ duk_tval* PristinePrototype(duk_hthread* thr, duk_hobject* fn) {
   return keys == 1 ? proto_tv : nullptr;
 }
 
+// Whether fn's file name starts with prefix.
+bool FromFile(duk_hthread* thr, duk_hobject* fn, const char* prefix) {
+  duk_tval* tv = duk_hobject_find_entry_tval_ptr(thr->heap, fn, DUK_HTHREAD_STRING_FILE_NAME(thr));
+  if (tv == nullptr || !DUK_TVAL_IS_STRING(tv)) return false;
+  duk_hstring* name = DUK_TVAL_GET_STRING(tv);
+  const size_t len = strlen(prefix);
+  return DUK_HSTRING_GET_BYTELEN(name) >= len && memcmp(DUK_HSTRING_GET_DATA(name), prefix, len) == 0;
+}
+
 }  // namespace
 
-int DropUnusedPrototypes(duk_context* ctx) {
+int DropUnusedPrototypes(duk_context* ctx, const char* file_prefix) {
   duk_hthread* thr = reinterpret_cast<duk_hthread*>(ctx);
   duk_heap* heap = thr->heap;
   // The candidates go on the value stack first: dropping a prototype frees
@@ -63,6 +72,7 @@ int DropUnusedPrototypes(duk_context* ctx) {
   }
   int dropped = 0;
   for (duk_idx_t i = base; i < duk_get_top(ctx); ++i) {
+    if (!FromFile(thr, duk_known_hobject(thr, i), file_prefix)) continue;
     duk_tval* proto_tv = PristinePrototype(thr, duk_known_hobject(thr, i));
     if (proto_tv == nullptr) continue;
     DUK_TVAL_SET_UNDEFINED_UPDREF(thr, proto_tv);  // frees the prototype at once (refcount zero)

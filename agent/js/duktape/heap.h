@@ -46,12 +46,14 @@ void SetGcCountdown(duk_context* ctx, int allocations);
 // Every function Duktape makes gets a fresh `prototype` object whose
 // `constructor` is the function: an object per function (and a reference
 // cycle), though only constructors use it. For each compiled function in
-// the heap whose prototype is still that untouched object, held by nothing
-// else, this sets fn.prototype to undefined and frees the object. Only for
-// code of our own whose functions are not used with `new` unless their
-// prototype was given members (the prelude's), never a script's: reading
-// fn.prototype gives undefined afterwards. Returns how many it dropped.
-int DropUnusedPrototypes(duk_context* ctx);
+// the heap whose file name starts with file_prefix and whose prototype is
+// still that untouched object, held by nothing else, this sets
+// fn.prototype to undefined and frees the object. Only for code of our own
+// ("barrage:…" files) whose functions are not used with `new` unless their
+// prototype was given members (the prelude's, and the libraries runtime.cc
+// marks so), never a script's: reading fn.prototype gives undefined
+// afterwards. Returns how many it dropped.
+int DropUnusedPrototypes(duk_context* ctx, const char* file_prefix);
 
 // How many objects and buffers the heap holds (strings not counted),
 // garbage that only mark-and-sweep can free included: the count before and

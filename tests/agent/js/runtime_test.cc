@@ -344,6 +344,149 @@ export default () => { const m = new Map(); m.set('k', 1); console.log(m.get('k'
   EXPECT_THAT(host_.logs, ElementsAre("1 Mine function"));
 }
 
+// The prelude's rarely used parts (console, the polyfills, Map and Set,
+// k6/metrics, k6-summary) are loaded into a heap on first use, through
+// loading stubs (runtime.cc, kLazyProperties). Wherever a script first uses
+// them (init context, a VU, setup, teardown, handleSummary), they behave as
+// when every heap had them: the same types, names, lengths and errors (the
+// expected line is what the build before this change printed).
+TEST_F(RuntimeTest, LazyLibrariesBehaveTheSameWhereverFirstUsed) {
+  const std::string probe = R"(
+import { Trend, Counter } from 'k6/metrics';
+import { textSummary } from 'https://jslib.k6.io/k6-summary/0.0.1/index.js';
+function probe() {
+  const out = [WHERE, typeof console, console.log.length, JSON.stringify(console.log.name)];
+  out.push([1, NaN].includes(NaN), Array.prototype.includes.length, JSON.stringify(Array.prototype.includes.name),
+           'ab'.padStart(4, '-'), Object.entries({ a: 1 }).join(), Array.from('xy').join('+'), [3, 4].find((x) => x > 3));
+  let n = 0;
+  for (const x of [1, 2]) n += x;
+  out.push(n, new Map([[1, 'm']]).get(1), new Set([1, 1]).size, Object.keys(Array.prototype).length);
+  out.push(Trend.length, JSON.stringify(Trend.name), Counter.prototype.add.length, textSummary.length);
+  try { out.push(textSummary({}, { indent: '> ' }).split('\n')[0]); } catch (e) { out.push(e.message); }
+  try { out.push(new Counter('my_c') instanceof Counter); } catch (e) { out.push(e.message); }
+  try { Counter('x'); } catch (e) { out.push(e.message); }
+  try { nope; } catch (e) { out.push(e.message); }
+  return out.join('|');
+}
+if (WHERE === 'init') console.log(probe());
+export function setup() { if (WHERE === 'setup') console.log(probe()); }
+export default function () { if (WHERE === 'default') console.log(probe()); }
+export function teardown() { if (WHERE === 'teardown') console.log(probe()); }
+export function handleSummary() { if (WHERE === 'handleSummary') console.log(probe()); return {}; }
+)";
+  const std::string common =
+      R"(|object|0|""|true|1|""|--ab|a,1|x+y|4|3|m|1|0|2|""|2|2|)";
+  const std::string later = "|metrics must be declared in the init context|"
+                            "Class constructor can't be invoked without 'new'|nope is not defined";
+  const std::string not_summary = "textSummary() is only available in handleSummary()";
+  const std::map<std::string, std::string> expected = {
+      {"init", "init" + common + not_summary + "|true|Class constructor can't be invoked without 'new'|nope is not defined"},
+      {"default", "default" + common + not_summary + later},
+      {"setup", "setup" + common + not_summary + later},
+      {"teardown", "teardown" + common + not_summary + later},
+      {"handleSummary", "handleSummary" + common + "> plain" + later},
+  };
+  for (const auto& [where, line] : expected) {
+    SCOPED_TRACE(where);
+    host_.logs.clear();
+    auto rt = Init("const WHERE = '" + where + "';\n" + probe);
+    ASSERT_TRUE(rt.ok()) << rt.status();
+    if (where != "init") {
+      // The init context imported k6/metrics and k6-summary, used no other.
+      EXPECT_TRUE((*rt)->LibraryLoaded("metrics"));
+      EXPECT_TRUE((*rt)->LibraryLoaded("summary"));
+      for (const char* lib : {"console", "polyfills", "collections", "async"}) EXPECT_FALSE((*rt)->LibraryLoaded(lib)) << lib;
+      if (where == "handleSummary") (*rt)->SetSummaryText("plain\nsecond", "color");
+      ASSERT_TRUE((*rt)->Call(where, std::nullopt, where == "handleSummary").ok());
+    }
+    for (const char* lib : {"console", "polyfills", "collections"}) EXPECT_TRUE((*rt)->LibraryLoaded(lib)) << lib;
+    EXPECT_THAT(host_.logs, ElementsAre(line));
+  }
+  // A VU made from the bundle's bytecode, as agents make them.
+  host_.logs.clear();
+  ASSERT_TRUE(Init("const WHERE = 'default';\n" + probe).ok());
+  auto vu = VuFromBundle(1);
+  ASSERT_TRUE(vu.ok()) << vu.status();
+  EXPECT_FALSE((*vu)->LibraryLoaded("console"));
+  ASSERT_TRUE((*vu)->Call("default", std::nullopt).ok());
+  EXPECT_THAT(host_.logs, ElementsAre(expected.at("default")));
+}
+
+// k6/net/grpc's connect() is native for the parameters scripts pass most;
+// the JS with k6's checks of everything else is loaded on first need, from
+// any context, and words its errors as before (module_grpc.cc,
+// ClientConnectImpl).
+TEST_F(RuntimeTest, ConnectChecksLoadOnFirstNeedWithK6Texts) {
+  const std::string script = R"(
+import grpc from 'k6/net/grpc';
+const c = new grpc.Client();
+function probe() {
+  const out = [WHERE, typeof c.connect, c.connect.length, JSON.stringify(c.connect.name)];
+  for (const p of [{ plaintext: 'yes' }, { timeout: true }, { maxSendSize: -1 }, { tls: { cert: 1 } }, { bogus: 1 }, 'str']) {
+    try { c.connect('127.0.0.1:1', p); } catch (e) { out.push(e.message); }
+  }
+  return out.join('|');
+}
+if (WHERE === 'init') { try { c.connect('127.0.0.1:1', { plaintext: 'yes' }); } catch (e) { console.log(e.message); } }
+export function setup() { if (WHERE === 'setup') console.log(probe()); }
+export default function () { if (WHERE === 'default') console.log(probe()); }
+export function teardown() { if (WHERE === 'teardown') console.log(probe()); }
+export function handleSummary() { if (WHERE === 'handleSummary') console.log(probe()); return {}; }
+)";
+  const std::string texts =
+      "|function|2|\"\""
+      "|invalid grpc.connect() parameters: invalid plaintext value: '\"yes\"', it needs to be boolean"
+      "|invalid timeout value: unable to use type bool as a duration value"
+      "|invalid grpc.connect() parameters: invalid maxSendSize value: '-1, it needs to be a positive integer"
+      "|invalid grpc.connect() parameters: invalid tls cert value: 'map[string]interface {}{\"cert\":1}', it needs to "
+      "be a PEM formatted string"
+      "|invalid grpc.connect() parameters: unknown connect param: \"bogus\""
+      "|invalid grpc.connect() parameters: params must be an object";
+  for (const std::string where : {"init", "default", "setup", "teardown", "handleSummary"}) {
+    SCOPED_TRACE(where);
+    host_.logs.clear();
+    auto rt = Init("const WHERE = '" + where + "';\n" + script);
+    ASSERT_TRUE(rt.ok()) << rt.status();
+    if (where == "init") {
+      EXPECT_THAT(host_.logs, ElementsAre("connecting to a gRPC server in the init context is not supported"));
+      EXPECT_FALSE((*rt)->LibraryLoaded("grpc-connect"));
+      continue;
+    }
+    EXPECT_FALSE((*rt)->LibraryLoaded("grpc-connect"));
+    ASSERT_TRUE((*rt)->Call(where, std::nullopt, where == "handleSummary").ok());
+    EXPECT_TRUE((*rt)->LibraryLoaded("grpc-connect"));
+    EXPECT_THAT(host_.logs, ElementsAre(where + texts));
+  }
+}
+
+// A script (or a bundle's own polyfills) writing a lazily loaded name gets
+// what writing it did when every heap had it: its value, with the
+// property's attributes; a global it sets replaces the library's.
+TEST_F(RuntimeTest, WritingALazyNameKeepsTheScriptsValue) {
+  auto rt = Init(R"(
+const out = [];
+if (!Array.prototype.includes) out.push('missing');
+Array.prototype.includes = function mine() { return 'mine'; };
+Object.defineProperty(String.prototype, 'padStart', { value: function pad() { return 'P'; }, writable: true, configurable: true });
+Object.values = function vals() { return ['V']; };
+Map = function MyMap() { this.m = 1; };
+console = { log: function (x) { out.push('own ' + x); } };
+export default function () {
+  console.log('log');
+  out.push([1].includes(1), 'x'.padStart(3), Object.values({}).join(), new Map().m, 'ab'.padEnd(3, '.'));
+  const e = (o, k) => Object.prototype.propertyIsEnumerable.call(o, k);
+  out.push(e(Array.prototype, 'includes'), e(String.prototype, 'padStart'), e(Object, 'values'), e(Array.prototype, 'find'));
+  for (const k in []) out.push('enumerated ' + k);
+  throw new Error(out.join('|'));
+}
+)");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  absl::StatusOr<std::string> r = (*rt)->Call("default", std::nullopt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("Error: own log|mine|P|V|1|ab.|false|false|false|false"));
+  EXPECT_THAT(host_.logs, ElementsAre());
+}
+
 // The prelude's functions lose the unused prototype objects Duktape gives
 // every function (DropUnusedPrototypes); constructors with members, and
 // every function of the script, keep theirs (an arrow function has none, as
