@@ -40,7 +40,11 @@ TEST_F(RunTest, SeedScriptPassesItsChecksAndExitsZero) {
   EXPECT_GT(iterations, 10);
   if (requests > 0) EXPECT_EQ(requests, iterations);
   EXPECT_EQ(summary["metrics"]["checks"]["fails"].get<int>(), 0);
-  EXPECT_EQ(summary["metrics"]["vus"]["value"].get<int>(), 10);  // the running test's VUs, not 0 after it
+  // The running test's VUs, not 0 after it. A sample taken while the VUs
+  // finish their last iterations may count fewer, as k6's (a 1 s ticker
+  // reading the active VUs) does.
+  EXPECT_GE(summary["metrics"]["vus"]["value"].get<int>(), 1);
+  EXPECT_LE(summary["metrics"]["vus"]["value"].get<int>(), 10);
   EXPECT_EQ(summary["metrics"]["vus_max"]["value"].get<int>(), 10);
   EXPECT_EQ(summary["metrics"]["checks"]["value"].get<double>(), 1.0);
   EXPECT_FALSE(summary["metrics"]["grpc_req_duration"]["thresholds"]["p(95)<200"].get<bool>());
