@@ -229,13 +229,22 @@ export function recursions() {
 }
 )";
 
+// What depth 300 through map() gives: under AddressSanitizer, whose frames
+// are several times larger, the VU's 1 MiB stack ends earlier, and the
+// check must still make it a RangeError rather than a crash.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr char kMap300[] = "map300 (ok 300|RangeError)";
+#else
+constexpr char kMap300[] = "map300 ok 300";
+#endif
+
 TEST_F(RobustnessTest, DeepNativeRecursionInAnIterationIsARangeError) {
   testutil::RunResult run = RunScript("deep.js", std::string(kRecursions) + R"(
 export const options = { iterations: 2 };
 export default function () { console.log(recursions()); }
 )");
   EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
-  EXPECT_THAT(run.stderr_text, HasSubstr("map300 ok 300"));
+  EXPECT_THAT(run.stderr_text, ContainsRegex(kMap300));
   EXPECT_THAT(run.stderr_text, HasSubstr("json1000 ok 6002"));
   for (const char* deep : {"map1e6 RangeError", "json1e5 RangeError", "getter RangeError", "proxy RangeError",
                            "toString RangeError", "sort RangeError"}) {
@@ -254,7 +263,7 @@ down(0);
 export default function () {}
 )");
   EXPECT_EQ(init.exit_code, 107) << init.stderr_text;
-  EXPECT_THAT(init.stderr_text, HasSubstr("map300 ok 300"));
+  EXPECT_THAT(init.stderr_text, ContainsRegex(kMap300));
   EXPECT_THAT(init.stderr_text, HasSubstr("RangeError"));
   testutil::RunResult setup = RunScript("deep_setup.js", std::string(kRecursions) + R"(
 export const options = { iterations: 1 };
@@ -262,7 +271,7 @@ export function setup() { console.log(recursions()); return JSON.parse(new Array
 export default function (data) { console.log('data depth ok', Array.isArray(data)); }
 )");
   EXPECT_EQ(setup.exit_code, 0) << setup.stderr_text;
-  EXPECT_THAT(setup.stderr_text, HasSubstr("map300 ok 300"));
+  EXPECT_THAT(setup.stderr_text, ContainsRegex(kMap300));
   EXPECT_THAT(setup.stderr_text, HasSubstr("sort RangeError"));
   EXPECT_THAT(setup.stderr_text, HasSubstr("data depth ok true"));
 }
