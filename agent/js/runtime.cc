@@ -27,6 +27,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/paths.h"
+#include "common/summary_outputs.h"
 #include "common/status_macros.h"
 
 namespace barrage::agent::js {
@@ -1107,6 +1108,35 @@ std::vector<std::string> Runtime::ExportedFunctions() {
   return out;
 }
 
+namespace {
+
+// handleSummary's binary values (ArrayBuffer, typed arrays) as
+// {kSummaryBytesKey: base64} objects, so that JSON carries their bytes
+// (common/summary_outputs.h). Other values are left for the controller to
+// judge, with k6's texts.
+void EncodeBinarySummaryOutputs(duk_context* c, duk_idx_t obj) {
+  obj = duk_normalize_index(c, obj);
+  duk_enum(c, obj, DUK_ENUM_OWN_PROPERTIES_ONLY);
+  while (duk_next(c, -1, /*get_value=*/1)) {  // [enum key value]
+    if (duk_is_buffer_data(c, -1)) {
+      duk_size_t size = 0;
+      const void* bytes = duk_get_buffer_data(c, -1, &size);
+      const std::string base64 = absl::Base64Escape(
+          absl::string_view(bytes == nullptr ? "" : static_cast<const char*>(bytes), bytes == nullptr ? 0 : size));
+      duk_push_object(c);
+      duk_push_lstring(c, base64.data(), base64.size());
+      duk_put_prop_string(c, -2, kSummaryBytesKey);
+      duk_dup(c, -3);
+      duk_swap(c, -1, -2);  // [enum key value key wrapper]
+      duk_put_prop(c, obj);
+    }
+    duk_pop_2(c);
+  }
+  duk_pop(c);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> Runtime::Call(const std::string& name,
                                           const std::optional<std::string>& data_json,
                                           bool want_result) {
@@ -1142,6 +1172,9 @@ absl::StatusOr<std::string> Runtime::Call(const std::string& name,
     duk_get_prop_string(c, -3, "setupData");
     duk_call(c, 1);
     if (want_result && !duk_is_undefined(c, -1)) {
+      if (name == "handleSummary" && duk_is_object(c, -1) && !duk_is_array(c, -1)) {
+        EncodeBinarySummaryOutputs(c, -1);
+      }
       duk_json_encode(c, -1);
       result = GetUtf8(c, -1);
     }

@@ -7,11 +7,16 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/summary_outputs.h"
 #include "controller/cli/exit_codes.h"
 #include "controller/cli/signals.h"
 #include "controller/summary.h"
@@ -51,9 +56,49 @@ std::string DroppedLine(const metrics::MergeReport& dropped) {
 }
 
 // Writes handleSummary()'s outputs: "stdout", "stderr" or a file path.
-void WriteSummaryOutputs(const nlohmann::json& outputs) {
+// The Go type k6 names for a value handleSummary() may not return.
+std::string GoTypeName(const nlohmann::json& v) {
+  if (v.is_null()) return "<nil>";
+  if (v.is_boolean()) return "bool";
+  if (v.is_number_integer() || v.is_number_unsigned()) return "int64";
+  if (v.is_number()) {
+    const double d = v.get<double>();
+    return d == static_cast<double>(static_cast<int64_t>(d)) ? "int64" : "float64";
+  }
+  if (v.is_array()) return "[]interface {}";
+  return "map[string]interface {}";
+}
+
+// Each output's content: a string as it is, an ArrayBuffer's bytes (sent
+// as {kSummaryBytesKey: base64}); anything else is k6's error, and then
+// nothing is written, as k6 checks every value before writing any.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SummaryOutputContents(
+    const nlohmann::json& outputs) {
+  std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [key, value] : outputs.items()) {
-    const std::string content = value.is_string() ? value.get<std::string>() : value.dump();
+    std::string content;
+    if (value.is_string()) {
+      content = value.get<std::string>();
+    } else if (value.is_object() && value.size() == 1 && value.contains(kSummaryBytesKey) &&
+               value[kSummaryBytesKey].is_string() &&
+               absl::Base64Unescape(value[kSummaryBytesKey].get<std::string>(), &content)) {
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("error handling summary object ", key, ": invalid type ",
+                                                     GoTypeName(value), ", it needs to be a string or ArrayBuffer"));
+    }
+    out.emplace_back(key, std::move(content));
+  }
+  return out;
+}
+
+void WriteSummaryOutputs(const nlohmann::json& outputs) {
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> contents = SummaryOutputContents(outputs);
+  if (!contents.ok()) {
+    barrage::Log(Severity::kError, "failed to handle the end-of-test summary",
+                 {{"error", std::string(contents.status().message())}});
+    return;
+  }
+  for (const auto& [key, content] : *contents) {
     if (key == "stdout" || key == "stderr") {
       FILE* stream = key == "stdout" ? stdout : stderr;
       fwrite(content.data(), 1, content.size(), stream);

@@ -582,6 +582,35 @@ TEST_F(RunTest, AFailingHandleSummaryFallsBackToTheDefaultSummary) {
   EXPECT_THAT(run.stderr_text, HasSubstr("handleSummary(): cannot write /nonexistent-dir/x.txt"));
 }
 
+// k6's handleSummary values: strings and ArrayBuffers (bytes as they are,
+// NUL and 0xFF included); any other value is k6's error for that key, and
+// then no output at all is written (k6 checks them all first).
+TEST_F(RunTest, HandleSummaryWritesArrayBufferBytesAndRefusesOtherTypesWithK6sText) {
+  testutil::RunResult run = Barrage({"-q", Write("hs_bytes.js", R"(export default () => {};
+export function handleSummary() {
+  return { [__ENV.DIR + '/bytes.bin']: new Uint8Array([104, 105, 0, 255]).buffer, [__ENV.DIR + '/text.txt']: 'ok 😀' };
+}
+)"), "-e", "DIR=" + dir_});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  std::ifstream bytes(dir_ + "/bytes.bin", std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(bytes)), std::istreambuf_iterator<char>()),
+            std::string("hi\0\xff", 4));
+  std::ifstream text(dir_ + "/text.txt");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(text)), std::istreambuf_iterator<char>()), "ok 😀");
+
+  for (const auto& [value, type] : std::vector<std::pair<std::string, std::string>>{
+           {"42", "int64"}, {"1.5", "float64"}, {"true", "bool"}, {"null", "<nil>"}, {"{ a: 1 }", "map[string]interface {}"},
+           {"[1]", "[]interface {}"}}) {
+    run = Barrage({"-q", Write("hs_bad.js", "export default () => {};\nexport function handleSummary() { return { [__ENV.DIR + "
+                                            "'/good.txt']: 'x', 'bad.txt': " + value + " }; }\n"), "-e", "DIR=" + dir_});
+    EXPECT_EQ(run.exit_code, 0) << value;
+    EXPECT_THAT(run.stderr_text, HasSubstr("failed to handle the end-of-test summary")) << value;
+    EXPECT_THAT(run.stderr_text, HasSubstr("error handling summary object bad.txt: invalid type " + type +
+                                           ", it needs to be a string or ArrayBuffer")) << value;
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/good.txt")) << value;
+  }
+}
+
 struct BadInput {
   std::string name;
   std::string script;            // written as bad.js beside definitions/
