@@ -270,10 +270,16 @@ export const options = { iterations: 1 };
 export function setup() { console.log(recursions()); return JSON.parse(new Array(5001).join('[') + new Array(5001).join(']')); }
 export default function (data) { console.log('data depth ok', Array.isArray(data)); }
 )");
-  EXPECT_EQ(setup.exit_code, 0) << setup.stderr_text;
   EXPECT_THAT(setup.stderr_text, ContainsRegex(kMap300));
   EXPECT_THAT(setup.stderr_text, HasSubstr("sort RangeError"));
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's larger frames: setup()'s 5,000-deep result may be a RangeError
+  // (a script error, 107) on the same stack; never a crash.
+  EXPECT_THAT(setup.exit_code, ::testing::AnyOf(0, 107)) << setup.stderr_text;
+#else
+  EXPECT_EQ(setup.exit_code, 0) << setup.stderr_text;
   EXPECT_THAT(setup.stderr_text, HasSubstr("data depth ok true"));
+#endif
 }
 
 // Emoji leave the heap as UTF-8 (a strict server would refuse the CESU-8
