@@ -56,26 +56,32 @@ constexpr char kTransformFn[] = R"JS(
 (function () {
 function arrowsAsMethods(babel) {
   var t = babel.types, keys = t.VISITOR_KEYS;
+  // Calls visit(child, replace) for each node directly under `node`;
+  // replace(x) puts x in the child's place.
+  function eachChild(node, visit) {
+    var fields = keys[node.type];
+    if (!fields) return;
+    fields.forEach(function (field) {
+      var child = node[field];
+      if (Array.isArray(child)) {
+        child.forEach(function (c, j) {
+          if (c !== null && typeof c === 'object') visit(c, function (x) { child[j] = x; });
+        });
+      } else if (child !== null && typeof child === 'object') {
+        visit(child, function (x) { node[field] = x; });
+      }
+    });
+  }
   // Whether an identifier spelled `name` occurs under `root` (property names
   // and inner bindings count too: a false yes only keeps a function as is).
   function mentions(root, name) {
-    var stack = [root];
-    while (stack.length > 0) {
-      var node = stack.pop(), fields = keys[node.type];
-      if (node.type === 'Identifier' && node.name === name) return true;
-      if (!fields) continue;
-      for (var i = 0; i < fields.length; i++) {
-        var child = node[fields[i]];
-        if (Array.isArray(child)) {
-          for (var j = 0; j < child.length; j++) {
-            if (child[j] !== null && typeof child[j] === 'object') stack.push(child[j]);
-          }
-        } else if (child !== null && typeof child === 'object') {
-          stack.push(child);
-        }
-      }
+    var stack = [root], found = false;
+    while (stack.length > 0 && !found) {
+      var node = stack.pop();
+      if (node.type === 'Identifier' && node.name === name) found = true;
+      eachChild(node, function (child) { stack.push(child); });
     }
-    return false;
+    return found;
   }
   function convertible(node) {
     if (node === null || typeof node !== 'object' || node.type !== 'FunctionExpression' || !node.shadow ||
@@ -102,20 +108,10 @@ function arrowsAsMethods(babel) {
     post: function (file) {
       var stack = [file.ast.program];
       while (stack.length > 0) {
-        var node = stack.pop(), fields = keys[node.type];
-        if (!fields) continue;
-        for (var i = 0; i < fields.length; i++) {
-          var child = node[fields[i]];
-          if (Array.isArray(child)) {
-            for (var j = 0; j < child.length; j++) {
-              if (convertible(child[j])) child[j] = asMethod(child[j]);
-              if (child[j] !== null && typeof child[j] === 'object') stack.push(child[j]);
-            }
-          } else if (child !== null && typeof child === 'object') {
-            if (convertible(child)) child = node[fields[i]] = asMethod(child);
-            stack.push(child);
-          }
-        }
+        eachChild(stack.pop(), function (child, replace) {
+          if (convertible(child)) replace(child = asMethod(child));
+          stack.push(child);
+        });
       }
     }
   };
